@@ -1,0 +1,135 @@
+"""The mpox-train CLI end to end, as a user runs it (subprocesses, real images)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+FAST = [
+    "--input-size",
+    "64",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "16",
+    "--num-workers",
+    "0",
+    "--warmup-epochs",
+    "1",
+]
+
+
+def run(*args, ok=True):
+    proc = subprocess.run(
+        [sys.executable, "-m", "train_host.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if ok:
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+def test_cv_then_evaluate(small_msid, tmp_path):
+    out = tmp_path / "cv"
+    proc = run("cv", "--data", small_msid, "--folds", "2", "--out", out, *FAST)
+    assert "grouped 2-fold AUC" in proc.stdout
+    summary = json.loads((out / "cv.json").read_text())
+    assert summary["folds"] == 2 and summary["grouped"] is True
+    assert len(summary["auc_per_fold"]) == 2
+    assert 0.0 <= summary["auc_mean"] <= 1.0
+    assert summary["pooled"]["n"] == 48
+    for name in (
+        "cv_roc_pooled.png",
+        "cv_folds.png",
+        "cv_report.md",
+        "fold1/best.pt",
+        "fold2/report.md",
+    ):
+        assert (out / name).stat().st_size > 0
+    held = [json.loads((out / f"fold{i}" / "split.json").read_text()) for i in (1, 2)]
+    assert set(held[0]["test"]).isdisjoint(held[1]["test"])
+
+    ev = tmp_path / "eval"
+    proc = run(
+        "evaluate",
+        "--checkpoint",
+        out / "fold1" / "best.pt",
+        "--data",
+        small_msid,
+        "--split",
+        out / "fold1" / "split.json",
+        "--subset",
+        "test",
+        "--out",
+        ev,
+    )
+    metrics = json.loads((ev / "metrics.json").read_text())
+    assert metrics["folder"]["screening"]["n"] == len(held[0]["test"])
+    assert (ev / "roc.png").stat().st_size > 0 and "AUC" in proc.stdout
+
+
+def test_models_lists_params_and_macs():
+    rows = json.loads(run("models", "--json").stdout)
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["micrompoxnet"]["input_size"] == 128
+    assert by_name["mobilenet_v2"]["macs"] > 250e6
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["fit", "--data", "/nonexistent", "--out", "x"], "data folder not found"),
+        (["fit", "--model", "alexnet9000", "--out", "x"], "unknown model"),
+        (["fit", "--epochs", "0", "--out", "x"], "--epochs must be at least 1"),
+        (["evaluate", "--checkpoint", "missing.pt", "--out", "x"], "checkpoint not found"),
+        (["fit", "--optimizer", "adam", "--out", "x"], "invalid choice"),
+        (["cv", "--folds", "1", "--limit-per-class", "3", "--out", "x"], "k-fold needs"),
+    ],
+)
+def test_bad_input_gets_one_line_error(args, message, msid, tmp_path):
+    proc = run(*args, ok=False)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1
+
+
+def test_torchrun_two_processes_gloo(small_msid, tmp_path):
+    """DistributedDataParallel on CPU with gloo, 4-class task, no code changes."""
+    out = tmp_path / "ddp"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "train_host.cli",
+            "fit",
+            "--data",
+            small_msid,
+            "--task",
+            "multiclass",
+            "--out",
+            out,
+            *FAST,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import torch
+
+    ckpt = torch.load(out / "best.pt", weights_only=True)
+    assert ckpt["trained_on"]["world_size"] == 2
+    assert ckpt["class_names"] == ["chickenpox", "measles", "mpox", "normal"]
+    assert (out / "confusion_multiclass.png").stat().st_size > 0
+    assert len((out / "history.jsonl").read_text().splitlines()) == 2  # one writer, not two

@@ -1,0 +1,82 @@
+"""Real training on real images (small, so CI stays fast)."""
+
+import json
+
+import pytest
+import torch
+from conftest import copy_subset
+
+from train_host import checkpoint
+from train_host.data import load_dataset
+from train_host.evaluate import calibrate_and_evaluate
+from train_host.grouping import make_split, near_duplicate_groups
+from train_host.train import TrainConfig, Trainer
+
+pytestmark = pytest.mark.slow
+
+
+def _fast_cfg(**kw) -> TrainConfig:
+    base = dict(
+        input_size=64,
+        epochs=12,
+        batch_size=16,
+        lr=3e-3,
+        warmup_epochs=1,
+        patience=12,
+        num_workers=0,
+        seed=0,
+    )
+    return TrainConfig(**{**base, **kw})
+
+
+def test_short_training_beats_chance_on_held_out_images(msid, tmp_path):
+    root = copy_subset(
+        msid, tmp_path / "data", {"mpox": 60, "chickenpox": 40, "measles": 40, "normal": 60}
+    )
+    data = load_dataset(root, "binary")
+    split = make_split(
+        data.relpaths(),
+        data.labels,
+        near_duplicate_groups(data.images),
+        seed=0,
+        val_fraction=0.2,
+        test_fraction=0.3,
+    )
+    trainer = Trainer(_fast_cfg(), data, split, tmp_path / "run")
+    best = trainer.run()
+    res = calibrate_and_evaluate(
+        best, data.subset(split.val), data.subset(split.test), tmp_path / "run", trainer.history
+    )
+    test = res["test"]["screening"]
+    assert test["n"] >= 55
+    assert test["auc_ci95"][0] > 0.5, f"held-out AUC {test['auc']:.3f} {test['auc_ci95']}"
+    for name in (
+        "roc.png",
+        "confusion.png",
+        "reliability.png",
+        "curves.png",
+        "report.md",
+        "metrics.json",
+        "split.json",
+        "history.jsonl",
+    ):
+        assert (tmp_path / "run" / name).stat().st_size > 0
+    model, ckpt = checkpoint.load_model(best)
+    assert ckpt["threshold"]["value"] == res["threshold"]["value"]
+    assert ckpt["data"]["test"] == len(split.test)
+    assert not any(p.requires_grad and torch.isnan(p).any() for p in model.parameters())
+
+
+def test_resume_continues_where_it_stopped(small_msid, tmp_path):
+    data = load_dataset(small_msid, "binary")
+    split = make_split(
+        data.relpaths(), data.labels, near_duplicate_groups(data.images), 0, 0.25, 0.0
+    )
+    out = tmp_path / "run"
+    Trainer(_fast_cfg(epochs=2), data, split, out).run()
+    first = (out / "history.jsonl").read_text().splitlines()
+    Trainer(_fast_cfg(epochs=3), data, split, out, resume=True).run()
+    lines = [json.loads(s) for s in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in lines] == [1, 2, 3]
+    assert [json.dumps(h) for h in lines[:2]] == first
+    assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 3

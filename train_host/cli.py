@@ -1,0 +1,238 @@
+"""`mpox-train`: fit, cv, evaluate and models. User errors print one line and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from train_host import UserError
+
+log = logging.getLogger("mpox-train")
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="folder of class folders (default: $MPOX_DATA or ../shared/data/msid)",
+    )
+    p.add_argument(
+        "--task",
+        choices=["binary", "multiclass"],
+        default="binary",
+        help="binary: mpox vs all other folders; multiclass: one class per folder",
+    )
+    p.add_argument("--limit-per-class", type=int, default=None, help="use at most N images/class")
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model and training")
+    g.add_argument(
+        "--model", default="micrompoxnet", help="registered model (see `mpox-train models`)"
+    )
+    g.add_argument("--input-size", type=int, default=None, help="input side in px (model default)")
+    g.add_argument("--width", type=float, default=None, help="micrompoxnet channel multiplier")
+    g.add_argument("--dropout", type=float, default=None, help="dropout before the linear head")
+    g.add_argument("--weights", default=None, help="local backbone state dict (no downloads)")
+    g.add_argument("--epochs", type=int, default=60)
+    g.add_argument("--batch-size", type=int, default=32)
+    g.add_argument("--optimizer", choices=["adamw", "sgd", "rmsprop"], default="adamw")
+    g.add_argument("--lr", type=float, default=2e-3)
+    g.add_argument("--weight-decay", type=float, default=0.05)
+    g.add_argument("--warmup-epochs", type=int, default=3)
+    g.add_argument("--label-smoothing", type=float, default=0.1)
+    g.add_argument(
+        "--balance",
+        choices=["weight", "sampler", "none"],
+        default="weight",
+        help="class-weighted loss, balanced sampling, or neither",
+    )
+    g.add_argument("--augment", type=float, default=1.0, help="augmentation strength (0 = none)")
+    g.add_argument("--clahe", action="store_true", help="add random CLAHE to the augmentation")
+    g.add_argument("--patience", type=int, default=15, help="early stop after N epochs w/o gain")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--num-workers", type=int, default=1, help="data-loader worker processes")
+    g.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        default="auto",
+        help="training arithmetic; auto = bf16 autocast where the CPU/GPU has it",
+    )
+    g.add_argument("--val-fraction", type=float, default=0.15)
+    g.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mpox-train",
+        description="Train and evaluate Mpox screening models on folders of labelled photos.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "fit",
+        help="train one model on a grouped train/val/test split",
+        description="Train one model. The split keeps pHash near-duplicates on one "
+        "side; the threshold is chosen on val; the report is on test.",
+    )
+    _add_data_args(p)
+    _add_train_args(p)
+    p.add_argument("--test-fraction", type=float, default=0.15)
+    p.add_argument("--split", type=Path, default=None, help="reuse a split.json from another run")
+    p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, reports)")
+
+    p = sub.add_parser(
+        "cv",
+        help="grouped stratified k-fold cross-validation",
+        description="Train k models on grouped, stratified folds; report mean +- sd "
+        "and pooled out-of-fold AUC.",
+    )
+    _add_data_args(p)
+    _add_train_args(p)
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate a checkpoint on a labelled folder",
+        description="Evaluate at the checkpoint's validation-chosen threshold.",
+    )
+    p.add_argument("--checkpoint", type=Path, required=True)
+    _add_data_args(p)
+    p.add_argument("--split", type=Path, default=None, help="only the images of one split part")
+    p.add_argument("--subset", choices=["train", "val", "test"], default="test")
+    p.add_argument("--out", type=Path, required=True)
+
+    p = sub.add_parser("models", help="list registered models with parameters and MACs")
+    p.add_argument("--num-classes", type=int, default=2)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+def _load(args):
+    from train_host.data import default_data_dir, load_dataset
+
+    root = args.data or default_data_dir()
+    if args.limit_per_class is not None and args.limit_per_class < 1:
+        raise UserError("--limit-per-class must be at least 1")
+    data = load_dataset(root, args.task, args.limit_per_class)
+    log.info("loaded %d images from %s (%s: %s)", len(data), root, data.task, data.class_names)
+    return data
+
+
+def _config(args):
+    from train_host.train import TrainConfig
+
+    names = {f.name for f in fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+    cfg.validate()
+    return cfg
+
+
+def cmd_fit(args) -> None:
+    from train_host import distributed
+    from train_host.evaluate import calibrate_and_evaluate
+    from train_host.grouping import Split, make_split, near_duplicate_groups
+    from train_host.train import Trainer
+
+    cfg, data = _config(args), _load(args)
+    if args.split:
+        split = Split.load(args.split)
+        if split.files != data.relpaths():
+            raise UserError(f"{args.split} lists other files than {data.root}")
+    else:
+        groups = near_duplicate_groups(data.images)
+        split = make_split(
+            data.relpaths(), data.labels, groups, cfg.seed, args.val_fraction, args.test_fraction
+        )
+    trainer = Trainer(cfg, data, split, args.out, resume=args.resume)
+    best = trainer.run()
+    if distributed.setup().main:
+        res = calibrate_and_evaluate(
+            best, data.subset(split.val), data.subset(split.test), args.out, trainer.history
+        )
+        name = "test" if "test" in res else "val"
+        s = res[name]["screening"]
+        print(
+            f"{name}: AUC {s['auc']:.3f} sensitivity {s['sensitivity']:.3f} specificity "
+            f"{s['specificity']:.3f} at threshold {s['threshold']:.3f}; "
+            f"report: {args.out}/report.md"
+        )
+
+
+def cmd_cv(args) -> None:
+    from train_host.cv import cross_validate
+    from train_host.grouping import near_duplicate_groups
+
+    cfg, data = _config(args), _load(args)
+    groups = near_duplicate_groups(data.images)
+    s = cross_validate(cfg, data, groups, args.out, args.folds, args.val_fraction, args.resume)
+    if s is not None:
+        print(
+            f"grouped {args.folds}-fold AUC {s['auc_mean']:.3f} +- {s['auc_sd']:.3f}, pooled "
+            f"{s['pooled']['auc']:.3f}; report: {args.out}/cv_report.md"
+        )
+
+
+def cmd_evaluate(args) -> None:
+    from train_host.evaluate import evaluate_checkpoint
+    from train_host.grouping import Split
+
+    data = _load(args)
+    if args.split:
+        split = Split.load(args.split)
+        wanted = {split.files[i] for i in getattr(split, args.subset)}
+        data = data.subset([i for i, f in enumerate(data.relpaths()) if f in wanted])
+        if not len(data):
+            raise UserError(f"no image of {args.split}'s {args.subset} part is in {data.root}")
+    res = evaluate_checkpoint(args.checkpoint, data, args.out)
+    s = res["folder"]["screening"]
+    print(
+        f"AUC {s['auc']:.3f} sensitivity {s['sensitivity']:.3f} specificity "
+        f"{s['specificity']:.3f} on {s['n']} images; report: {args.out}/report.md"
+    )
+
+
+def cmd_models(args) -> None:
+    from train_host.profile import profile_all
+
+    rows = profile_all(args.num_classes)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return
+    print(f"{'model':<20} {'input':>5} {'params (M)':>10} {'MACs (M)':>9}  pretrained")
+    for r in rows:
+        print(
+            f"{r['name']:<20} {r['input_size']:>5} {r['params'] / 1e6:>10.3f} "
+            f"{r['macs'] / 1e6:>9.1f}  {r['pretrained']}"
+        )
+
+
+COMMANDS = {"fit": cmd_fit, "cv": cmd_cv, "evaluate": cmd_evaluate, "models": cmd_models}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        COMMANDS[args.command](args)
+    except UserError as exc:
+        print(f"mpox-train: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mpox-train: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        from train_host import distributed
+
+        distributed.teardown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

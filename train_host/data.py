@@ -1,0 +1,155 @@
+"""Image folders -> labelled, decoded samples.
+
+A dataset is any folder of class folders. Images are decoded once (EXIF orientation applied,
+grey/RGBA/palette converted to RGB) and kept in memory: the sets this kit trains on are small,
+and decoding once keeps 2-core training CPU-bound on the model, not on PNG decoding.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from train_host import UserError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+POSITIVE_CLASS = "mpox"
+NEGATIVE_CLASS = "other"
+TASKS = ("binary", "multiclass")
+DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "msid"
+
+
+def default_data_dir() -> Path:
+    """`MPOX_DATA` if set, else the shared MSID copy beside the checkout."""
+    return Path(os.environ.get("MPOX_DATA", DEFAULT_DATA))
+
+
+@dataclass
+class Dataset:
+    """Decoded images with labels for one task; `source_labels` keep the folder names."""
+
+    paths: list[Path]
+    images: list[np.ndarray]  # HxWx3 uint8 RGB
+    labels: np.ndarray  # int64 index into class_names
+    source_labels: list[str]
+    class_names: list[str]
+    task: str
+    root: Path
+    skipped: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def positive_index(self) -> int:
+        return self.class_names.index(POSITIVE_CLASS)
+
+    def binary_targets(self) -> np.ndarray:
+        """1 for the positive class (mpox), 0 otherwise, whatever the task."""
+        return (self.labels == self.positive_index).astype(np.int64)
+
+    def subset(self, idx: np.ndarray | list[int]) -> Dataset:
+        idx = list(map(int, idx))
+        return Dataset(
+            paths=[self.paths[i] for i in idx],
+            images=[self.images[i] for i in idx],
+            labels=self.labels[idx],
+            source_labels=[self.source_labels[i] for i in idx],
+            class_names=self.class_names,
+            task=self.task,
+            root=self.root,
+        )
+
+    def relpaths(self) -> list[str]:
+        return [p.relative_to(self.root).as_posix() for p in self.paths]
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """Decode one image as RGB uint8, EXIF orientation applied, alpha composited on white."""
+    with Image.open(path) as im:
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
+            im = im.convert("RGBA")
+            background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(background, im)
+        return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+
+
+def class_names_for(task: str, folders: list[str]) -> list[str]:
+    if task not in TASKS:
+        raise UserError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    if POSITIVE_CLASS not in folders:
+        raise UserError(f"no '{POSITIVE_CLASS}' class folder among {folders}")
+    if task == "binary":
+        return [NEGATIVE_CLASS, POSITIVE_CLASS]
+    return sorted(folders)
+
+
+def scan(root: Path) -> list[tuple[Path, str]]:
+    """(image path, class folder) pairs, sorted for reproducibility."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"data folder not found: {root}")
+    folders = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    items = [
+        (p, d.name)
+        for d in folders
+        for p in sorted(d.iterdir())
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    ]
+    if not items:
+        raise UserError(f"no PNG/JPEG images in class folders under {root}")
+    return items
+
+
+def load_dataset(root: Path, task: str = "binary", limit_per_class: int | None = None) -> Dataset:
+    """Load every readable image; unreadable ones are listed in one warning and skipped."""
+    root = Path(root)
+    items = scan(root)
+    class_names = class_names_for(task, sorted({c for _, c in items}))
+    if limit_per_class is not None:
+        items = _first_n_per_class(items, limit_per_class)
+    paths, images, labels, sources, skipped = [], [], [], [], []
+    for path, cls in items:
+        try:
+            img = load_rgb(path)
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+            skipped.append(f"{path.relative_to(root)} ({type(exc).__name__})")
+            continue
+        paths.append(path)
+        images.append(img)
+        sources.append(cls)
+        label = cls if task == "multiclass" else (cls if cls == POSITIVE_CLASS else NEGATIVE_CLASS)
+        labels.append(class_names.index(label))
+    if skipped:
+        log.warning("skipped %d unreadable image(s): %s", len(skipped), "; ".join(skipped))
+    if not paths:
+        raise UserError(f"none of the images under {root} could be read")
+    return Dataset(
+        paths=paths,
+        images=images,
+        labels=np.asarray(labels, dtype=np.int64),
+        source_labels=sources,
+        class_names=class_names,
+        task=task,
+        root=root,
+        skipped=skipped,
+    )
+
+
+def _first_n_per_class(items: list[tuple[Path, str]], n: int) -> list[tuple[Path, str]]:
+    counts: dict[str, int] = {}
+    kept = []
+    for path, cls in items:
+        if counts.get(cls, 0) < n:
+            kept.append((path, cls))
+            counts[cls] = counts.get(cls, 0) + 1
+    return kept

@@ -1,0 +1,370 @@
+"""Training loop: one code path for a single process and for torchrun/DDP."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from tqdm import tqdm
+
+from train_host import UserError, checkpoint, distributed
+from train_host.augment import train_transform
+from train_host.data import Dataset
+from train_host.evaluate import predict
+from train_host.grouping import Split
+from train_host.models import create_model, get_spec
+from train_host.models.efficientnet_lite import LITE0_MEAN, LITE0_STD
+from train_host.preprocess import PreprocessSpec
+
+log = logging.getLogger(__name__)
+OPTIMIZERS = ("adamw", "sgd", "rmsprop")
+BALANCING = ("weight", "sampler", "none")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def cpu_has_bf16() -> bool:
+    """AMX or AVX512-BF16: bf16 autocast then trains MicroMPoxNet about 2.5x faster on 2 cores."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """bf16 mixed precision where the hardware runs it natively; None = plain fp32."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16" or device.type == "cuda" or cpu_has_bf16():
+        return torch.bfloat16
+    return None
+
+
+@dataclass
+class TrainConfig:
+    model: str = "micrompoxnet"
+    input_size: int | None = None
+    width: float | None = None
+    dropout: float | None = None
+    weights: str | None = None
+    epochs: int = 60
+    batch_size: int = 32
+    optimizer: str = "adamw"
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_epochs: int = 3
+    label_smoothing: float = 0.1
+    balance: str = "weight"
+    augment: float = 1.0
+    clahe: bool = False
+    patience: int = 15
+    seed: int = 0
+    num_workers: int = 1
+    precision: str = "auto"
+    extra: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        get_spec(self.model)
+        if self.optimizer not in OPTIMIZERS:
+            raise UserError(f"unknown optimizer {self.optimizer!r}; choose {', '.join(OPTIMIZERS)}")
+        if self.balance not in BALANCING:
+            raise UserError(f"unknown balancing {self.balance!r}; choose {', '.join(BALANCING)}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.lr <= 0:
+            raise UserError("--lr must be positive")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"unknown precision {self.precision!r}; choose {', '.join(PRECISIONS)}")
+
+    def model_kwargs(self) -> dict:
+        kw = {k: getattr(self, k) for k in ("width", "dropout") if getattr(self, k) is not None}
+        if "width" in kw and self.model != "micrompoxnet":
+            raise UserError("--width applies to micrompoxnet only")
+        return kw
+
+    def preprocess_spec(self) -> PreprocessSpec:
+        size = self.input_size or get_spec(self.model).default_input_size
+        if self.model == "efficientnet_lite0":
+            return PreprocessSpec(size, mean=LITE0_MEAN, std=LITE0_STD)
+        return PreprocessSpec(size)
+
+
+class AugmentedImages(torch.utils.data.Dataset):
+    def __init__(self, data: Dataset, transform):
+        self.data, self.transform = data, transform
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int):
+        img = torch.from_numpy(self.data.images[i]).permute(2, 0, 1).contiguous()
+        return self.transform(img), int(self.data.labels[i])
+
+
+class BalancedSampler(Sampler[int]):
+    """Class-balanced draws with replacement, sharded across DDP ranks (seeded per epoch)."""
+
+    def __init__(self, labels: np.ndarray, seed: int, rank: int = 0, world: int = 1):
+        counts = np.bincount(labels)
+        self.weights = torch.as_tensor(1.0 / counts[labels], dtype=torch.double)
+        self.num = math.ceil(len(labels) / world)
+        self.seed, self.rank, self.epoch = seed, rank, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 7919 + self.epoch * 104729 + self.rank)
+        return iter(torch.multinomial(self.weights, self.num, True, generator=g).tolist())
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(groups, lr=cfg.lr, alpha=0.9, momentum=0.9, eps=1e-3)
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int):
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def class_weights(labels: np.ndarray, k: int) -> torch.Tensor:
+    counts = np.bincount(labels, minlength=k).astype(np.float64)
+    return torch.as_tensor(len(labels) / (k * np.maximum(counts, 1)), dtype=torch.float32)
+
+
+@dataclass
+class Trainer:
+    """Fits one model on `split.train`, early-stops on validation AUC, keeps best and last."""
+
+    cfg: TrainConfig
+    data: Dataset
+    split: Split
+    out: Path
+    resume: bool = False
+    history: list[dict] = field(default_factory=list)
+
+    def run(self) -> Path:
+        """Train; returns the path of the best checkpoint (on the main process)."""
+        self.cfg.validate()
+        return self._run(distributed.setup())
+
+    def _run(self, d: distributed.Dist) -> Path:
+        cfg = self.cfg
+        seed_everything(cfg.seed + d.rank)
+        spec = cfg.preprocess_spec()
+        train, val = self.data.subset(self.split.train), self.data.subset(self.split.val)
+        k = len(self.data.class_names)
+        model = create_model(cfg.model, k, spec.size, cfg.weights, **cfg.model_kwargs())
+        model = model.to(d.device, memory_format=torch.channels_last)
+        loader = self._loader(train, spec, d)
+        steps = cfg.epochs * len(loader)
+        opt = build_optimizer(cfg, model)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, warmup_cosine(steps, cfg.warmup_epochs * len(loader))
+        )
+        weight = class_weights(train.labels, k) if cfg.balance == "weight" else None
+        loss_fn = nn.CrossEntropyLoss(
+            weight=None if weight is None else weight.to(d.device),
+            label_smoothing=cfg.label_smoothing,
+        )
+        start, best_auc, stale = 0, -math.inf, 0
+        if self.resume:
+            start, best_auc, stale = self._restore(model, opt, sched)
+        net = DistributedDataParallel(model) if d.enabled else model
+        amp = autocast_dtype(cfg.precision, d.device)
+        if d.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.split.save(self.out / "split.json")
+            (self.out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+        bar = tqdm(total=cfg.epochs, initial=start, desc=f"fit {cfg.model}", disable=not d.main)
+        for epoch in range(start, cfg.epochs):
+            if hasattr(loader.sampler, "set_epoch"):
+                loader.sampler.set_epoch(epoch)
+            t0 = time.perf_counter()
+            train_loss = self._epoch(net, loader, loss_fn, opt, sched, d.device, amp)
+            probs = predict(model, val.images, spec, device=d.device)
+            val_auc = _auc(val.binary_targets(), probs[:, self.data.positive_index])
+            val_loss = _nll(val.labels, probs)
+            # AUC decides; a validation set with one class only falls back to its loss.
+            score = val_auc if not math.isnan(val_auc) else -val_loss
+            improved = score > best_auc
+            best_auc, stale = (score, 0) if improved else (best_auc, stale + 1)
+            record = {
+                "epoch": epoch + 1,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "val_auc": val_auc,
+                "lr": opt.param_groups[0]["lr"],
+                "seconds": round(time.perf_counter() - t0, 2),
+            }
+            if d.main:
+                self._record(record, model, opt, sched, best_auc, stale, improved, spec)
+            bar.update(1)
+            bar.set_postfix(
+                loss=f"{train_loss:.3f}", val_auc=f"{val_auc:.3f}", best=f"{best_auc:.3f}"
+            )
+            if stale >= cfg.patience:
+                if d.main:
+                    log.info(
+                        "early stop at epoch %d: no val AUC gain in %d epochs", epoch + 1, stale
+                    )
+                break
+        bar.close()
+        d.barrier()
+        return self.out / "best.pt"
+
+    def _loader(self, train: Dataset, spec: PreprocessSpec, d: distributed.Dist) -> DataLoader:
+        cfg = self.cfg
+        ds = AugmentedImages(train, train_transform(spec, cfg.augment, cfg.clahe))
+        if cfg.balance == "sampler":
+            sampler: Sampler | None = BalancedSampler(train.labels, cfg.seed, d.rank, d.world)
+        elif d.enabled:
+            sampler = DistributedSampler(ds, d.world, d.rank, shuffle=True, seed=cfg.seed)
+        else:
+            sampler = None
+        g = torch.Generator().manual_seed(cfg.seed + d.rank)
+        return DataLoader(
+            ds,
+            batch_size=cfg.batch_size,
+            shuffle=sampler is None,
+            sampler=sampler,
+            num_workers=cfg.num_workers,
+            persistent_workers=cfg.num_workers > 0,
+            drop_last=len(ds) // d.world > cfg.batch_size,
+            generator=g,
+        )
+
+    @staticmethod
+    def _epoch(net, loader, loss_fn, opt, sched, device, amp: torch.dtype | None) -> float:
+        net.train()
+        total, n = 0.0, 0
+        for x, y in loader:
+            x = x.to(device, memory_format=torch.channels_last)
+            y = y.to(device)
+            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                loss = loss_fn(net(x).float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(y)
+            n += len(y)
+        return total / max(n, 1)
+
+    def _meta(self, spec: PreprocessSpec, epoch: int, val_auc: float) -> dict:
+        d = distributed.setup()
+        return {
+            "trained_on": {"world_size": d.world, "device": str(d.device)},
+            "model": self.cfg.model,
+            "model_kwargs": self.cfg.model_kwargs(),
+            "task": self.data.task,
+            "class_names": self.data.class_names,
+            "positive_class": self.data.class_names[self.data.positive_index],
+            "preprocess": spec.to_dict(),
+            "epoch": epoch,
+            "val_auc": val_auc,
+            "config": asdict(self.cfg),
+            "data": data_provenance(self.data, self.split),
+        }
+
+    def _record(self, record, model, opt, sched, best_auc, stale, improved, spec) -> None:
+        self.history.append(record)
+        with (self.out / "history.jsonl").open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        if improved:
+            checkpoint.save_model(self.out / "best.pt", model, self._meta(spec, *_ev(record)))
+        state = {
+            "model": model.state_dict(),
+            "opt": opt.state_dict(),
+            "sched": sched.state_dict(),
+            "epoch": record["epoch"],
+            "best_auc": best_auc,
+            "stale": stale,
+            "torch_rng": torch.get_rng_state(),
+        }
+        checkpoint.atomic_save(state, self.out / "last.pt")
+
+    def _restore(self, model, opt, sched) -> tuple[int, float, int]:
+        path = self.out / "last.pt"
+        if not path.is_file():
+            raise UserError(f"nothing to resume: {path} does not exist")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        torch.set_rng_state(state["torch_rng"])
+        hist = self.out / "history.jsonl"
+        if hist.is_file():
+            lines = hist.read_text().splitlines()[: state["epoch"]]
+            self.history = [json.loads(line) for line in lines]
+            hist.write_text("".join(line + "\n" for line in lines))
+        log.info("resumed %s at epoch %d", self.out, state["epoch"])
+        return state["epoch"], state["best_auc"], state["stale"]
+
+
+def _ev(record: dict) -> tuple[int, float]:
+    return record["epoch"], record["val_auc"]
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, p)) if y.min() != y.max() else float("nan")
+
+
+def _nll(labels: np.ndarray, probs: np.ndarray) -> float:
+    return float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1)).mean())
+
+
+def data_provenance(data: Dataset, split: Split) -> dict:
+    names, counts = np.unique(data.source_labels, return_counts=True)
+    return {
+        "root": str(data.root),
+        "dataset": data.root.name,
+        "counts": {str(n): int(c) for n, c in zip(names, counts, strict=True)},
+        "train": len(split.train),
+        "val": len(split.val),
+        "test": len(split.test),
+        "groups": len(set(split.groups)),
+        "split_method": split.method,
+        "skipped": data.skipped,
+    }
+
+
+def fit(cfg: TrainConfig, data: Dataset, split: Split, out: Path, resume: bool = False) -> Path:
+    return Trainer(cfg, data, split, out, resume).run()
