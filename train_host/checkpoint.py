@@ -5,9 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import torch
-
-from train_host import UserError, __version__
+from train_host import UserError, __version__, torchfile
 from train_host.models import Classifier, create_model
 from train_host.preprocess import PreprocessSpec
 
@@ -29,7 +27,7 @@ def git_commit() -> str:
 
 
 def save_model(path: Path, model: Classifier, meta: dict) -> None:
-    """Weights plus metadata; writes to a temp file first so a crash never leaves half a file."""
+    """Weights plus the metadata evaluation and export need."""
     payload = {
         "format": FORMAT,
         "host_version": __version__,
@@ -37,23 +35,11 @@ def save_model(path: Path, model: Classifier, meta: dict) -> None:
         **meta,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
-    atomic_save(payload, path)
-
-
-def atomic_save(obj: dict, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    torchfile.save(payload, path)
 
 
 def read(path: Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise UserError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0]}") from exc
+    ckpt = torchfile.load(path, "checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise UserError(f"{path} is not an mpox-screen checkpoint (format {FORMAT})")
     return ckpt

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from train_host import checkpoint, report
+from train_host import checkpoint, report, torchfile
 from train_host.data import Dataset
 from train_host.metrics import (
     binary_metrics,
@@ -75,7 +75,7 @@ def calibrate_and_evaluate(
         held, probs, name = test, score(model, ckpt, test), "test"
         result["test"] = full_metrics(test, probs, thr.value)
     ckpt.update(threshold=result["threshold"], metrics=result)
-    checkpoint.atomic_save(ckpt, ckpt_path)
+    torchfile.save(ckpt, ckpt_path)
     write_outputs(out, ckpt, held, probs, {**result, "reported_on": name}, history)
     return result
 

@@ -17,7 +17,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm import tqdm
 
-from train_host import UserError, checkpoint, distributed
+from train_host import UserError, checkpoint, distributed, torchfile
 from train_host.augment import train_transform
 from train_host.data import Dataset
 from train_host.evaluate import predict
@@ -317,13 +317,10 @@ class Trainer:
             "stale": stale,
             "torch_rng": torch.get_rng_state(),
         }
-        checkpoint.atomic_save(state, self.out / "last.pt")
+        torchfile.save(state, self.out / "last.pt")
 
     def _restore(self, model, opt, sched) -> tuple[int, float, int]:
-        path = self.out / "last.pt"
-        if not path.is_file():
-            raise UserError(f"nothing to resume: {path} does not exist")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torchfile.load(self.out / "last.pt", "checkpoint to resume from")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from train_host import UserError
+from train_host import UserError, torchfile
 
 
 class Classifier(nn.Module):
@@ -84,12 +84,7 @@ def create_model(
 
 def load_backbone_weights(model: Classifier, path: Path) -> None:
     """Load a local state dict into the backbone; the classifier head stays freshly initialised."""
-    if not path.is_file():
-        raise UserError(f"weights file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise UserError(f"cannot read weights file {path}: {exc}") from exc
+    state = torchfile.load(path, "weights file")
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     state = {k.removeprefix("backbone."): v for k, v in state.items()}
     missing, _ = model.backbone.load_state_dict(state, strict=False)
