@@ -23,6 +23,14 @@ class Dist:
     def enabled(self) -> bool:
         return self.world > 1
 
+    def broadcast(self, values: list[float]) -> list[float]:
+        """Rank 0's values, on every rank."""
+        if not self.enabled:
+            return values
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.broadcast(t, src=0)
+        return t.tolist()
+
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()

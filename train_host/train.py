@@ -188,23 +188,8 @@ class Trainer:
         seed_everything(cfg.seed + d.rank)
         spec = cfg.preprocess_spec()
         train, val = self.data.subset(self.split.train), self.data.subset(self.split.val)
-        k = len(self.data.class_names)
-        model = create_model(cfg.model, k, spec.size, cfg.weights, **cfg.model_kwargs())
-        model = model.to(d.device, memory_format=torch.channels_last)
-        loader = self._loader(train, spec, d)
-        steps = cfg.epochs * len(loader)
-        opt = build_optimizer(cfg, model)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, warmup_cosine(steps, cfg.warmup_epochs * len(loader))
-        )
-        weight = class_weights(train.labels, k) if cfg.balance == "weight" else None
-        loss_fn = nn.CrossEntropyLoss(
-            weight=None if weight is None else weight.to(d.device),
-            label_smoothing=cfg.label_smoothing,
-        )
-        start, best_auc, stale = 0, -math.inf, 0
-        if self.resume:
-            start, best_auc, stale = self._restore(model, opt, sched)
+        model, loader, opt, sched, loss_fn = self._build(train, spec, d)
+        start, best, stale = self._restore(model, opt, sched) if self.resume else (0, -math.inf, 0)
         net = DistributedDataParallel(model) if d.enabled else model
         amp = autocast_dtype(cfg.precision, d.device)
         if d.main:
@@ -217,13 +202,11 @@ class Trainer:
                 loader.sampler.set_epoch(epoch)
             t0 = time.perf_counter()
             train_loss = self._epoch(net, loader, loss_fn, opt, sched, d.device, amp)
-            probs = predict(model, val.images, spec, device=d.device)
-            val_auc = _auc(val.binary_targets(), probs[:, self.data.positive_index])
-            val_loss = _nll(val.labels, probs)
+            val_auc, val_loss = self._validate(model, val, spec, d)
             # AUC decides; a validation set with one class only falls back to its loss.
             score = val_auc if not math.isnan(val_auc) else -val_loss
-            improved = score > best_auc
-            best_auc, stale = (score, 0) if improved else (best_auc, stale + 1)
+            improved = score > best
+            best, stale = (score, 0) if improved else (best, stale + 1)
             record = {
                 "epoch": epoch + 1,
                 "train_loss": train_loss,
@@ -233,20 +216,36 @@ class Trainer:
                 "seconds": round(time.perf_counter() - t0, 2),
             }
             if d.main:
-                self._record(record, model, opt, sched, best_auc, stale, improved, spec)
+                self._record(record, model, opt, sched, best, stale, improved, spec)
             bar.update(1)
-            bar.set_postfix(
-                loss=f"{train_loss:.3f}", val_auc=f"{val_auc:.3f}", best=f"{best_auc:.3f}"
-            )
+            bar.set_postfix(loss=f"{train_loss:.3f}", val_auc=f"{val_auc:.3f}", best=f"{best:.3f}")
             if stale >= cfg.patience:
-                if d.main:
-                    log.info(
-                        "early stop at epoch %d: no val AUC gain in %d epochs", epoch + 1, stale
-                    )
+                log.info("early stop at epoch %d: no val AUC gain in %d epochs", epoch + 1, stale)
                 break
         bar.close()
         d.barrier()
         return self.out / "best.pt"
+
+    def _build(self, train: Dataset, spec: PreprocessSpec, d: distributed.Dist):
+        """Model, loader, optimiser, warm-up + cosine schedule (stepped per batch), loss."""
+        cfg, k = self.cfg, len(self.data.class_names)
+        model = create_model(cfg.model, k, spec.size, cfg.weights, **cfg.model_kwargs())
+        model = model.to(d.device, memory_format=torch.channels_last)
+        loader = self._loader(train, spec, d)
+        opt = build_optimizer(cfg, model)
+        schedule = warmup_cosine(cfg.epochs * len(loader), cfg.warmup_epochs * len(loader))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        weight = class_weights(train.labels, k).to(d.device) if cfg.balance == "weight" else None
+        loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+        return model, loader, opt, sched, loss_fn
+
+    def _validate(self, model, val: Dataset, spec, d: distributed.Dist) -> tuple[float, float]:
+        """(AUC of P(mpox), NLL) on the validation split, rank 0's values on every rank so
+        all ranks stop at the same epoch (BN statistics differ slightly between ranks)."""
+        probs = predict(model, val.images, spec, device=d.device)
+        auc = _auc(val.binary_targets(), probs[:, self.data.positive_index])
+        auc, nll = d.broadcast([auc, _nll(val.labels, probs)])
+        return auc, nll
 
     def _loader(self, train: Dataset, spec: PreprocessSpec, d: distributed.Dist) -> DataLoader:
         cfg = self.cfg
