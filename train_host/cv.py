@@ -6,6 +6,7 @@ for early stopping and the threshold, so no held-out image influences its own sc
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def cross_validate(
         fold_dir = out / f"fold{i + 1}"
         if resume and (fold_dir / "metrics.json").is_file():
             per_fold.append(json.loads((fold_dir / "metrics.json").read_text()))
-            oof[test] = _fold_probs(fold_dir, data)
+            _fill_fold_probs(oof, fold_dir, data)
             continue
         split = make_split(
             files, data.labels, groups, cfg.seed, val_fraction, 0, pool=pool, test=test
@@ -57,16 +58,19 @@ def cross_validate(
                     best, data.subset(split.val), data.subset(split.test), fold_dir, trainer.history
                 )
             )
-            oof[test] = _fold_probs(fold_dir, data)
+            _fill_fold_probs(oof, fold_dir, data)
         distributed.setup().barrier()
     if not distributed.setup().main:
         return None
     return summarise(per_fold, oof, data, out, cfg, k)
 
 
-def _fold_probs(fold_dir: Path, data: Dataset) -> np.ndarray:
-    rows = (fold_dir / "predictions.csv").read_text().splitlines()[1:]
-    return np.array([[float(v) for v in r.split(",")[2:]] for r in rows])
+def _fill_fold_probs(oof: np.ndarray, fold_dir: Path, data: Dataset) -> None:
+    """Copy a fold's held-out probabilities (predictions.csv) into the out-of-fold matrix."""
+    index = {f: i for i, f in enumerate(data.relpaths())}
+    with (fold_dir / "predictions.csv").open(newline="") as f:
+        for row in csv.DictReader(f):
+            oof[index[row["file"]]] = [float(row[f"p_{c}"]) for c in data.class_names]
 
 
 def summarise(per_fold: list[dict], oof: np.ndarray, data: Dataset, out: Path, cfg, k: int) -> dict:

@@ -3,6 +3,7 @@ full evaluation of a checkpoint: metrics at the validation-chosen threshold, plo
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from train_host import checkpoint, report, torchfile
+from train_host import UserError, checkpoint, report, torchfile
 from train_host.data import Dataset
 from train_host.metrics import (
     binary_metrics,
@@ -43,8 +44,6 @@ def predict(
 
 def score(model, ckpt: dict, data: Dataset, progress: bool = False) -> np.ndarray:
     """P(class) for every image, checking that the data's classes are the checkpoint's."""
-    from train_host import UserError
-
     if list(data.class_names) != list(ckpt["class_names"]):
         raise UserError(
             f"data classes {data.class_names} differ from the checkpoint's {ckpt['class_names']}"
@@ -103,9 +102,8 @@ def write_outputs(
 
 
 def _write_predictions(path: Path, data: Dataset, probs: np.ndarray) -> None:
-    header = "file,label," + ",".join(f"p_{c}" for c in data.class_names)
-    rows = [
-        f"{f},{data.class_names[y]}," + ",".join(f"{p:.6f}" for p in pr)
-        for f, y, pr in zip(data.relpaths(), data.labels, probs, strict=True)
-    ]
-    path.write_text("\n".join([header, *rows]) + "\n")
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "label", *(f"p_{c}" for c in data.class_names)])
+        for file, y, pr in zip(data.relpaths(), data.labels, probs, strict=True):
+            w.writerow([file, data.class_names[y], *(f"{p:.6f}" for p in pr)])
