@@ -9,7 +9,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from train_host import UserError
+from train_host import UserError, __version__
 
 log = logging.getLogger("mpox-train")
 
@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mpox-train",
         description="Train and evaluate Mpox screening models on folders of labelled photos.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
