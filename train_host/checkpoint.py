@@ -7,6 +7,7 @@ from pathlib import Path
 
 from train_host import UserError, __version__, torchfile
 from train_host.models import Classifier, create_model
+from train_host.models.registry import without_builtin_weights
 from train_host.preprocess import PreprocessSpec
 
 FORMAT = "mpox-screen-checkpoint/1"
@@ -52,15 +53,10 @@ def load_model(path: Path) -> tuple[Classifier, dict]:
         ckpt["model"],
         num_classes=len(ckpt["class_names"]),
         input_size=ckpt["preprocess"]["size"],
-        **{**ckpt.get("model_kwargs", {}), **_no_pretrained(ckpt["model"])},
+        **{**ckpt.get("model_kwargs", {}), **without_builtin_weights(ckpt["model"])},
     )
     model.load_state_dict(ckpt["state_dict"], strict=True)
     return model.eval(), ckpt
-
-
-def _no_pretrained(name: str) -> dict:
-    """Weights come from the checkpoint; skip re-reading the packaged ImageNet file."""
-    return {"pretrained": False} if name == "efficientnet_lite0" else {}
 
 
 def preprocess_spec(ckpt: dict) -> PreprocessSpec:

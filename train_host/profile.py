@@ -6,13 +6,13 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from train_host.models import create_model, get_spec, model_names
+from train_host.models.registry import without_builtin_weights
 
 
 def profile(name: str, num_classes: int = 2, input_size: int | None = None) -> dict:
     spec = get_spec(name)
     size = input_size or spec.default_input_size
-    kwargs = {"pretrained": False} if name == "efficientnet_lite0" else {}
-    model = create_model(name, num_classes, size, **kwargs).eval()
+    model = create_model(name, num_classes, size, **without_builtin_weights(name)).eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(torch.zeros(1, 3, size, size))
     return {

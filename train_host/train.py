@@ -360,7 +360,3 @@ def data_provenance(data: Dataset, split: Split) -> dict:
         "split_method": split.method,
         "skipped": data.skipped,
     }
-
-
-def fit(cfg: TrainConfig, data: Dataset, split: Split, out: Path, resume: bool = False) -> Path:
-    return Trainer(cfg, data, split, out, resume).run()

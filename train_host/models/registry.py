@@ -65,6 +65,11 @@ def get_spec(name: str) -> ModelSpec:
         raise UserError(f"unknown model {name!r}; known: {', '.join(model_names())}") from None
 
 
+def without_builtin_weights(name: str) -> dict:
+    """Builder kwargs that skip reading packaged weights (they are about to be overwritten)."""
+    return {"pretrained": False} if get_spec(name).pretrained != "none" else {}
+
+
 def create_model(
     name: str,
     num_classes: int,
