@@ -1,0 +1,33 @@
+"""The device's one preprocessing function, driven only by the manifest's `input` section.
+
+It must give the tensor the host evaluated with (tests compare it with train_host.preprocess on
+real images). A camera frame is usually BGR from OpenCV; callers convert to the manifest's colour
+order before calling this.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+INTERPOLATION = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
+
+
+def crop(image: np.ndarray, mode: str) -> np.ndarray:
+    if mode == "none":
+        return image
+    h, w = image.shape[:2]
+    side = min(h, w)
+    y, x = (h - side) // 2, (w - side) // 2
+    return image[y : y + side, x : x + side]
+
+
+def preprocess(image: np.ndarray, spec: dict, layout: str) -> np.ndarray:
+    """HxWx3 uint8 (in spec colour order) -> float32 batch of one, in `layout` (NCHW or NHWC)."""
+    size = int(spec["size"])
+    interpolation = INTERPOLATION[spec["resize"]]
+    img = cv2.resize(crop(image, spec["crop"]), (size, size), interpolation=interpolation)
+    mean = np.asarray(spec["mean"], np.float32)
+    std = np.asarray(spec["std"], np.float32)
+    x = (img.astype(np.float32) * np.float32(1.0 / 255.0) - mean) / std
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None] if layout == "NCHW" else x[None])

@@ -1,0 +1,57 @@
+"""Inference runtimes, picked by model file suffix from a registry (like Frigate's detectors).
+
+A runtime takes the preprocessed float32 batch in its file's layout and returns float32
+(logits [C], cam [C, h, w]); int8 input/output scales are read from the model and handled inside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from device import DeviceError
+
+
+class Runtime(Protocol):
+    layout: str  # "NCHW" or "NHWC", read from the model's input shape
+    input_size: int
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+_REGISTRY: dict[str, Callable[[Path, int], Runtime]] = {}
+
+
+def register(suffix: str):
+    def wrap(factory: Callable[[Path, int], Runtime]) -> Callable[[Path, int], Runtime]:
+        _REGISTRY[suffix] = factory
+        return factory
+
+    return wrap
+
+
+def open_runtime(path: Path, threads: int = 2) -> Runtime:
+    _load_builtins()
+    try:
+        factory = _REGISTRY[path.suffix]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise DeviceError(f"no runtime for {path.name} (known file types: {known})") from None
+    return factory(path, threads)
+
+
+def layout_of(shape) -> str:
+    """NCHW if the channel axis (3) comes second, NHWC if last."""
+    shape = list(shape)
+    if len(shape) == 4 and shape[1] == 3:
+        return "NCHW"
+    if len(shape) == 4 and shape[3] == 3:
+        return "NHWC"
+    raise DeviceError(f"model input shape {shape} is not one RGB image")
+
+
+def _load_builtins() -> None:
+    from device.runtimes import litert, onnx_runtime  # noqa: F401  (registration side effect)

@@ -1,0 +1,37 @@
+"""ONNX Runtime for `.onnx` files (fp32, or QDQ int8 whose graph takes and returns float)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from device import DeviceError
+from device.runtimes import layout_of, register
+
+
+@register(".onnx")
+class OnnxRuntime:
+    def __init__(self, path: Path, threads: int):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        # Spinning threads steal the cores the camera and renderer need (toolchain.md).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # ORT raises its own Fail/InvalidGraph types
+            raise DeviceError(f"{path.name}: ONNX Runtime cannot load it: {e}") from None
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.layout = layout_of(inp.shape)
+        self.input_size = int(inp.shape[2])
+        names = [o.name for o in self.session.get_outputs()]
+        if names != ["logits", "cam"]:
+            raise DeviceError(f"{path.name}: outputs are {names}, expected ['logits', 'cam']")
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, cam = self.session.run(None, {self.input_name: x})
+        return logits[0].astype(np.float32), cam[0].astype(np.float32)

@@ -1,0 +1,87 @@
+"""One image in, one `Prediction` out: manifest-driven preprocessing, a runtime, the decision."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from device import DeviceError
+from device.bundle import Bundle, ModelFile
+from device.preprocess import preprocess
+from device.runtimes import Runtime, open_runtime
+
+
+@dataclass(frozen=True)
+class Prediction:
+    probs: np.ndarray  # softmax over the bundle's classes
+    classes: list[str]
+    label: str  # the screening decision (see `decide`)
+    positive_prob: float
+    positive: bool  # positive_prob >= the manifest threshold
+    cam: np.ndarray  # [h, w] map of `label`'s class, ReLU'd, in [0, 1]
+    latency_ms: float  # preprocess + inference
+
+    def as_dict(self) -> dict:
+        return {
+            "label": self.label,
+            "prob": round(self.positive_prob, 6),
+            "probs": {c: round(float(p), 6) for c, p in zip(self.classes, self.probs, strict=True)},
+            "positive": self.positive,
+            "latency_ms": round(self.latency_ms, 3),
+        }
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max())
+    return e / e.sum()
+
+
+def decide(probs: np.ndarray, positive: int, threshold: float) -> int:
+    """The positive class at or above the validation-chosen threshold, else the likeliest other."""
+    if probs[positive] >= threshold:
+        return positive
+    others = probs.copy()
+    others[positive] = -1.0
+    return int(others.argmax())
+
+
+def normalise_cam(cam: np.ndarray) -> np.ndarray:
+    cam = np.maximum(cam, 0.0)
+    top = float(cam.max())
+    return cam / top if top > 0 else cam
+
+
+class Screener:
+    def __init__(self, bundle: Bundle, file: ModelFile, threads: int = 2):
+        self.bundle, self.file = bundle, file
+        self.runtime: Runtime = open_runtime(file.path, threads)
+        if self.runtime.layout != file.layout or self.runtime.input_size != bundle.input["size"]:
+            raise DeviceError(
+                f"{file.name}: model input ({self.runtime.layout}, {self.runtime.input_size} px) "
+                f"disagrees with the manifest ({file.layout}, {bundle.input['size']} px)"
+            )
+
+    def tensor(self, image_rgb: np.ndarray) -> np.ndarray:
+        return preprocess(image_rgb, self.bundle.input, self.file.layout)
+
+    def predict(self, image_rgb: np.ndarray) -> Prediction:
+        t0 = time.perf_counter()
+        logits, cam = self.runtime.run(self.tensor(image_rgb))
+        latency = (time.perf_counter() - t0) * 1000.0
+        return self.explain(logits, cam, latency)
+
+    def explain(self, logits: np.ndarray, cam: np.ndarray, latency_ms: float) -> Prediction:
+        probs = softmax(logits.astype(np.float64))
+        pos = self.bundle.positive_index
+        chosen = decide(probs, pos, self.bundle.threshold)
+        return Prediction(
+            probs=probs,
+            classes=self.bundle.classes,
+            label=self.bundle.classes[chosen],
+            positive_prob=float(probs[pos]),
+            positive=bool(probs[pos] >= self.bundle.threshold),
+            cam=normalise_cam(cam[chosen]),
+            latency_ms=latency_ms,
+        )

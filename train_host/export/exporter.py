@@ -1,0 +1,135 @@
+"""`mpox-train export`: checkpoint -> four model files -> gate -> manifest and card.
+
+Files are built in a staging folder and only moved into the bundle after every one passes the
+gate, so a failed export never leaves a half-written or unverified bundle behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from train_host import UserError
+from train_host.checkpoint import load_model, preprocess_spec
+from train_host.data import Dataset, load_dataset
+from train_host.export import gate, manifest, onnx_export, tflite_export
+from train_host.export.camgraph import wrap
+from train_host.grouping import Split
+from train_host.preprocess import preprocess
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    name: str
+    format: str
+    precision: str
+    layout: str
+
+
+FILES = (
+    FileSpec("model.fp32.onnx", "onnx", "fp32", "NCHW"),
+    FileSpec("model.int8.onnx", "onnx", "int8", "NCHW"),
+    FileSpec("model.fp32.tflite", "tflite", "fp32", "NHWC"),
+    FileSpec("model.int8.tflite", "tflite", "int8", "NHWC"),
+)
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    checkpoint: Path
+    data: Path
+    out: Path
+    split: Path | None = None  # default: split.json beside the checkpoint
+    cv: Path | None = None  # default: cv/cv.json beside the checkpoint, if present
+    calib_count: int = 128
+    name: str | None = None
+    limits: gate.Limits = field(default_factory=gate.Limits)
+
+
+def _beside(ckpt: Path, given: Path | None, rel: str) -> Path | None:
+    if given is not None:
+        return given
+    path = ckpt.parent / rel
+    return path if path.is_file() else None
+
+
+def split_parts(data: Dataset, split_path: Path) -> tuple[Dataset, Dataset]:
+    """(calibration pool = train part, held-out = val + test) as datasets."""
+    split = Split.load(split_path)
+    index = {f: i for i, f in enumerate(data.relpaths())}
+    missing = [f for f in split.files if f not in index]
+    if missing:
+        raise UserError(f"{split_path} lists {len(missing)} files not in {data.root}: {missing[0]}")
+    pick = lambda ids: data.subset([index[split.files[i]] for i in ids])  # noqa: E731
+    return pick(split.train), pick(split.val + split.test)
+
+
+def calibration_images(train: Dataset, count: int) -> list[np.ndarray]:
+    """`count` training images spread evenly over the (class-sorted) list, so every class shows."""
+    if len(train) < min(count, 100):
+        raise UserError(f"only {len(train)} training images for calibration; need >= 100")
+    take = np.linspace(0, len(train) - 1, min(count, len(train))).round().astype(int)
+    return [train.images[i] for i in take]
+
+
+def build_files(model, size: int, calib: list[np.ndarray], stage: Path) -> None:
+    onnx_export.export_fp32(model, size, stage / "model.fp32.onnx")
+    onnx_export.quantize_int8(stage / "model.fp32.onnx", calib, stage / "model.int8.onnx")
+    tflite_export.export_fp32(model, size, stage / "model.fp32.tflite")
+    tflite_export.quantize_int8(stage / "model.fp32.tflite", calib, stage / "model.int8.tflite")
+
+
+def export_bundle(req: ExportRequest) -> dict:
+    model, ckpt = load_model(req.checkpoint)
+    spec = preprocess_spec(ckpt)
+    split_path = _beside(req.checkpoint, req.split, "split.json")
+    if split_path is None:
+        raise UserError(f"no split.json beside {req.checkpoint}: pass --split")
+    data = load_dataset(req.data, ckpt["task"])
+    train, held = split_parts(data, split_path)
+    calib = [preprocess(img, spec) for img in calibration_images(train, req.calib_count)]
+    cam_model = wrap(model, spec.size)
+
+    req.out.mkdir(parents=True, exist_ok=True)
+    stage = req.out / ".export-staging"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    try:
+        log.info("exporting %s with %d calibration images", req.checkpoint, len(calib))
+        build_files(cam_model, spec.size, calib, stage)
+        ref = gate.reference(cam_model, held.images, held.binary_targets(), spec)
+        entries = verify(stage, ref, held, ckpt, data.positive_index, req.limits)
+        for f in FILES:
+            (stage / f.name).replace(req.out / f.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    files = {
+        f.name: manifest.file_entry(
+            req.out / f.name, f.format, f.precision, f.layout, entries[f.name]
+        )
+        for f in FILES
+    }
+    cv_path = _beside(req.checkpoint, req.cv, "cv/cv.json")
+    cv = json.loads(cv_path.read_text()) if cv_path else None
+    cam_shape = [1, len(ckpt["class_names"]), *ref.gradcam.shape[1:]]
+    m = manifest.build(req.name or req.out.resolve().name, ckpt, files, cam_shape, cv)
+    manifest.write(req.out, m)
+    return m
+
+
+def verify(stage: Path, ref: gate.Reference, held: Dataset, ckpt, positive: int, limits) -> dict:
+    entries = {}
+    for f in FILES:
+        logits, cams = gate.run_file(stage / f.name, held.images, ckpt["preprocess"], f.layout)
+        metrics = gate.file_metrics(ref, logits, cams, positive, ckpt["threshold"]["value"])
+        log.info("%s: %s", f.name, {k: round(v, 4) for k, v in metrics.items()})
+        gate.check(f.name, f.precision, metrics, limits)
+        entries[f.name] = metrics
+    return entries

@@ -1,0 +1,134 @@
+"""The verification gate: every exported file must agree with the fp32 PyTorch model on held-out
+images, or the export fails naming the file and the number. Files run through the device's own
+preprocessing and runtimes, so the gate checks exactly what the kit will execute."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+from sklearn.metrics import roc_auc_score
+from tqdm import tqdm
+
+from device.preprocess import preprocess as device_preprocess
+from device.runtimes import open_runtime
+from train_host import UserError
+from train_host.export.camgraph import CamExport
+from train_host.preprocess import PreprocessSpec, preprocess
+
+
+@dataclass(frozen=True)
+class Limits:
+    agreement: float = 0.99
+    auc_drop: float = 0.01
+    cam_pearson: dict | None = None  # by precision
+    rank_corr: float = 0.95
+
+    def cam_floor(self, precision: str) -> float:
+        return (self.cam_pearson or {"fp32": 0.99, "int8": 0.90})[precision]
+
+
+@dataclass
+class Reference:
+    """fp32 PyTorch outputs on the held-out images, and captum Grad-CAM of the top class."""
+
+    labels: np.ndarray  # 1 = positive class
+    probs: np.ndarray  # [N, C]
+    gradcam: np.ndarray  # [N, h, w] for the top-1 class
+
+    @property
+    def top1(self) -> np.ndarray:
+        return self.probs.argmax(1)
+
+
+def reference(model: CamExport, images, labels, spec: PreprocessSpec) -> Reference:
+    from captum.attr import LayerGradCam
+
+    net = model.model
+    gradcam = LayerGradCam(net, net.backbone)
+    probs, cams = [], []
+    for img in tqdm(images, desc="reference (torch + captum)", leave=False):
+        x = torch.from_numpy(preprocess(img, spec))[None]
+        with torch.no_grad():
+            p = torch.softmax(net(x), 1)[0]
+        cam = gradcam.attribute(x, target=int(p.argmax()))
+        probs.append(p.numpy())
+        cams.append(cam[0, 0].detach().numpy())
+    return Reference(np.asarray(labels), np.stack(probs), np.stack(cams))
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.ravel() - a.mean(), b.ravel() - b.mean()
+    denom = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / denom) if denom > 0 else float(np.allclose(a, b))
+
+
+def run_file(path: Path, images, input_spec: dict, layout: str) -> tuple[np.ndarray, np.ndarray]:
+    rt = open_runtime(path, threads=2)
+    logits, cams = [], []
+    for img in tqdm(images, desc=f"gate {path.name}", leave=False):
+        lg, cam = rt.run(device_preprocess(img, input_spec, layout))
+        logits.append(lg)
+        cams.append(cam)
+    return np.stack(logits), np.stack(cams)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def saturated(logits: np.ndarray) -> float:
+    """Share of images whose logit sits on a value shared at a column's min or max: the mark of an
+    output quantizer clipping confident images to one value."""
+    hits = np.zeros(len(logits), bool)
+    for col in logits.T:
+        for edge in (col.max(), col.min()):
+            at = np.isclose(col, edge, rtol=0, atol=1e-6)
+            if at.sum() > 1:
+                hits |= at
+    return float(hits.mean())
+
+
+def file_metrics(
+    ref: Reference, logits: np.ndarray, cams: np.ndarray, positive: int, threshold: float
+) -> dict:
+    probs = softmax(logits.astype(np.float64))
+    decided = probs[:, positive] >= threshold
+    top = ref.top1
+    cam_r = [pearson(cams[i, c], ref.gradcam[i]) for i, c in enumerate(top)]
+    auc_torch = float(roc_auc_score(ref.labels, ref.probs[:, positive]))
+    auc = float(roc_auc_score(ref.labels, probs[:, positive]))
+    return {
+        "auc": auc,
+        "auc_torch": auc_torch,
+        "auc_drop": auc_torch - auc,
+        "agreement": float((probs.argmax(1) == top).mean()),
+        "decision_agreement": float((decided == (ref.probs[:, positive] >= threshold)).mean()),
+        "cam_pearson": float(np.mean(cam_r)),
+        "cam_pearson_min": float(np.min(cam_r)),
+        "rank_corr": float(spearmanr(probs[:, positive], ref.probs[:, positive]).statistic),
+        "saturated": saturated(logits),
+        "max_abs_prob_diff": float(np.abs(probs - ref.probs).max()),
+        "n": len(top),
+    }
+
+
+def check(name: str, precision: str, m: dict, limits: Limits) -> None:
+    """Raise naming the file and the number that broke the gate."""
+    failures = []
+    if m["agreement"] < limits.agreement:
+        failures.append(f"top-1 agreement {m['agreement']:.3f} < {limits.agreement}")
+    if m["auc_drop"] > limits.auc_drop:
+        failures.append(f"AUC drop {m['auc_drop']:.4f} > {limits.auc_drop}")
+    if m["cam_pearson"] < limits.cam_floor(precision):
+        failures.append(f"CAM Pearson {m['cam_pearson']:.3f} < {limits.cam_floor(precision)}")
+    if m["rank_corr"] < limits.rank_corr:
+        failures.append(f"probability rank correlation {m['rank_corr']:.3f} < {limits.rank_corr}")
+    if m["saturated"] > 0:
+        failures.append(f"{m['saturated']:.1%} of images have clipped (saturated) logits")
+    if failures:
+        raise UserError(f"export gate failed for {name}: " + "; ".join(failures))

@@ -1,0 +1,165 @@
+"""The bundle manifest (the host-device contract, read by device.bundle) and the model card."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+from device.bundle import SCHEMA, sha256
+from train_host import __version__
+from train_host.checkpoint import git_commit
+
+PAPER = (
+    "Mustahid et al., MicroMPoxNet, Biomedical Signal Processing and Control 123 (2026) 110404, "
+    "doi:10.1016/j.bspc.2026.110404"
+)
+
+
+def cv_summary(cv: dict | None) -> dict | None:
+    if cv is None:
+        return None
+    keys = ("auc_mean", "auc_sd", "folds", "grouped", "sensitivity_mean", "specificity_mean")
+    return {k: cv[k] for k in keys if k in cv} | {"pooled_auc": cv["pooled"]["auc"]}
+
+
+def file_entry(path: Path, fmt: str, precision: str, layout: str, metrics: dict) -> dict:
+    return {
+        "format": fmt,
+        "precision": precision,
+        "layout": layout,
+        "sha256": sha256(path),
+        "size": path.stat().st_size,
+        "metrics": metrics,
+    }
+
+
+def build(name: str, ckpt: dict, files: dict, cam_shape: list[int], cv: dict | None) -> dict:
+    pre = ckpt["preprocess"]
+    threshold = ckpt["threshold"]
+    test = ckpt["metrics"].get("test", {}).get("screening")
+    return {
+        "schema": SCHEMA,
+        "model": {
+            "name": name,
+            "architecture": ckpt["model"],
+            "version": f"{__version__}+{ckpt.get('git_commit', 'unknown')[:10]}",
+            "epoch": ckpt["epoch"],
+        },
+        "task": ckpt["task"],
+        "classes": ckpt["class_names"],
+        "positive_class": ckpt["positive_class"],
+        "threshold": threshold["value"],
+        "operating_point": {
+            "rule": threshold["rule"],
+            "chosen_on": "validation split",
+            "val_sensitivity": threshold["val_sensitivity"],
+            "val_specificity": threshold["val_specificity"],
+            "test_sensitivity": test["sensitivity"] if test else None,
+            "test_specificity": test["specificity"] if test else None,
+        },
+        "input": {
+            "size": pre["size"],
+            "colour_order": pre["colour_order"],
+            "mean": list(pre["mean"]),
+            "std": list(pre["std"]),
+            "scale": "1/255",
+            "resize": pre["resize"],
+            "crop": pre["crop"],
+        },
+        "outputs": {
+            "logits": {"shape": [1, len(ckpt["class_names"])], "meaning": "class scores; softmax"},
+            "cam": {
+                "shape": cam_shape,
+                "meaning": "Grad-CAM per class before ReLU (CAM of the GAP+linear head)",
+            },
+        },
+        "files": files,
+        "metrics": {"cv": cv_summary(cv), "test": test, "gate_images": "validation + test split"},
+        "data": ckpt["data"],
+        "host": {"version": __version__, "git_commit": git_commit()},
+        "trained_from_commit": ckpt.get("git_commit"),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def write(out: Path, manifest: dict) -> None:
+    tmp = out / "manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+    tmp.replace(out / "manifest.json")
+    (out / "card.md").write_text(card(manifest))
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f} %"
+
+
+def card(m: dict) -> str:
+    op, test, cv = m["operating_point"], m["metrics"]["test"] or {}, m["metrics"]["cv"]
+    lines = [
+        f"# Model card: {m['model']['name']}",
+        "",
+        "**Screening aid, not a diagnosis.** A positive result means: refer for clinical "
+        "assessment and, where available, PCR testing.",
+        "",
+        "## Intended use",
+        f"Flags skin-lesion photos as likely Mpox ({m['positive_class']}) or not, on a kit "
+        "in field clinics, with a heat-map of where the model looked. Not for diagnosis, not for "
+        "dermoscopy-only images, not validated on dark skin tones beyond what MSID holds.",
+        "",
+        "## Model",
+        f"{m['model']['architecture']} ({PAPER}; reconstructed, our head is GAP -> dropout -> "
+        f"linear so the graph emits Grad-CAM). Classes: {', '.join(m['classes'])}. Input "
+        f"{m['input']['size']} px {m['input']['colour_order']}, centre square crop, "
+        f"{m['input']['resize']} resize. Version {m['model']['version']}.",
+        "",
+        "## Data",
+        f"MSID ({m['data'].get('counts')}); split: {m['data'].get('split_method')}; "
+        f"train {m['data'].get('train')}, val {m['data'].get('val')}, "
+        f"test {m['data'].get('test')}.",
+        "",
+        "## Decision threshold",
+        f"P({m['positive_class']}) >= {m['threshold']:.3f}, chosen on validation "
+        f"({op['rule']}): sensitivity {_pct(op['val_sensitivity'])}, specificity "
+        f"{_pct(op['val_specificity'])} on val; {_pct(op['test_sensitivity'])} / "
+        f"{_pct(op['test_specificity'])} on the held-out test split.",
+        "",
+        "## Metrics",
+    ]
+    if cv:
+        lines.append(
+            f"- Grouped {cv['folds']}-fold cross-validation AUC {cv['auc_mean']:.3f} +- "
+            f"{cv['auc_sd']:.3f} (pooled out-of-fold {cv['pooled_auc']:.3f})."
+        )
+    if test:
+        lo, hi = test["auc_ci95"]
+        lines.append(
+            f"- Test split (n={test['n']}): AUC {test['auc']:.3f} (95 % CI {lo:.3f}-{hi:.3f}), "
+            f"accuracy {_pct(test['accuracy'])}."
+        )
+    lines += [
+        "",
+        "| file | size | AUC | agreement with PyTorch | CAM Pearson vs captum |",
+        "|---|---|---|---|---|",
+    ]
+    for name, f in m["files"].items():
+        q = f["metrics"]
+        lines.append(
+            f"| {name} | {f['size'] / 1e6:.2f} MB | {q['auc']:.3f} | {_pct(q['agreement'])} | "
+            f"{q['cam_pearson']:.3f} |"
+        )
+    lines += [
+        "",
+        f"File metrics are on the {m['metrics']['gate_images']} images (n="
+        f"{next(iter(m['files'].values()))['metrics']['n']}), measured by the export gate.",
+        "",
+        "## Limits",
+        "- Trained on 756 web-collected photos: other cameras, lighting and skin tones lower the "
+        "AUC (see the README's generalisation notes). Distrust confident results on unusual "
+        "photos.",
+        "- The heat-map is coarse (the last feature map) and shows where the model looked, not "
+        "what a lesion is.",
+        "- MSID has near-duplicates; all splits keep them on one side.",
+        "",
+    ]
+    return "\n".join(lines)

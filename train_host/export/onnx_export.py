@@ -1,0 +1,81 @@
+"""torch -> ONNX (static batch 1, onnxsim) -> ONNX Runtime static INT8 (QDQ, per channel).
+
+The two head nodes (the linear layer and the CAM conv) stay in float: they cost nothing, and an
+int8 output scale fitted on calibration images would clip logits of more confident images.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from train_host import UserError
+from train_host.export.camgraph import OUTPUT_NAMES, CamExport
+
+log = logging.getLogger(__name__)
+OPSET = 17
+
+
+def export_fp32(model: CamExport, input_size: int, out: Path) -> None:
+    from onnxsim import simplify
+
+    x = torch.zeros(1, 3, input_size, input_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        torch.onnx.export(
+            model,
+            (x,),
+            str(raw),
+            input_names=["input"],
+            output_names=list(OUTPUT_NAMES),
+            opset_version=OPSET,
+            dynamo=False,
+        )
+        simplified, ok = simplify(onnx.load(str(raw)))
+    if not ok:
+        raise UserError(f"onnxsim could not validate the simplified graph for {out.name}")
+    onnx.save(simplified, str(out))
+
+
+def head_nodes(path: Path) -> list[str]:
+    """Names of the nodes that produce the graph outputs."""
+    graph = onnx.load(str(path)).graph
+    outputs = {o.name for o in graph.output}
+    return [n.name for n in graph.node if outputs & set(n.output)]
+
+
+class _Reader:
+    """ONNX Runtime's CalibrationDataReader over preprocessed NCHW arrays."""
+
+    def __init__(self, batches: Sequence[np.ndarray]):
+        self._it = iter(batches)
+
+    def get_next(self) -> dict | None:
+        x = next(self._it, None)
+        return None if x is None else {"input": x[None].astype(np.float32)}
+
+
+def quantize_int8(fp32: Path, calib: Sequence[np.ndarray], out: Path) -> None:
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prepped = Path(tmp) / "prep.onnx"
+        quant_pre_process(str(fp32), str(prepped), skip_symbolic_shape=True)
+        quantize_static(
+            str(prepped),
+            str(out),
+            _Reader(calib),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=head_nodes(prepped),
+        )
+    log.info("wrote %s", out)

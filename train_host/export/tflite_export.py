@@ -1,0 +1,85 @@
+"""torch -> LiteRT fp32 (litert-torch, NHWC input) -> fully int8 (ai-edge-quantizer static_wi8_ai8).
+
+The CAM output stays NCHW ([1, C, h, w]) in every file, so the device reads it one way; only the
+image input is channel-last, which LiteRT's kernels want anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from train_host.export.camgraph import CamExport
+
+log = logging.getLogger(__name__)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def export_fp32(model: CamExport, input_size: int, out: Path) -> None:
+    import litert_torch
+
+    nhwc = litert_torch.to_channel_last_io(model, args=[0])
+    sample = (torch.zeros(1, input_size, input_size, 3),)
+    litert_torch.convert(nhwc.eval(), sample).export(str(out))
+
+
+def _signature_input(fp32: Path) -> tuple[str, str]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_path=str(fp32)).get_signature_runner()
+    details = runner.get_input_details()
+    if len(details) != 1:
+        raise RuntimeError(f"{fp32.name}: expected one input, found {list(details)}")
+    key = next(iter(details))
+    sigs = Interpreter(model_path=str(fp32)).get_signature_list()
+    return next(iter(sigs)), key
+
+
+LAYOUT_OPS = {"TRANSPOSE", "RESHAPE"}
+
+
+def head_ops(fp32: Path) -> list[tuple[str, str]]:
+    """(op name, output tensor name) of the ops that produce the outputs, through layout ops."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(fp32))
+    names = {t["index"]: t["name"] for t in it.get_tensor_details()}
+    producer = {o: op for op in it._get_ops_details() for o in op["outputs"]}
+    found, todo = [], [d["index"] for d in it.get_output_details()]
+    while todo:
+        op = producer[todo.pop()]
+        found.append((op["op_name"], names[op["outputs"][0]]))
+        if op["op_name"] in LAYOUT_OPS:
+            todo.append(op["inputs"][0])
+    return found
+
+
+def quantize_int8(fp32: Path, calib: Sequence[np.ndarray], out: Path) -> None:
+    """`calib`: preprocessed NCHW arrays, transposed here to the file's NHWC input.
+
+    The head ops stay float (see onnx_export: an int8 logit scale clips confident images)."""
+    from ai_edge_quantizer import quantizer, recipe
+
+    signature, input_name = _signature_input(fp32)
+    q = quantizer.Quantizer(str(fp32), recipe.static_wi8_ai8())
+    for op_name, tensor in head_ops(fp32):
+        q.update_quantization_recipe(
+            regex="^" + re.escape(tensor) + ";?$",  # scope names end in ";"
+            operation_name=recipe.TFLOperationName(op_name),
+            algorithm_key=recipe.AlgorithmName.NO_QUANTIZE,
+        )
+    q.update_quantization_recipe(  # and float graph outputs, not a re-quantize after the head
+        regex=".*",
+        operation_name=recipe.TFLOperationName.OUTPUT,
+        algorithm_key=recipe.AlgorithmName.NO_QUANTIZE,
+    )
+    samples = [{input_name: x.transpose(1, 2, 0)[None].astype(np.float32)} for x in calib]
+    result = q.calibrate({signature: samples}, num_threads=os.cpu_count() or 1)
+    q.quantize(result, enable_progress_bar=False).export_model(str(out), overwrite=True)
+    log.info("wrote %s", out)
