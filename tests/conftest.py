@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,3 +42,38 @@ def small_msid(msid: Path, tmp_path_factory) -> Path:
     """A 4-class subset of real images: 24 mpox, 8 of each other class."""
     dest = tmp_path_factory.mktemp("small_msid")
     return copy_subset(msid, dest, {"mpox": 24, "chickenpox": 8, "measles": 8, "normal": 8})
+
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
+def run_cli(module: str, *args, ok: bool = True, timeout: int = 900):
+    """Run `python -m module args` as a user would; assert success unless ok=False."""
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if ok:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="session")
+def bundle(msid, tmp_path_factory) -> Path:
+    """The committed binary checkpoint exported by `mpox-train export` (gate included) on its own
+    split: 128 training images calibrate, the 201 val + test images verify."""
+    out = tmp_path_factory.mktemp("bundle") / "micrompoxnet-binary"
+    src = MODELS / "micrompoxnet-binary"
+    run_cli(
+        "train_host.cli",
+        "export",
+        "--checkpoint",
+        src / "checkpoint.pt",
+        "--calib-data",
+        msid,
+        "--out",
+        out,
+    )
+    return out

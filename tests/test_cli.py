@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import run_cli
 
 pytestmark = pytest.mark.slow
 FAST = [
@@ -22,15 +23,7 @@ FAST = [
 
 
 def run(*args, ok=True):
-    proc = subprocess.run(
-        [sys.executable, "-m", "train_host.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if ok:
-        assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc
+    return run_cli("train_host.cli", *args, ok=ok, timeout=600)
 
 
 def test_cv_then_evaluate(small_msid, tmp_path):

@@ -1,4 +1,4 @@
-"""`mpox-train`: fit, cv, evaluate and models. User errors print one line and exit 2."""
+"""`mpox-train`: fit, cv, evaluate, export and models. User errors print one line and exit 2."""
 
 from __future__ import annotations
 
@@ -109,6 +109,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subset", choices=["train", "val", "test"], default="test")
     p.add_argument("--out", type=Path, required=True)
 
+    p = sub.add_parser(
+        "export",
+        help="write a verified ONNX + TFLite (fp32, int8) bundle from a checkpoint",
+        description="Export, quantize on training images, verify every file against PyTorch "
+        "on the held-out images, then write manifest.json and card.md. Fails, leaving the "
+        "bundle as it was, if any file breaks the gate.",
+    )
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument(
+        "--calib-data",
+        type=Path,
+        default=None,
+        help="the training data folder (default: $MPOX_DATA or ../shared/data/msid)",
+    )
+    p.add_argument("--split", type=Path, default=None, help="default: split.json beside CKPT")
+    p.add_argument("--cv", type=Path, default=None, help="cv.json (default: CKPT dir/cv/)")
+    p.add_argument("--calib-count", type=int, default=128, help="calibration images (>= 100)")
+    p.add_argument("--name", default=None, help="bundle name (default: the --out folder name)")
+    p.add_argument("--out", type=Path, required=True, help="bundle folder")
+
     p = sub.add_parser("models", help="list registered models with parameters and MACs")
     p.add_argument("--num-classes", type=int, default=2)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -214,12 +234,46 @@ def cmd_models(args) -> None:
         )
 
 
-COMMANDS = {"fit": cmd_fit, "cv": cmd_cv, "evaluate": cmd_evaluate, "models": cmd_models}
+def cmd_export(args) -> None:
+    from train_host.data import default_data_dir
+    from train_host.export.exporter import ExportRequest, export_bundle
+
+    if args.calib_count < 100:
+        raise UserError("--calib-count must be at least 100")
+    m = export_bundle(
+        ExportRequest(
+            checkpoint=args.checkpoint,
+            data=args.calib_data or default_data_dir(),
+            out=args.out,
+            split=args.split,
+            cv=args.cv,
+            calib_count=args.calib_count,
+            name=args.name,
+        )
+    )
+    for name, f in m["files"].items():
+        q = f["metrics"]
+        print(
+            f"{name}: {f['size'] / 1e6:.2f} MB, AUC {q['auc']:.3f}, agreement "
+            f"{q['agreement']:.3f}, CAM r {q['cam_pearson']:.3f}"
+        )
+    print(f"bundle verified: {args.out}/manifest.json, {args.out}/card.md")
+
+
+COMMANDS = {
+    "fit": cmd_fit,
+    "cv": cmd_cv,
+    "evaluate": cmd_evaluate,
+    "export": cmd_export,
+    "models": cmd_models,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("mpox-train", "train_host", "device"):  # not the exporters' chatty INFO
+        logging.getLogger(name).setLevel(logging.INFO)
     try:
         COMMANDS[args.command](args)
     except UserError as exc:

@@ -20,7 +20,7 @@ from train_host.data import Dataset, load_dataset
 from train_host.export import gate, manifest, onnx_export, tflite_export
 from train_host.export.camgraph import wrap
 from train_host.grouping import Split
-from train_host.preprocess import preprocess
+from train_host.preprocess import PreprocessSpec, preprocess
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +79,21 @@ def calibration_images(train: Dataset, count: int) -> list[np.ndarray]:
     return [train.images[i] for i in take]
 
 
-def build_files(model, size: int, calib: list[np.ndarray], stage: Path) -> None:
+def input_range(spec: PreprocessSpec) -> tuple[float, float]:
+    """The values preprocessing can produce (pixels 0..255): the int8 input range, so that very
+    dark or bright pixels are not clipped as they would be with a range from calibration."""
+    mean, std = np.asarray(spec.mean), np.asarray(spec.std)
+    return float(((0 - mean) / std).min()), float(((1 - mean) / std).max())
+
+
+def build_files(model, spec: PreprocessSpec, calib: list[np.ndarray], stage: Path) -> None:
+    size, rng = spec.size, input_range(spec)
     onnx_export.export_fp32(model, size, stage / "model.fp32.onnx")
-    onnx_export.quantize_int8(stage / "model.fp32.onnx", calib, stage / "model.int8.onnx")
+    onnx_export.quantize_int8(stage / "model.fp32.onnx", calib, stage / "model.int8.onnx", rng)
     tflite_export.export_fp32(model, size, stage / "model.fp32.tflite")
-    tflite_export.quantize_int8(stage / "model.fp32.tflite", calib, stage / "model.int8.tflite")
+    tflite_export.quantize_int8(
+        stage / "model.fp32.tflite", calib, stage / "model.int8.tflite", rng
+    )
 
 
 def export_bundle(req: ExportRequest) -> dict:
@@ -103,7 +113,7 @@ def export_bundle(req: ExportRequest) -> dict:
     stage.mkdir()
     try:
         log.info("exporting %s with %d calibration images", req.checkpoint, len(calib))
-        build_files(cam_model, spec.size, calib, stage)
+        build_files(cam_model, spec, calib, stage)
         ref = gate.reference(cam_model, held.images, held.binary_targets(), spec)
         entries = verify(stage, ref, held, ckpt, data.positive_index, req.limits)
         for f in FILES:

@@ -61,7 +61,10 @@ class _Reader:
         return None if x is None else {"input": x[None].astype(np.float32)}
 
 
-def quantize_int8(fp32: Path, calib: Sequence[np.ndarray], out: Path) -> None:
+def quantize_int8(
+    fp32: Path, calib: Sequence[np.ndarray], out: Path, input_range: tuple[float, float]
+) -> None:
+    """`input_range`: what preprocessing can produce, so no pixel is clipped (see camgraph)."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -77,5 +80,12 @@ def quantize_int8(fp32: Path, calib: Sequence[np.ndarray], out: Path) -> None:
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=head_nodes(prepped),
+            extra_options={
+                "TensorQuantOverrides": {
+                    "input": [
+                        {"rmin": np.float32(input_range[0]), "rmax": np.float32(input_range[1])}
+                    ]
+                }
+            },
         )
     log.info("wrote %s", out)

@@ -60,8 +60,11 @@ def head_ops(fp32: Path) -> list[tuple[str, str]]:
     return found
 
 
-def quantize_int8(fp32: Path, calib: Sequence[np.ndarray], out: Path) -> None:
-    """`calib`: preprocessed NCHW arrays, transposed here to the file's NHWC input.
+def quantize_int8(
+    fp32: Path, calib: Sequence[np.ndarray], out: Path, input_range: tuple[float, float]
+) -> None:
+    """`calib`: preprocessed NCHW arrays, transposed here to the file's NHWC input;
+    `input_range`: what preprocessing can produce, so no pixel is clipped.
 
     The head ops stay float (see onnx_export: an int8 logit scale clips confident images)."""
     from ai_edge_quantizer import quantizer, recipe
@@ -81,5 +84,10 @@ def quantize_int8(fp32: Path, calib: Sequence[np.ndarray], out: Path) -> None:
     )
     samples = [{input_name: x.transpose(1, 2, 0)[None].astype(np.float32)} for x in calib]
     result = q.calibrate({signature: samples}, num_threads=os.cpu_count() or 1)
+    lo, hi = result[f"{signature}_{input_name}"]["min"], result[f"{signature}_{input_name}"]["max"]
+    result[f"{signature}_{input_name}"] = {
+        "min": np.full_like(lo, input_range[0]),
+        "max": np.full_like(hi, input_range[1]),
+    }
     q.quantize(result, enable_progress_bar=False).export_model(str(out), overwrite=True)
     log.info("wrote %s", out)

@@ -1,0 +1,174 @@
+"""`mpox-train export` round trip with the real exporters and runtimes (ONNX Runtime, LiteRT):
+parity with PyTorch, the in-graph CAM against captum, int8 scales, the gate and the manifest."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from captum.attr import LayerGradCam
+from conftest import MODELS, run_cli
+
+from device.bundle import load_bundle, sha256
+from device.runtimes import open_runtime
+from device.runtimes.litert import dequantize, quantize
+from device.screener import Screener
+from train_host import UserError
+from train_host.checkpoint import load_model, preprocess_spec
+from train_host.data import load_dataset
+from train_host.export import gate
+from train_host.export.camgraph import wrap
+from train_host.export.exporter import ExportRequest, export_bundle
+from train_host.preprocess import preprocess
+
+pytestmark = pytest.mark.slow
+CKPT = MODELS / "micrompoxnet-binary" / "checkpoint.pt"
+
+
+@pytest.fixture(scope="module")
+def torch_model():
+    model, ckpt = load_model(CKPT)
+    return model, ckpt, preprocess_spec(ckpt)
+
+
+@pytest.fixture(scope="module")
+def images(msid):
+    return load_dataset(msid, "binary", limit_per_class=12).images[::4]
+
+
+def test_manifest_describes_every_file(bundle):
+    m = json.loads((bundle / "manifest.json").read_text())
+    assert m["schema"] == "mpox-screen-bundle/1"
+    assert m["classes"] == ["other", "mpox"] and m["positive_class"] == "mpox"
+    assert 0 < m["threshold"] < 1
+    assert set(m["operating_point"]) >= {"val_sensitivity", "val_specificity"}
+    assert m["input"]["size"] == 128 and m["input"]["colour_order"] == "RGB"
+    assert m["outputs"]["cam"]["shape"] == [1, 2, 4, 4]
+    assert set(m["files"]) == {
+        "model.fp32.onnx",
+        "model.int8.onnx",
+        "model.fp32.tflite",
+        "model.int8.tflite",
+    }
+    for name, f in m["files"].items():
+        assert f["sha256"] == sha256(bundle / name) and f["size"] == (bundle / name).stat().st_size
+        assert {"auc", "agreement", "cam_pearson"} <= set(f["metrics"])
+        assert f["metrics"]["agreement"] >= 0.99 and f["metrics"]["n"] == 201
+    assert m["files"]["model.int8.onnx"]["size"] < m["files"]["model.fp32.onnx"]["size"] / 2
+    assert {"auc_mean", "auc_sd", "folds", "grouped"} <= set(m["metrics"]["cv"])
+    assert m["metrics"]["cv"]["grouped"] is True
+    assert m["host"]["git_commit"] and m["created"]
+    card = (bundle / "card.md").read_text()
+    assert "not a diagnosis" in card and "model.int8.tflite" in card
+    assert not (bundle / ".export-staging").exists()
+
+
+@pytest.mark.parametrize("name", ["model.fp32.onnx", "model.fp32.tflite"])
+def test_fp32_file_matches_torch_and_captum(bundle, torch_model, images, name):
+    model, _, spec = torch_model
+    b = load_bundle(bundle)
+    screener = Screener(b, next(f for f in b.files() if f.name == name))
+    gradcam = LayerGradCam(model, model.backbone)
+    for img in images:
+        x = torch.from_numpy(preprocess(img, spec))[None]
+        with torch.no_grad():
+            logits = model(x)[0].numpy()
+        out_logits, cam = screener.runtime.run(screener.tensor(img))
+        np.testing.assert_allclose(out_logits, logits, atol=1e-4)
+        for c in range(2):
+            ref = gradcam.attribute(x, target=c)[0, 0].detach().numpy()
+            np.testing.assert_allclose(cam[c], ref, atol=1e-5)
+        # CAM of a GAP + linear head: summed over the map plus the bias gives the logit
+        bias = model.fc.bias.detach().numpy()
+        np.testing.assert_allclose(cam.sum((1, 2)) + bias, out_logits, atol=1e-4)
+
+
+def test_int8_tflite_scales_come_from_the_model(bundle, images):
+    rt = open_runtime(bundle / "model.int8.tflite")
+    detail = rt.input
+    assert detail["dtype"] == np.int8 and detail["quantization"][0] > 0
+    assert rt.logits["dtype"] == np.float32, "logits must stay float (no clipping)"
+    x = load_bundle(bundle)
+    fp32 = Screener(x, x.select("tflite", "fp32"))
+    int8 = Screener(x, x.select("tflite", "int8"))
+    tensor = fp32.tensor(images[0])
+    q = quantize(tensor, detail)
+    assert q.dtype == np.int8
+    step = detail["quantization"][0]
+    assert np.abs(dequantize(q, detail) - tensor).max() <= step / 2 + 1e-6
+    p32, p8 = fp32.predict(images[0]), int8.predict(images[0])
+    assert abs(p32.positive_prob - p8.positive_prob) < 0.3
+
+
+def test_quantize_round_trip_uint8():
+    detail = {"dtype": np.uint8, "quantization": (0.5, 128)}
+    x = np.array([-64.0, 0.0, 0.4, 63.5, 500.0], np.float32)
+    q = quantize(x, detail)
+    assert q.tolist() == [0, 128, 129, 255, 255]
+    np.testing.assert_allclose(dequantize(q, detail), [-64.0, 0.0, 0.5, 63.5, 63.5])
+
+
+def test_gate_failure_names_the_file_and_keeps_the_old_bundle(bundle, msid, tmp_path):
+    out = tmp_path / "b"
+    shutil.copytree(bundle, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    req = ExportRequest(CKPT, msid, out, limits=gate.Limits(agreement=1.01))
+    with pytest.raises(
+        UserError, match=r"gate failed for model\.fp32\.onnx: top-1 agreement 1\.000"
+    ):
+        export_bundle(req)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_saturation_detects_clipped_logits():
+    rng = np.random.default_rng(0)
+    free = rng.normal(0, 3, (50, 2))
+    assert gate.saturated(free) == 0.0
+    clipped = np.clip(free, -1.25, 1.25)
+    assert gate.saturated(clipped) == pytest.approx(np.mean((np.abs(free) > 1.25).any(1)))
+
+
+def test_gate_check_lists_every_failure():
+    m = {
+        "agreement": 0.95,
+        "auc_drop": 0.02,
+        "cam_pearson": 0.5,
+        "rank_corr": 0.99,
+        "saturated": 0.1,
+    }
+    with pytest.raises(UserError) as e:
+        gate.check("model.int8.tflite", "int8", m, gate.Limits())
+    msg = str(e.value)
+    for part in ("model.int8.tflite", "agreement 0.950", "AUC drop 0.0200", "CAM Pearson 0.500"):
+        assert part in msg
+    assert "clipped" in msg and "\n" not in msg
+
+
+def test_cam_export_wraps_any_registry_model():
+    from train_host.models import create_model
+
+    model = create_model("mobilenet_v3_small", 3, input_size=96).eval()
+    cam_model = wrap(model, 96)
+    with torch.no_grad():
+        logits, cam = cam_model(torch.randn(1, 3, 96, 96))
+    assert logits.shape == (1, 3) and cam.shape == (1, 3, 3, 3)
+    np.testing.assert_allclose((cam.sum((2, 3)) + model.fc.bias).detach(), logits, atol=1e-5)
+
+
+def test_export_refuses_too_few_calibration_images(tmp_path):
+    proc = run_cli(
+        "train_host.cli",
+        "export",
+        "--checkpoint",
+        CKPT,
+        "--calib-count",
+        "20",
+        "--out",
+        tmp_path,
+        ok=False,
+    )
+    assert proc.returncode == 2
+    assert "at least 100" in proc.stderr and "Traceback" not in proc.stderr
+    assert not Path(tmp_path / "manifest.json").exists()
