@@ -1,17 +1,20 @@
-"""The checkpoints committed under models/ load, and re-scoring their held-out test images
-reproduces the numbers their reports state."""
+"""The checkpoints and bundles committed under models/: they load, re-scoring their held-out
+test images reproduces the numbers their reports state, and their files passed the gate."""
 
+import csv
 import json
-from pathlib import Path
 
+import numpy as np
 import pytest
+from conftest import MODELS, run_cli
 
+from device.bundle import default_bundle_dir, load_bundle
+from device.screener import Screener
 from train_host import checkpoint
-from train_host.data import load_dataset
+from train_host.data import load_dataset, load_rgb
 from train_host.evaluate import full_metrics, score
+from train_host.export import gate
 from train_host.grouping import Split
-
-MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
 @pytest.mark.parametrize(
@@ -31,3 +34,37 @@ def test_committed_checkpoint_reproduces_its_report(name, task, msid):
     got = metrics["screening"]
     assert got["auc"] == pytest.approx(stated["auc"], abs=1e-6)
     assert got["confusion"] == stated["confusion"]
+
+
+@pytest.mark.parametrize("name", ["micrompoxnet-binary", "micrompoxnet-4class"])
+def test_committed_bundle_loads_and_passed_the_gate(name, msid):
+    bundle = load_bundle(MODELS / name)  # sha256 of every file checked
+    limits = gate.Limits()
+    for f in bundle.files():
+        m = bundle.manifest["files"][f.name]["metrics"]
+        gate.check(f.name, f.precision, m, limits)
+        assert m["n"] == 201
+    # the fp32 ONNX file reproduces the checkpoint's own test-set probabilities
+    rows = list(csv.DictReader((MODELS / name / "predictions.csv").open()))
+    screener = Screener(bundle, bundle.select("onnx", "fp32"))
+    for row in rows[::10]:
+        pred = screener.predict(load_rgb(msid / row["file"]))
+        assert pred.positive_prob == pytest.approx(float(row["p_mpox"]), abs=1e-4)
+
+
+def test_default_bundle_is_the_binary_micrompoxnet():
+    assert default_bundle_dir() == MODELS / "micrompoxnet-binary"
+    assert load_bundle(default_bundle_dir()).manifest["metrics"]["cv"]["grouped"] is True
+
+
+def test_onnx_and_tflite_int8_agree_on_the_held_out_images(msid, tmp_path):
+    """The bundle's promise: the two int8 runtimes give the same label on >= 99 % of images."""
+    split = Split.load(MODELS / "micrompoxnet-binary" / "split.json")
+    paths = [msid / split.files[i] for i in split.val + split.test]
+    labels = {}
+    for backend in ("onnx", "tflite"):
+        proc = run_cli("device.cli", "classify", "--backend", backend, "--json", *paths)
+        labels[backend] = [json.loads(line)["label"] for line in proc.stdout.splitlines()]
+    assert len(labels["onnx"]) == len(paths) == 201
+    same = np.mean([a == b for a, b in zip(labels["onnx"], labels["tflite"], strict=True)])
+    assert same >= 0.99

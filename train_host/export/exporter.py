@@ -117,6 +117,7 @@ def export_bundle(req: ExportRequest) -> dict:
         ref = gate.reference(cam_model, held.images, held.binary_targets(), spec)
         entries = verify(stage, ref, held, ckpt, data.positive_index, req.limits)
         for f in FILES:
+            (stage / f.name).chmod(0o644)  # the quantizer writes one executable
             (stage / f.name).replace(req.out / f.name)
     finally:
         shutil.rmtree(stage, ignore_errors=True)

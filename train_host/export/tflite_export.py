@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -67,6 +68,13 @@ def quantize_int8(
     `input_range`: what preprocessing can produce, so no pixel is clipped.
 
     The head ops stay float (see onnx_export: an int8 logit scale clips confident images)."""
+    with warnings.catch_warnings():  # calibration reads every tensor, as that debug option warns
+        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
+        _quantize(fp32, calib, out, input_range)
+    log.info("wrote %s", out)
+
+
+def _quantize(fp32: Path, calib, out: Path, input_range: tuple[float, float]) -> None:
     from ai_edge_quantizer import quantizer, recipe
 
     signature, input_name = _signature_input(fp32)
@@ -90,4 +98,3 @@ def quantize_int8(
         "max": np.full_like(hi, input_range[1]),
     }
     q.quantize(result, enable_progress_bar=False).export_model(str(out), overwrite=True)
-    log.info("wrote %s", out)
