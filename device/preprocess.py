@@ -22,11 +22,21 @@ def crop(image: np.ndarray, mode: str) -> np.ndarray:
     return image[y : y + side, x : x + side]
 
 
+def shades_of_grey(img: np.ndarray, p: float = 6.0) -> np.ndarray:
+    """Colour constancy (Finlayson & Trezzi): equalise the channels' p-norm means."""
+    x = img.astype(np.float32)
+    illum = np.power(np.mean(np.power(x, p), axis=(0, 1)), 1.0 / p) + 1e-6
+    gain = (illum.mean() / illum).astype(np.float32)
+    return np.clip(x * gain + 0.5, 0, 255).astype(np.uint8)
+
+
 def preprocess(image: np.ndarray, spec: dict, layout: str) -> np.ndarray:
     """HxWx3 uint8 (in spec colour order) -> float32 batch of one, in `layout` (NCHW or NHWC)."""
     size = int(spec["size"])
     interpolation = INTERPOLATION[spec["resize"]]
     img = cv2.resize(crop(image, spec["crop"]), (size, size), interpolation=interpolation)
+    if spec.get("colour_constancy", "none") == "shades_of_grey":
+        img = shades_of_grey(img)
     mean = np.asarray(spec["mean"], np.float32)
     std = np.asarray(spec["std"], np.float32)
     x = (img.astype(np.float32) * np.float32(1.0 / 255.0) - mean) / std

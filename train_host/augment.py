@@ -4,11 +4,14 @@
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 import torch
 from torchvision.transforms import v2
 
+from device.preprocess import shades_of_grey
 from train_host.preprocess import PreprocessSpec
 
 
@@ -30,13 +33,99 @@ class RandomCLAHE(v2.Transform):
         return torch.from_numpy(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)).permute(2, 0, 1)
 
 
-def train_transform(spec: PreprocessSpec, strength: float = 1.0, clahe: bool = False) -> v2.Compose:
-    """uint8 CHW tensor -> normalised float tensor of spec.size. strength 0 = resize only."""
+class ShadesOfGrey(v2.Transform):
+    """The bundle's colour-constancy step, applied after the other uint8 augmentations so
+    training sees what the device will feed the model."""
+
+    def transform(self, inpt, params):
+        if not isinstance(inpt, torch.Tensor) or inpt.dtype != torch.uint8:
+            return inpt
+        img = shades_of_grey(inpt.permute(1, 2, 0).numpy())
+        return torch.from_numpy(img).permute(2, 0, 1)
+
+
+class RandomWhiteBalance(v2.Transform):
+    """Per-channel gains around 1 (green fixed), as a different light or camera would give."""
+
+    def __init__(self, spread: float, p: float = 0.5):
+        super().__init__()
+        self.spread, self.p = spread, p
+
+    def transform(self, inpt, params):
+        if not isinstance(inpt, torch.Tensor) or inpt.dtype != torch.uint8:
+            return inpt
+        if torch.rand(()) >= self.p:
+            return inpt
+        gain = 1 + (torch.rand(3) * 2 - 1) * self.spread
+        gain[1] = 1.0
+        return (inpt.float() * gain.view(3, 1, 1)).clamp(0, 255).to(torch.uint8)
+
+
+class RandomGamma(v2.Transform):
+    """Exposure / tone-curve changes: x ** gamma with log-uniform gamma."""
+
+    def __init__(self, max_gamma: float, p: float = 0.5):
+        super().__init__()
+        self.log_max, self.p = math.log(max_gamma), p
+
+    def transform(self, inpt, params):
+        if not isinstance(inpt, torch.Tensor) or inpt.dtype != torch.uint8:
+            return inpt
+        if torch.rand(()) >= self.p:
+            return inpt
+        gamma = math.exp((float(torch.rand(())) * 2 - 1) * self.log_max)
+        return ((inpt.float() / 255.0).pow(gamma) * 255.0).round().to(torch.uint8)
+
+
+class RandomJPEG(v2.Transform):
+    """JPEG re-compression at a random quality (OpenCV: torchvision's codec is deprecated)."""
+
+    def __init__(self, quality: tuple[int, int], p: float = 0.3):
+        super().__init__()
+        self.quality, self.p = quality, p
+
+    def transform(self, inpt, params):
+        if not isinstance(inpt, torch.Tensor) or inpt.dtype != torch.uint8:
+            return inpt
+        if torch.rand(()) >= self.p:
+            return inpt
+        q = int(torch.randint(self.quality[0], self.quality[1] + 1, ()))
+        bgr = np.ascontiguousarray(inpt.permute(1, 2, 0).numpy()[..., ::-1])
+        _, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, q])
+        rgb = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()
+        return torch.from_numpy(rgb).permute(2, 0, 1)
+
+
+def camera_ops(strength: float) -> list[v2.Transform]:
+    """What changes between clinics' cameras: white balance, exposure, compression, focus, scale.
+    Random and milder than the fixed shifts of the shift test (train_host.shift)."""
     s = float(strength)
-    ops: list[v2.Transform] = [
-        v2.RandomResizedCrop(spec.size, scale=(max(0.25, 1 - 0.45 * s), 1.0), antialias=True)
+    return [
+        RandomWhiteBalance(0.25 * s),
+        RandomGamma(1 + 0.6 * s),
+        RandomJPEG((max(10, int(95 - 70 * s)), 95)),
+        v2.RandomApply([v2.GaussianBlur(9, sigma=(0.5, 0.5 + 2.5 * s))], p=0.2),
+        v2.RandomApply([v2.RandomZoomOut(fill=128, side_range=(1.0, 1 + s))], p=0.2),
+    ]
+
+
+def train_transform(
+    spec: PreprocessSpec,
+    strength: float = 1.0,
+    clahe: bool = False,
+    size: int | None = None,
+    normalise: bool = True,
+    camera: float = 0.0,
+) -> v2.Compose:
+    """uint8 CHW tensor -> normalised float tensor of spec.size. strength 0 = resize only.
+    `size` / `normalise=False`: [0, 1] views at another size (distillation resizes them itself)."""
+    s, size = float(strength), size or spec.size
+    # zoom-out first (it grows the image), the crop then brings it back to `size`
+    ops: list[v2.Transform] = camera_ops(camera)[-1:] if camera > 0 else []
+    ops += [
+        v2.RandomResizedCrop(size, scale=(max(0.25, 1 - 0.45 * s), 1.0), antialias=True)
         if s > 0
-        else v2.Resize((spec.size, spec.size), antialias=True)
+        else v2.Resize((size, size), antialias=True)
     ]
     if s > 0:
         ops += [
@@ -47,10 +136,15 @@ def train_transform(spec: PreprocessSpec, strength: float = 1.0, clahe: bool = F
             v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 1.5 * s))], p=0.2),
             v2.RandomAdjustSharpness(1 + s, p=0.2),
         ]
+    if camera > 0:
+        ops += camera_ops(camera)[:-1]
     if clahe:
         ops.append(RandomCLAHE())
+    if spec.colour_constancy == "shades_of_grey":
+        ops.append(ShadesOfGrey())
     ops.append(v2.ToDtype(torch.float32, scale=True))
     if s > 0:
         ops.append(v2.RandomApply([v2.GaussianNoise(sigma=0.03 * s)], p=0.2))
-    ops.append(v2.Normalize(list(spec.mean), list(spec.std)))
+    if normalise:
+        ops.append(v2.Normalize(list(spec.mean), list(spec.std)))
     return v2.Compose(ops)

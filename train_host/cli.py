@@ -54,6 +54,18 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--augment", type=float, default=1.0, help="augmentation strength (0 = none)")
     g.add_argument("--clahe", action="store_true", help="add random CLAHE to the augmentation")
+    g.add_argument(
+        "--camera-aug",
+        type=float,
+        default=0.0,
+        help="camera/clinic augmentation strength: white balance, exposure, JPEG, blur, zoom-out",
+    )
+    g.add_argument(
+        "--colour-constancy",
+        choices=["none", "shades_of_grey"],
+        default="none",
+        help="colour-constancy preprocessing (goes into the bundle; the device applies it too)",
+    )
     g.add_argument("--patience", type=int, default=15, help="early stop after N epochs w/o gain")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--num-workers", type=int, default=1, help="data-loader worker processes")
@@ -65,6 +77,15 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--val-fraction", type=float, default=0.15)
     g.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    k = p.add_argument_group("distillation (with --teacher)")
+    k.add_argument("--teacher", default=None, help="teacher checkpoint: distil into --model")
+    k.add_argument("--kd-temperature", type=float, default=2.0)
+    k.add_argument("--kd-weight", type=float, default=1.0, help="KL to the teacher's output")
+    k.add_argument(
+        "--kd-ce-weight", type=float, default=0.0, help="cross-entropy to (mixed) labels"
+    )
+    k.add_argument("--kd-attention-weight", type=float, default=1.0, help="attention-map transfer")
+    k.add_argument("--kd-mix", type=float, default=1.0, help="share of mixup/cutmix batches")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,6 +128,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.add_argument("--split", type=Path, default=None, help="only the images of one split part")
     p.add_argument("--subset", choices=["train", "val", "test"], default="test")
+    p.add_argument("--out", type=Path, required=True)
+
+    p = sub.add_parser(
+        "shift-test",
+        help="AUC under strong synthetic camera shifts, for one or more checkpoints",
+        description="Score held-out images (the checkpoint split's val + test) clean and under "
+        "fixed camera and collection shifts; write shift_test.json and shift_test.png.",
+    )
+    p.add_argument(
+        "--checkpoint", type=Path, action="append", required=True, help="repeat to compare"
+    )
+    p.add_argument("--data", type=Path, default=None, help="default: $MPOX_DATA or ../shared/...")
+    p.add_argument("--split", type=Path, default=None, help="default: split.json beside CKPT")
     p.add_argument("--out", type=Path, required=True)
 
     p = sub.add_parser(
@@ -234,6 +268,27 @@ def cmd_models(args) -> None:
         )
 
 
+def cmd_shift_test(args) -> None:
+    from train_host.checkpoint import load_model
+    from train_host.data import default_data_dir, load_dataset
+    from train_host.export.exporter import held_out
+    from train_host.shift import shift_test, write
+
+    results = {}
+    for ckpt_path in args.checkpoint:
+        model, ckpt = load_model(ckpt_path)
+        data = load_dataset(args.data or default_data_dir(), ckpt["task"])
+        r = shift_test(model, ckpt, held_out(data, ckpt_path, args.split))
+        name = f"{ckpt_path.parent.name}/{ckpt_path.stem}"
+        results[name] = r
+        print(
+            f"{name}: clean AUC {r['auc']['clean']:.3f}, mean shifted {r['mean_shift_auc']:.3f}, "
+            f"worst {r['worst_shift_auc']:.3f} (n={r['n']})"
+        )
+    write(args.out, results)
+    print(f"wrote {args.out}/shift_test.json and shift_test.png")
+
+
 def cmd_export(args) -> None:
     from train_host.data import default_data_dir
     from train_host.export.exporter import ExportRequest, export_bundle
@@ -265,6 +320,7 @@ COMMANDS = {
     "cv": cmd_cv,
     "evaluate": cmd_evaluate,
     "export": cmd_export,
+    "shift-test": cmd_shift_test,
     "models": cmd_models,
 }
 

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from train_host import UserError, checkpoint, distributed, torchfile
 from train_host.augment import train_transform
 from train_host.data import Dataset
+from train_host.distill import DistillConfig, Distiller, WithFeatures
 from train_host.evaluate import predict
 from train_host.grouping import Split
 from train_host.models import create_model, get_spec
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 OPTIMIZERS = ("adamw", "sgd", "rmsprop")
 BALANCING = ("weight", "sampler", "none")
 PRECISIONS = ("auto", "fp32", "bf16")
+COLOUR_CONSTANCY = ("none", "shades_of_grey")
 
 
 def cpu_has_bf16() -> bool:
@@ -68,10 +70,18 @@ class TrainConfig:
     balance: str = "weight"
     augment: float = 1.0
     clahe: bool = False
+    camera_aug: float = 0.0  # camera/clinic shifts (train_host.augment.camera_ops)
+    colour_constancy: str = "none"  # "shades_of_grey": in the bundle's preprocessing too
     patience: int = 15
     seed: int = 0
     num_workers: int = 1
     precision: str = "auto"
+    teacher: str | None = None  # checkpoint: distil into this model (train_host.distill)
+    kd_temperature: float = 2.0
+    kd_weight: float = 1.0
+    kd_ce_weight: float = 0.0
+    kd_attention_weight: float = 1.0
+    kd_mix: float = 1.0
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -87,6 +97,10 @@ class TrainConfig:
             raise UserError("--lr must be positive")
         if self.precision not in PRECISIONS:
             raise UserError(f"unknown precision {self.precision!r}; choose {', '.join(PRECISIONS)}")
+        if self.teacher is not None:
+            self.distill_config().validate()
+        if self.colour_constancy not in COLOUR_CONSTANCY:
+            raise UserError(f"--colour-constancy: choose {', '.join(COLOUR_CONSTANCY)}")
 
     def model_kwargs(self) -> dict:
         kw = {k: getattr(self, k) for k in ("width", "dropout") if getattr(self, k) is not None}
@@ -94,11 +108,24 @@ class TrainConfig:
             raise UserError("--width applies to micrompoxnet only")
         return kw
 
+    def distill_config(self) -> DistillConfig | None:
+        if self.teacher is None:
+            return None
+        return DistillConfig(
+            Path(self.teacher),
+            self.kd_temperature,
+            self.kd_weight,
+            self.kd_ce_weight,
+            self.kd_attention_weight,
+            self.kd_mix,
+        )
+
     def preprocess_spec(self) -> PreprocessSpec:
         size = self.input_size or get_spec(self.model).default_input_size
+        cc = self.colour_constancy
         if self.model == "efficientnet_lite0":
-            return PreprocessSpec(size, mean=LITE0_MEAN, std=LITE0_STD)
-        return PreprocessSpec(size)
+            return PreprocessSpec(size, mean=LITE0_MEAN, std=LITE0_STD, colour_constancy=cc)
+        return PreprocessSpec(size, colour_constancy=cc)
 
 
 class AugmentedImages(torch.utils.data.Dataset):
@@ -178,6 +205,7 @@ class Trainer:
     out: Path
     resume: bool = False
     history: list[dict] = field(default_factory=list)
+    distiller: Distiller | None = None
 
     def run(self) -> Path:
         """Train; returns the path of the best checkpoint (on the main process)."""
@@ -191,7 +219,8 @@ class Trainer:
         train, val = self.data.subset(self.split.train), self.data.subset(self.split.val)
         model, loader, opt, sched, loss_fn = self._build(train, spec, d)
         start, best, stale = self._restore(model, opt, sched) if self.resume else (0, -math.inf, 0)
-        net = DistributedDataParallel(model) if d.enabled else model
+        trained = WithFeatures(model) if self.distiller else model
+        net = DistributedDataParallel(trained) if d.enabled else trained
         amp = autocast_dtype(cfg.precision, d.device)
         if d.main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -202,7 +231,9 @@ class Trainer:
             if hasattr(loader.sampler, "set_epoch"):
                 loader.sampler.set_epoch(epoch)
             t0 = time.perf_counter()
-            train_loss = self._epoch(net, loader, loss_fn, opt, sched, d.device, amp)
+            train_loss = self._epoch(
+                net, loader, self.distiller or loss_fn, opt, sched, d.device, amp
+            )
             val_auc, val_loss = self._validate(model, val, spec, d)
             # AUC decides; a validation set with one class only falls back to its loss.
             score = val_auc if not math.isnan(val_auc) else -val_loss
@@ -232,6 +263,8 @@ class Trainer:
         cfg, k = self.cfg, len(self.data.class_names)
         model = create_model(cfg.model, k, spec.size, cfg.weights, **cfg.model_kwargs())
         model = model.to(d.device, memory_format=torch.channels_last)
+        kd = cfg.distill_config()
+        self.distiller = Distiller(kd, spec, k, d.device) if kd else None
         loader = self._loader(train, spec, d)
         opt = build_optimizer(cfg, model)
         schedule = warmup_cosine(cfg.epochs * len(loader), cfg.warmup_epochs * len(loader))
@@ -250,7 +283,13 @@ class Trainer:
 
     def _loader(self, train: Dataset, spec: PreprocessSpec, d: distributed.Dist) -> DataLoader:
         cfg = self.cfg
-        ds = AugmentedImages(train, train_transform(spec, cfg.augment, cfg.clahe))
+        if self.distiller:  # [0, 1] views at the teacher's size; the distiller resizes
+            transform = train_transform(
+                spec, cfg.augment, cfg.clahe, self.distiller.view_size, False, cfg.camera_aug
+            )
+        else:
+            transform = train_transform(spec, cfg.augment, cfg.clahe, camera=cfg.camera_aug)
+        ds = AugmentedImages(train, transform)
         if cfg.balance == "sampler":
             sampler: Sampler | None = BalancedSampler(train.labels, cfg.seed, d.rank, d.world)
         elif d.enabled:
@@ -271,13 +310,19 @@ class Trainer:
 
     @staticmethod
     def _epoch(net, loader, loss_fn, opt, sched, device, amp: torch.dtype | None) -> float:
+        """`loss_fn`: a criterion on logits, or a `Distiller` that runs the network itself."""
         net.train()
         total, n = 0.0, 0
         for x, y in loader:
             x = x.to(device, memory_format=torch.channels_last)
             y = y.to(device)
-            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                loss = loss_fn(net(x).float(), y)
+            if isinstance(loss_fn, Distiller):
+                loss = loss_fn.loss(net, x, y, amp)
+            else:
+                with torch.autocast(
+                    device.type, dtype=amp or torch.float32, enabled=amp is not None
+                ):
+                    loss = loss_fn(net(x).float(), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -71,6 +71,14 @@ def split_parts(data: Dataset, split_path: Path) -> tuple[Dataset, Dataset]:
     return pick(split.train), pick(split.val + split.test)
 
 
+def held_out(data: Dataset, checkpoint: Path, split: Path | None = None) -> Dataset:
+    """The val + test images of the checkpoint's split (split.json beside it by default)."""
+    path = _beside(checkpoint, split, "split.json")
+    if path is None:
+        raise UserError(f"no split.json beside {checkpoint}: pass --split")
+    return split_parts(data, path)[1]
+
+
 def calibration_images(train: Dataset, count: int) -> list[np.ndarray]:
     """`count` training images spread evenly over the (class-sorted) list, so every class shows."""
     if len(train) < min(count, 100):

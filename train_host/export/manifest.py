@@ -66,6 +66,7 @@ def build(name: str, ckpt: dict, files: dict, cam_shape: list[int], cv: dict | N
             "scale": "1/255",
             "resize": pre["resize"],
             "crop": pre["crop"],
+            "colour_constancy": pre.get("colour_constancy", "none"),
         },
         "outputs": {
             "logits": {"shape": [1, len(ckpt["class_names"])], "meaning": "class scores; softmax"},
