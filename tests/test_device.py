@@ -77,9 +77,10 @@ def test_tampered_or_missing_file_is_refused(copy_bundle):
         load_bundle(root)
 
 
-def test_device_preprocessing_equals_host_on_real_images(msid, bundle):
-    spec = load_bundle(bundle).input
-    keys = ("size", "mean", "std", "resize", "crop", "colour_order")
+@pytest.mark.parametrize("constancy", ["none", "shades_of_grey"])
+def test_device_preprocessing_equals_host_on_real_images(msid, bundle, constancy):
+    spec = {**load_bundle(bundle).input, "colour_constancy": constancy}
+    keys = ("size", "mean", "std", "resize", "crop", "colour_order", "colour_constancy")
     host_spec = PreprocessSpec.from_dict({k: spec[k] for k in keys})
     data = load_dataset(msid, "multiclass", limit_per_class=5)
     for path, image in zip(data.paths, data.images, strict=True):

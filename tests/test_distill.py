@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import MODELS, copy_subset
+from conftest import MODELS, copy_subset, fast_config
 
 from train_host import UserError, checkpoint
 from train_host.data import load_dataset
@@ -14,7 +14,7 @@ from train_host.distill import DistillConfig, attention
 from train_host.evaluate import predict
 from train_host.grouping import make_split, near_duplicate_groups
 from train_host.shift import SHIFTS, shift_test, write
-from train_host.train import TrainConfig, Trainer
+from train_host.train import Trainer
 
 pytestmark = pytest.mark.slow
 
@@ -33,17 +33,7 @@ def subset(msid, tmp_path_factory):
 
 
 def fit(data, split, out, **kw):
-    base = dict(
-        input_size=64,
-        epochs=8,
-        batch_size=16,
-        lr=3e-3,
-        warmup_epochs=1,
-        patience=8,
-        num_workers=0,
-        seed=0,
-    )
-    return Trainer(TrainConfig(**{**base, **kw}), data, split, out).run()
+    return Trainer(fast_config(epochs=8, patience=8, **kw), data, split, out).run()
 
 
 def kl_to_teacher(teacher_probs, student_probs) -> float:

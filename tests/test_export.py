@@ -62,6 +62,7 @@ def test_manifest_describes_every_file(bundle):
     assert m["host"]["git_commit"] and m["created"]
     card = (bundle / "card.md").read_text()
     assert "not a diagnosis" in card and "model.int8.tflite" in card
+    assert card.rstrip().endswith("| test row | 0.5 |")  # --card-notes appended
     assert not (bundle / ".export-staging").exists()
 
 

@@ -4,29 +4,15 @@ import json
 
 import pytest
 import torch
-from conftest import copy_subset
+from conftest import copy_subset, fast_config
 
 from train_host import checkpoint
 from train_host.data import load_dataset
 from train_host.evaluate import calibrate_and_evaluate
 from train_host.grouping import make_split, near_duplicate_groups
-from train_host.train import TrainConfig, Trainer
+from train_host.train import Trainer
 
 pytestmark = pytest.mark.slow
-
-
-def _fast_cfg(**kw) -> TrainConfig:
-    base = dict(
-        input_size=64,
-        epochs=12,
-        batch_size=16,
-        lr=3e-3,
-        warmup_epochs=1,
-        patience=12,
-        num_workers=0,
-        seed=0,
-    )
-    return TrainConfig(**{**base, **kw})
 
 
 def test_short_training_beats_chance_on_held_out_images(msid, tmp_path):
@@ -42,7 +28,7 @@ def test_short_training_beats_chance_on_held_out_images(msid, tmp_path):
         val_fraction=0.2,
         test_fraction=0.3,
     )
-    trainer = Trainer(_fast_cfg(), data, split, tmp_path / "run")
+    trainer = Trainer(fast_config(), data, split, tmp_path / "run")
     best = trainer.run()
     res = calibrate_and_evaluate(
         best, data.subset(split.val), data.subset(split.test), tmp_path / "run", trainer.history
@@ -73,9 +59,9 @@ def test_resume_continues_where_it_stopped(small_msid, tmp_path):
         data.relpaths(), data.labels, near_duplicate_groups(data.images), 0, 0.25, 0.0
     )
     out = tmp_path / "run"
-    Trainer(_fast_cfg(epochs=2), data, split, out).run()
+    Trainer(fast_config(epochs=2), data, split, out).run()
     first = (out / "history.jsonl").read_text().splitlines()
-    Trainer(_fast_cfg(epochs=3), data, split, out, resume=True).run()
+    Trainer(fast_config(epochs=3), data, split, out, resume=True).run()
     lines = [json.loads(s) for s in (out / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in lines] == [1, 2, 3]
     assert [json.dumps(h) for h in lines[:2]] == first

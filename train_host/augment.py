@@ -1,6 +1,6 @@
 """Online training augmentation (torchvision transforms v2): the paper's list, scaled by one
-`strength` knob, plus optional CLAHE. Evaluation never goes through here: it uses
-`train_host.preprocess`, the same function the device mirrors."""
+`strength` knob, plus optional CLAHE, camera/clinic shifts and colour constancy. Evaluation never
+goes through here: it uses `train_host.preprocess`, the same function the device mirrors."""
 
 from __future__ import annotations
 
@@ -15,85 +15,88 @@ from device.preprocess import shades_of_grey
 from train_host.preprocess import PreprocessSpec
 
 
-class RandomCLAHE(v2.Transform):
+class _Uint8Transform(v2.Transform):
+    """Applied with probability `p` to uint8 image tensors only (masks, labels pass through)."""
+
+    def __init__(self, p: float = 1.0):
+        super().__init__()
+        self.p = p
+
+    def transform(self, inpt, params):
+        if not isinstance(inpt, torch.Tensor) or inpt.dtype != torch.uint8:
+            return inpt
+        return self.apply(inpt) if torch.rand(()) < self.p else inpt
+
+    def apply(self, img: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def _hwc(img: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(img.permute(1, 2, 0).numpy())
+
+
+def _chw(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
+
+
+class RandomCLAHE(_Uint8Transform):
     """Contrast-limited adaptive histogram equalisation on the L channel (OpenCV's CLAHE)."""
 
     def __init__(self, p: float = 0.25, clip_limit: float = 2.0, tiles: int = 8):
-        super().__init__()
-        self.p, self.clip_limit, self.tiles = p, clip_limit, tiles
+        super().__init__(p)
+        self.clip_limit, self.tiles = clip_limit, tiles
 
-    def transform(self, inpt, params):
-        if not isinstance(inpt, torch.Tensor) or inpt.dtype != torch.uint8:
-            return inpt
-        if torch.rand(()) >= self.p:
-            return inpt
-        lab = cv2.cvtColor(inpt.permute(1, 2, 0).numpy(), cv2.COLOR_RGB2LAB)
+    def apply(self, img):
+        lab = cv2.cvtColor(_hwc(img), cv2.COLOR_RGB2LAB)
         clahe = cv2.createCLAHE(clipLimit=self.clip_limit, tileGridSize=(self.tiles, self.tiles))
         lab[..., 0] = clahe.apply(np.ascontiguousarray(lab[..., 0]))
-        return torch.from_numpy(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)).permute(2, 0, 1)
+        return _chw(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB))
 
 
-class ShadesOfGrey(v2.Transform):
+class ShadesOfGrey(_Uint8Transform):
     """The bundle's colour-constancy step, applied after the other uint8 augmentations so
     training sees what the device will feed the model."""
 
-    def transform(self, inpt, params):
-        if not isinstance(inpt, torch.Tensor) or inpt.dtype != torch.uint8:
-            return inpt
-        img = shades_of_grey(inpt.permute(1, 2, 0).numpy())
-        return torch.from_numpy(img).permute(2, 0, 1)
+    def apply(self, img):
+        return _chw(shades_of_grey(_hwc(img)))
 
 
-class RandomWhiteBalance(v2.Transform):
+class RandomWhiteBalance(_Uint8Transform):
     """Per-channel gains around 1 (green fixed), as a different light or camera would give."""
 
     def __init__(self, spread: float, p: float = 0.5):
-        super().__init__()
-        self.spread, self.p = spread, p
+        super().__init__(p)
+        self.spread = spread
 
-    def transform(self, inpt, params):
-        if not isinstance(inpt, torch.Tensor) or inpt.dtype != torch.uint8:
-            return inpt
-        if torch.rand(()) >= self.p:
-            return inpt
+    def apply(self, img):
         gain = 1 + (torch.rand(3) * 2 - 1) * self.spread
         gain[1] = 1.0
-        return (inpt.float() * gain.view(3, 1, 1)).clamp(0, 255).to(torch.uint8)
+        return (img.float() * gain.view(3, 1, 1)).clamp(0, 255).to(torch.uint8)
 
 
-class RandomGamma(v2.Transform):
+class RandomGamma(_Uint8Transform):
     """Exposure / tone-curve changes: x ** gamma with log-uniform gamma."""
 
     def __init__(self, max_gamma: float, p: float = 0.5):
-        super().__init__()
-        self.log_max, self.p = math.log(max_gamma), p
+        super().__init__(p)
+        self.log_max = math.log(max_gamma)
 
-    def transform(self, inpt, params):
-        if not isinstance(inpt, torch.Tensor) or inpt.dtype != torch.uint8:
-            return inpt
-        if torch.rand(()) >= self.p:
-            return inpt
+    def apply(self, img):
         gamma = math.exp((float(torch.rand(())) * 2 - 1) * self.log_max)
-        return ((inpt.float() / 255.0).pow(gamma) * 255.0).round().to(torch.uint8)
+        return ((img.float() / 255.0).pow(gamma) * 255.0).round().to(torch.uint8)
 
 
-class RandomJPEG(v2.Transform):
+class RandomJPEG(_Uint8Transform):
     """JPEG re-compression at a random quality (OpenCV: torchvision's codec is deprecated)."""
 
     def __init__(self, quality: tuple[int, int], p: float = 0.3):
-        super().__init__()
-        self.quality, self.p = quality, p
+        super().__init__(p)
+        self.quality = quality
 
-    def transform(self, inpt, params):
-        if not isinstance(inpt, torch.Tensor) or inpt.dtype != torch.uint8:
-            return inpt
-        if torch.rand(()) >= self.p:
-            return inpt
+    def apply(self, img):
         q = int(torch.randint(self.quality[0], self.quality[1] + 1, ()))
-        bgr = np.ascontiguousarray(inpt.permute(1, 2, 0).numpy()[..., ::-1])
-        _, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, q])
-        rgb = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()
-        return torch.from_numpy(rgb).permute(2, 0, 1)
+        _, buf = cv2.imencode(".jpg", _hwc(img)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, q])
+        return _chw(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
 
 
 def camera_ops(strength: float) -> list[v2.Transform]:

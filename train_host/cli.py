@@ -161,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cv", type=Path, default=None, help="cv.json (default: CKPT dir/cv/)")
     p.add_argument("--calib-count", type=int, default=128, help="calibration images (>= 100)")
     p.add_argument("--name", default=None, help="bundle name (default: the --out folder name)")
+    p.add_argument("--card-notes", type=Path, default=None, help="markdown to append to card.md")
     p.add_argument("--out", type=Path, required=True, help="bundle folder")
 
     p = sub.add_parser("models", help="list registered models with parameters and MACs")
@@ -295,6 +296,8 @@ def cmd_export(args) -> None:
 
     if args.calib_count < 100:
         raise UserError("--calib-count must be at least 100")
+    if args.card_notes and not args.card_notes.is_file():
+        raise UserError(f"--card-notes {args.card_notes}: no such file")
     m = export_bundle(
         ExportRequest(
             checkpoint=args.checkpoint,
@@ -304,6 +307,7 @@ def cmd_export(args) -> None:
             cv=args.cv,
             calib_count=args.calib_count,
             name=args.name,
+            card_notes=args.card_notes,
         )
     )
     for name, f in m["files"].items():

@@ -50,6 +50,7 @@ class ExportRequest:
     cv: Path | None = None  # default: cv/cv.json beside the checkpoint, if present
     calib_count: int = 128
     name: str | None = None
+    card_notes: Path | None = None  # markdown appended to card.md (e.g. the comparison table)
     limits: gate.Limits = field(default_factory=gate.Limits)
 
 
@@ -139,7 +140,7 @@ def export_bundle(req: ExportRequest) -> dict:
     cv = json.loads(cv_path.read_text()) if cv_path else None
     cam_shape = [1, len(ckpt["class_names"]), *ref.gradcam.shape[1:]]
     m = manifest.build(req.name or req.out.resolve().name, ckpt, files, cam_shape, cv)
-    manifest.write(req.out, m)
+    manifest.write(req.out, m, req.card_notes.read_text() if req.card_notes else "")
     return m
 
 

