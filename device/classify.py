@@ -29,29 +29,26 @@ class ClassifyOptions:
 
 
 def verdict(pred: Prediction, positive_class: str) -> str:
-    if len(pred.classes) == 2:
-        return f"{positive_class.capitalize()} {'likely' if pred.positive else 'unlikely'}"
-    return (
-        f"{pred.label} ("
-        + ", ".join(f"{c} {p:.2f}" for c, p in zip(pred.classes, pred.probs, strict=True))
-        + ")"
-    )
+    """Mpox likely / unlikely; a multi-class bundle also names the likeliest other class."""
+    text = f"{positive_class.capitalize()} {'likely' if pred.positive else 'unlikely'}"
+    if len(pred.classes) > 2 and not pred.positive:
+        text += f" (likeliest: {pred.label})"
+    return text
 
 
-def cam_path(out: Path, image: Path) -> Path:
-    path = out / f"{image.stem}.cam.png"
-    n = 2
-    while path.exists():
-        path, n = out / f"{image.stem}-{n}.cam.png", n + 1
-    return path
+def cam_path(out: Path, image: Path, used: set[str]) -> Path:
+    """NAME.cam.png, or NAME-2.cam.png ... when two photos of this run share a name."""
+    name, n = f"{image.stem}.cam.png", 2
+    while name in used:
+        name, n = f"{image.stem}-{n}.cam.png", n + 1
+    used.add(name)
+    return out / name
 
 
-def write_cam(out: Path, image: Path, rgb, pred: Prediction, spec: dict) -> Path:
+def write_cam(path: Path, rgb, pred: Prediction, spec: dict) -> None:
     seen = cv2.cvtColor(crop(rgb, spec["crop"]), cv2.COLOR_RGB2BGR)
-    path = cam_path(out, image)
     if not cv2.imwrite(str(path), heat_overlay(seen, pred.cam)):
         raise DeviceError(f"cannot write {path}")
-    return path
 
 
 def classify(opts: ClassifyOptions, out=sys.stdout, err=sys.stderr) -> int:
@@ -61,6 +58,7 @@ def classify(opts: ClassifyOptions, out=sys.stdout, err=sys.stderr) -> int:
     if opts.cam_out:
         opts.cam_out.mkdir(parents=True, exist_ok=True)
     seen = failed = 0
+    used: set[str] = set()
     for path in find_images(opts.paths):
         seen += 1
         try:
@@ -75,7 +73,7 @@ def classify(opts: ClassifyOptions, out=sys.stdout, err=sys.stderr) -> int:
             continue
         pred = screener.predict(rgb)
         if opts.cam_out:
-            write_cam(opts.cam_out, path, rgb, pred, bundle.input)
+            write_cam(cam_path(opts.cam_out, path, used), rgb, pred, bundle.input)
         if opts.json:
             print(json.dumps({"path": str(path), **pred.as_dict()}), file=out)
         else:

@@ -166,6 +166,9 @@ def test_classify_text_output_and_errors(bundle, photos, tmp_path):
     one = next(p for p in sorted((photos / "mpox").glob("*.png")) if p.name != "broken.png")
     proc = classify("--bundle", bundle, one)
     assert "Mpox likely" in proc.stdout or "Mpox unlikely" in proc.stdout
+    measles = sorted((photos / "measles").glob("*.png"))
+    proc = classify("--bundle", MODELS / "micrompoxnet-4class", *measles)
+    assert "(likeliest: " in proc.stdout  # a 4-class bundle names the other class
     proc = classify("--bundle", bundle, one, tmp_path / "nowhere.png", ok=False)
     assert proc.returncode == 1 and "nowhere.png: skipped" in proc.stderr
     assert "likely" in proc.stdout  # the readable image was still screened
