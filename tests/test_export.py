@@ -11,6 +11,7 @@ import torch
 from captum.attr import LayerGradCam
 from conftest import MODELS, run_cli
 
+from device import DeviceError
 from device.bundle import load_bundle, sha256
 from device.runtimes import open_runtime
 from device.runtimes.litert import dequantize, quantize
@@ -173,3 +174,15 @@ def test_export_refuses_too_few_calibration_images(tmp_path):
     assert proc.returncode == 2
     assert "at least 100" in proc.stderr and "Traceback" not in proc.stderr
     assert not Path(tmp_path / "manifest.json").exists()
+
+
+def test_int8_only_bundle_drops_fp32_files(bundle, msid, tmp_path):
+    out = tmp_path / "int8"
+    shutil.copytree(bundle, out)  # holds fp32 files from the full export
+    m = export_bundle(ExportRequest(CKPT, msid, out, ship_fp32=False))
+    assert set(m["files"]) == {"model.int8.onnx", "model.int8.tflite"}
+    assert not (out / "model.fp32.onnx").exists() and not (out / "model.fp32.tflite").exists()
+    b = load_bundle(out)
+    assert b.select("tflite", "int8").name == "model.int8.tflite"
+    with pytest.raises(DeviceError, match="no onnx/fp32 file"):
+        b.select("onnx", "fp32")

@@ -162,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-count", type=int, default=128, help="calibration images (>= 100)")
     p.add_argument("--name", default=None, help="bundle name (default: the --out folder name)")
     p.add_argument("--card-notes", type=Path, default=None, help="markdown to append to card.md")
+    p.add_argument(
+        "--no-fp32",
+        dest="ship_fp32",
+        action="store_false",
+        help="ship only the int8 files (the fp32 ones are still built and gated)",
+    )
     p.add_argument("--out", type=Path, required=True, help="bundle folder")
 
     p = sub.add_parser("models", help="list registered models with parameters and MACs")
@@ -308,6 +314,7 @@ def cmd_export(args) -> None:
             calib_count=args.calib_count,
             name=args.name,
             card_notes=args.card_notes,
+            ship_fp32=args.ship_fp32,
         )
     )
     for name, f in m["files"].items():

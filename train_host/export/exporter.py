@@ -51,6 +51,7 @@ class ExportRequest:
     calib_count: int = 128
     name: str | None = None
     card_notes: Path | None = None  # markdown appended to card.md (e.g. the comparison table)
+    ship_fp32: bool = True  # False: fp32 files are built and gated but not kept (size)
     limits: gate.Limits = field(default_factory=gate.Limits)
 
 
@@ -125,7 +126,10 @@ def export_bundle(req: ExportRequest) -> dict:
         build_files(cam_model, spec, calib, stage)
         ref = gate.reference(cam_model, held.images, held.binary_targets(), spec)
         entries = verify(stage, ref, held, ckpt, data.positive_index, req.limits)
+        shipped = [f for f in FILES if req.ship_fp32 or f.precision != "fp32"]
         for f in FILES:
+            (req.out / f.name).unlink(missing_ok=True)  # no stale file beside the new manifest
+        for f in shipped:
             (stage / f.name).chmod(0o644)  # the quantizer writes one executable
             (stage / f.name).replace(req.out / f.name)
     finally:
@@ -134,7 +138,7 @@ def export_bundle(req: ExportRequest) -> dict:
         f.name: manifest.file_entry(
             req.out / f.name, f.format, f.precision, f.layout, entries[f.name]
         )
-        for f in FILES
+        for f in shipped
     }
     cv_path = _beside(req.checkpoint, req.cv, "cv/cv.json")
     cv = json.loads(cv_path.read_text()) if cv_path else None
