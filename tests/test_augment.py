@@ -63,3 +63,13 @@ def test_colour_constancy_removes_a_colour_cast():
     t = train_transform(PreprocessSpec(64, colour_constancy="shades_of_grey"), strength=0.0)
     x = torch.from_numpy(cast).permute(2, 0, 1).contiguous()
     assert t(x).shape == (3, 64, 64)
+
+
+def test_augmentations_keep_the_label():
+    img = torch.randint(0, 256, (3, 100, 120), dtype=torch.uint8)
+    t = train_transform(
+        PreprocessSpec(64, colour_constancy="shades_of_grey"), 1.0, clahe=True, camera=1.0
+    )
+    for label in (0, 1, 3):
+        out, kept = t(img, label)
+        assert kept == label and out.shape == (3, 64, 64)
