@@ -18,7 +18,12 @@ from train_host.grouping import Split
 
 
 @pytest.mark.parametrize(
-    "name, task", [("micrompoxnet-binary", "binary"), ("micrompoxnet-4class", "multiclass")]
+    "name, task",
+    [
+        ("micrompoxnet-binary", "binary"),
+        ("micrompoxnet-4class", "multiclass"),
+        ("micrompoxnet-distilled-binary", "binary"),
+    ],
 )
 def test_committed_checkpoint_reproduces_its_report(name, task, msid):
     folder = MODELS / name
@@ -68,3 +73,20 @@ def test_onnx_and_tflite_int8_agree_on_the_held_out_images(msid, tmp_path):
     assert len(labels["onnx"]) == len(paths) == 201
     same = np.mean([a == b for a, b in zip(labels["onnx"], labels["tflite"], strict=True)])
     assert same >= 0.99
+
+
+def test_committed_lite0_bundle_is_int8_only_and_passed_the_gate(msid):
+    bundle = load_bundle(MODELS / "efficientnet-lite0-binary")
+    m = bundle.manifest
+    assert m["model"]["architecture"] == "efficientnet_lite0"
+    assert m["input"]["size"] == 224 and m["input"]["mean"] == [0.5, 0.5, 0.5]
+    assert {f.precision for f in bundle.files()} == {"int8"}
+    for f in bundle.files():
+        gate.check(f.name, f.precision, m["files"][f.name]["metrics"], gate.Limits())
+    rows = list(csv.DictReader((MODELS / "efficientnet-lite0-binary" / "predictions.csv").open()))
+    screener = Screener(bundle, bundle.select("onnx", "int8"))
+    diffs = [
+        abs(screener.predict(load_rgb(msid / r["file"])).positive_prob - float(r["p_mpox"]))
+        for r in rows[::6]
+    ]
+    assert np.median(diffs) < 0.02  # int8 against the checkpoint's own fp32 probabilities
