@@ -33,7 +33,7 @@ def subset(msid, tmp_path_factory):
 
 
 def fit(data, split, out, **kw):
-    return Trainer(fast_config(epochs=8, patience=8, **kw), data, split, out).run()
+    return Trainer(fast_config(**{"epochs": 8, "patience": 8, **kw}), data, split, out).run()
 
 
 def kl_to_teacher(teacher_probs, student_probs) -> float:
