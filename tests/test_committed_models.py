@@ -57,6 +57,14 @@ def test_committed_bundle_loads_and_passed_the_gate(name, msid):
         assert pred.positive_prob == pytest.approx(float(row["p_mpox"]), abs=1e-4)
 
 
+@pytest.mark.parametrize("name", ["micrompoxnet-binary", "micrompoxnet-4class"])
+def test_micrompoxnet_bundles_carry_their_grouped_cv(name):
+    cv = load_bundle(MODELS / name, verify=False).manifest["metrics"]["cv"]
+    stated = json.loads((MODELS / name / "cv" / "cv.json").read_text())
+    assert cv["grouped"] is True and cv["folds"] == 5
+    assert cv["auc_mean"] == stated["auc_mean"] and cv["auc_sd"] == stated["auc_sd"]
+
+
 def test_default_bundle_is_the_binary_micrompoxnet():
     assert default_bundle_dir() == MODELS / "micrompoxnet-binary"
     assert load_bundle(default_bundle_dir()).manifest["metrics"]["cv"]["grouped"] is True
