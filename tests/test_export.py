@@ -186,3 +186,12 @@ def test_int8_only_bundle_drops_fp32_files(bundle, msid, tmp_path):
     assert b.select("tflite", "int8").name == "model.int8.tflite"
     with pytest.raises(DeviceError, match="no onnx/fp32 file"):
         b.select("onnx", "fp32")
+
+
+def test_unreadable_cv_summary_fails_before_the_bundle_changes(bundle, msid, tmp_path):
+    out = tmp_path / "b"
+    shutil.copytree(bundle, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(UserError, match=r"cannot read .*nowhere\.json"):
+        export_bundle(ExportRequest(CKPT, msid, out, cv=tmp_path / "nowhere.json"))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -73,12 +73,16 @@ def split_parts(data: Dataset, split_path: Path) -> tuple[Dataset, Dataset]:
     return pick(split.train), pick(split.val + split.test)
 
 
-def held_out(data: Dataset, checkpoint: Path, split: Path | None = None) -> Dataset:
-    """The val + test images of the checkpoint's split (split.json beside it by default)."""
+def _split_path(checkpoint: Path, split: Path | None) -> Path:
     path = _beside(checkpoint, split, "split.json")
     if path is None:
         raise UserError(f"no split.json beside {checkpoint}: pass --split")
-    return split_parts(data, path)[1]
+    return path
+
+
+def held_out(data: Dataset, checkpoint: Path, split: Path | None = None) -> Dataset:
+    """The val + test images of the checkpoint's split (split.json beside it by default)."""
+    return split_parts(data, _split_path(checkpoint, split))[1]
 
 
 def calibration_images(train: Dataset, count: int) -> list[np.ndarray]:
@@ -106,16 +110,26 @@ def build_files(model, spec: PreprocessSpec, calib: list[np.ndarray], stage: Pat
     )
 
 
+def _read_extras(req: ExportRequest) -> tuple[dict | None, str]:
+    """(cv summary, card notes), read before anything in the bundle changes."""
+    cv_path = _beside(req.checkpoint, req.cv, "cv/cv.json")
+    try:
+        cv = json.loads(cv_path.read_text()) if cv_path else None
+        notes = req.card_notes.read_text() if req.card_notes else ""
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read the CV summary or the card notes: {e}") from None
+    return cv, notes
+
+
 def export_bundle(req: ExportRequest) -> dict:
     model, ckpt = load_model(req.checkpoint)
     spec = preprocess_spec(ckpt)
-    split_path = _beside(req.checkpoint, req.split, "split.json")
-    if split_path is None:
-        raise UserError(f"no split.json beside {req.checkpoint}: pass --split")
+    cv, notes = _read_extras(req)
     data = load_dataset(req.data, ckpt["task"])
-    train, held = split_parts(data, split_path)
+    train, held = split_parts(data, _split_path(req.checkpoint, req.split))
     calib = [preprocess(img, spec) for img in calibration_images(train, req.calib_count)]
     cam_model = wrap(model, spec.size)
+    shipped = [f for f in FILES if req.ship_fp32 or f.precision != "fp32"]
 
     req.out.mkdir(parents=True, exist_ok=True)
     stage = req.out / ".export-staging"
@@ -125,8 +139,13 @@ def export_bundle(req: ExportRequest) -> dict:
         log.info("exporting %s with %d calibration images", req.checkpoint, len(calib))
         build_files(cam_model, spec, calib, stage)
         ref = gate.reference(cam_model, held.images, held.binary_targets(), spec)
-        entries = verify(stage, ref, held, ckpt, data.positive_index, req.limits)
-        shipped = [f for f in FILES if req.ship_fp32 or f.precision != "fp32"]
+        metrics = verify(stage, ref, held, ckpt, data.positive_index, req.limits)
+        files = {
+            f.name: manifest.file_entry(
+                stage / f.name, f.format, f.precision, f.layout, metrics[f.name]
+            )
+            for f in shipped
+        }
         for f in FILES:
             (req.out / f.name).unlink(missing_ok=True)  # no stale file beside the new manifest
         for f in shipped:
@@ -134,17 +153,9 @@ def export_bundle(req: ExportRequest) -> dict:
             (stage / f.name).replace(req.out / f.name)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    files = {
-        f.name: manifest.file_entry(
-            req.out / f.name, f.format, f.precision, f.layout, entries[f.name]
-        )
-        for f in shipped
-    }
-    cv_path = _beside(req.checkpoint, req.cv, "cv/cv.json")
-    cv = json.loads(cv_path.read_text()) if cv_path else None
     cam_shape = [1, len(ckpt["class_names"]), *ref.gradcam.shape[1:]]
     m = manifest.build(req.name or req.out.resolve().name, ckpt, files, cam_shape, cv)
-    manifest.write(req.out, m, req.card_notes.read_text() if req.card_notes else "")
+    manifest.write(req.out, m, notes)
     return m
 
 
