@@ -34,8 +34,9 @@ class Prediction:
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max())
-    return e / e.sum()
+    """Over the last axis: one image's logits or a batch of them."""
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
 
 
 def decide(probs: np.ndarray, positive: int, threshold: float) -> int:
@@ -70,9 +71,10 @@ class Screener:
         t0 = time.perf_counter()
         logits, cam = self.runtime.run(self.tensor(image_rgb))
         latency = (time.perf_counter() - t0) * 1000.0
-        return self.explain(logits, cam, latency)
+        return self.to_prediction(logits, cam, latency)
 
-    def explain(self, logits: np.ndarray, cam: np.ndarray, latency_ms: float) -> Prediction:
+    def to_prediction(self, logits: np.ndarray, cam: np.ndarray, latency_ms: float) -> Prediction:
+        """Raw runtime outputs -> probabilities, the decision and the decided class's map."""
         probs = softmax(logits.astype(np.float64))
         pos = self.bundle.positive_index
         chosen = decide(probs, pos, self.bundle.threshold)

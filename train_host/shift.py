@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
+from train_host.checkpoint import preprocess_spec
 from train_host.data import Dataset
 from train_host.evaluate import predict
 
@@ -99,8 +100,6 @@ SHIFTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 def shift_test(model, ckpt: dict, data: Dataset, progress: bool = True) -> dict:
     """AUC of P(mpox) on clean and shifted images; `mean_shift_auc` is the headline number."""
-    from train_host.checkpoint import preprocess_spec
-
     spec, y = preprocess_spec(ckpt), data.binary_targets()
     pos = data.positive_index
     aucs = {}

@@ -4,7 +4,7 @@ preprocessing and runtimes, so the gate checks exactly what the kit will execute
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from device.preprocess import preprocess as device_preprocess
 from device.runtimes import open_runtime
+from device.screener import softmax
 from train_host import UserError
 from train_host.export.camgraph import CamExport
 from train_host.preprocess import PreprocessSpec, preprocess
@@ -24,11 +25,11 @@ from train_host.preprocess import PreprocessSpec, preprocess
 class Limits:
     agreement: float = 0.99
     auc_drop: float = 0.01
-    cam_pearson: dict | None = None  # by precision
+    cam_pearson: dict = field(default_factory=lambda: {"fp32": 0.99, "int8": 0.90})  # by precision
     rank_corr: float = 0.95
 
     def cam_floor(self, precision: str) -> float:
-        return (self.cam_pearson or {"fp32": 0.99, "int8": 0.90})[precision]
+        return self.cam_pearson[precision]
 
 
 @dataclass
@@ -74,11 +75,6 @@ def run_file(path: Path, images, input_spec: dict, layout: str) -> tuple[np.ndar
         logits.append(lg)
         cams.append(cam)
     return np.stack(logits), np.stack(cams)
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
 
 
 def saturated(logits: np.ndarray) -> float:

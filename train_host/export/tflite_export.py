@@ -33,13 +33,10 @@ def export_fp32(model: CamExport, input_size: int, out: Path) -> None:
 def _signature_input(fp32: Path) -> tuple[str, str]:
     from ai_edge_litert.interpreter import Interpreter
 
-    runner = Interpreter(model_path=str(fp32)).get_signature_runner()
-    details = runner.get_input_details()
-    if len(details) != 1:
-        raise RuntimeError(f"{fp32.name}: expected one input, found {list(details)}")
-    key = next(iter(details))
-    sigs = Interpreter(model_path=str(fp32)).get_signature_list()
-    return next(iter(sigs)), key
+    (signature, io), *_ = Interpreter(model_path=str(fp32)).get_signature_list().items()
+    if len(io["inputs"]) != 1:
+        raise RuntimeError(f"{fp32.name}: expected one input, found {io['inputs']}")
+    return signature, io["inputs"][0]
 
 
 LAYOUT_OPS = {"TRANSPOSE", "RESHAPE"}
