@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 from device import DeviceError, __version__
+from device.config import SYSTEM_CONFIG, Config
 
 
 def _threads(v: str) -> int:
@@ -37,11 +39,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_threads, default=2, help="inference threads")
     p.add_argument("--json", action="store_true", help="one JSON line per image")
     p.add_argument("--cam-out", type=Path, default=None, help="write heat-map overlays here")
+    add_run_parser(sub)
+    p = sub.add_parser("config", help="the daemon's configuration file")
+    p.add_argument("--print-default", action="store_true", help="print a commented default file")
+    p = sub.add_parser("timing-report", help="table and PNG of a timing.jsonl")
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("--png", type=Path, default=None, help="plot here (default: FILE.png)")
     return parser
+
+
+def add_run_parser(sub) -> None:
+    """`run`: one flag per config key, generated from the Config dataclass."""
+    p = sub.add_parser("run", help="the kit: camera -> verdict and heat-map on screen (default)")
+    p.add_argument(
+        "--config", type=Path, default=None, help=f"TOML file (default {SYSTEM_CONFIG} if present)"
+    )
+    for f in fields(Config):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            p.add_argument(
+                flag, dest=f.name, default=None, metavar=f.type.upper(), help=f.metadata["help"]
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+        argv = ["run", *argv]  # `mpox-screen` alone starts the kit
     args = build_parser().parse_args(argv)
     try:
         if args.command == "classify":
@@ -57,6 +84,17 @@ def main(argv: list[str] | None = None) -> int:
                 cam_out=args.cam_out,
             )
             return classify(opts)
+        if args.command == "run":
+            return run(args)
+        if args.command == "config":
+            from device.config import default_toml
+
+            print(default_toml())
+            return 0
+        if args.command == "timing-report":
+            from device.timing_report import report
+
+            return report(args.file, args.png)
         build_parser().print_help()
         return 2
     except DeviceError as e:
@@ -67,6 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head`
         sys.stderr.close()
         return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from device.config import load
+    from device.daemon import Daemon
+
+    overrides = {f.name: getattr(args, f.name) for f in fields(Config)}
+    cfg = load(args.config, {k: v for k, v in overrides.items() if v is not None})
+    return Daemon(cfg).run()
 
 
 if __name__ == "__main__":

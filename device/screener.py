@@ -64,8 +64,8 @@ class Screener:
                 f"disagrees with the manifest ({file.layout}, {bundle.input['size']} px)"
             )
 
-    def tensor(self, image_rgb: np.ndarray) -> np.ndarray:
-        return preprocess(image_rgb, self.bundle.input, self.file.layout)
+    def tensor(self, image: np.ndarray, bgr: bool = False) -> np.ndarray:
+        return preprocess(image, self.bundle.input, self.file.layout, bgr)
 
     def predict(self, image_rgb: np.ndarray) -> Prediction:
         t0 = time.perf_counter()

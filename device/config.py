@@ -1,0 +1,188 @@
+"""The daemon's settings: one flat TOML file, every key also a command-line flag.
+
+The dataclass is the single source of truth: defaults, types, ranges and the help text of the
+commented default file all come from the field metadata, so the file, the flags and the checks
+cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import MISSING, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from device import DeviceError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # JetPack 6 ships Python 3.10
+    import tomli as tomllib
+
+SYSTEM_CONFIG = Path("/etc/mpox-screen/config.toml")
+
+
+def _key(help: str, lo: float | None = None, hi: float | None = None, choices=()) -> dict:
+    return {"help": help, "lo": lo, "hi": hi, "choices": tuple(choices)}
+
+
+@dataclass(frozen=True)
+class Config:
+    bundle: str = field(
+        default="", metadata=_key('model bundle folder; "" = $MPOX_BUNDLE or models/DEFAULT')
+    )
+    backend: str = field(default="onnx", metadata=_key("runtime", choices=("onnx", "tflite")))
+    precision: str = field(default="int8", metadata=_key("model file", choices=("int8", "fp32")))
+    threads: int = field(default=2, metadata=_key("inference threads", 1, 64))
+    source: str = field(
+        default="auto",
+        metadata=_key("csi://N, v4l2:///dev/videoN, file://clip.mp4, dir://PATH, a glob, or auto"),
+    )
+    width: int = field(default=640, metadata=_key("capture width (px)", 16, 8192))
+    height: int = field(default=480, metadata=_key("capture height (px)", 16, 8192))
+    fps: float = field(default=30.0, metadata=_key("frame rate asked of the camera", 1, 240))
+    loop: bool = field(default=False, metadata=_key("replay file:// and dir:// sources for ever"))
+    source_fps: float = field(
+        default=0.0, metadata=_key("pace file:// and dir:// sources (0 = unpaced)", 0, 240)
+    )
+    display: str = field(
+        default="fb:///dev/fb0",
+        metadata=_key("window, fb:///dev/fbN, file://DIR, file://out.mp4 or null"),
+    )
+    fullscreen: bool = field(default=False, metadata=_key("window display: fullscreen"))
+    screen_width: int = field(
+        default=0, metadata=_key("screen width (0 = the device's or the frame's)", 0, 8192)
+    )
+    screen_height: int = field(
+        default=0, metadata=_key("screen height (0 = the device's or the frame's)", 0, 8192)
+    )
+    fb_bpp: int = field(
+        default=0, metadata=_key("framebuffer bits per pixel (0 = from sysfs)", choices=(0, 16, 32))
+    )
+    heatmap: bool = field(default=True, metadata=_key("show the Grad-CAM heat-map (key h toggles)"))
+    heat_floor: float = field(
+        default=0.35, metadata=_key("heat-map drawn only where the map exceeds this", 0, 0.99)
+    )
+    heat_alpha: float = field(default=0.5, metadata=_key("heat-map opacity at its peak", 0, 1))
+    smoothing: int = field(
+        default=8, metadata=_key("frames averaged for the verdict (1 = none)", 1, 300)
+    )
+    log_dir: str = field(
+        default="", metadata=_key('timing logs; "" = $LOGS_DIRECTORY (systemd), else ./logs')
+    )
+    summary_interval: float = field(
+        default=10.0, metadata=_key("seconds between timing summaries", 0.5, 86400)
+    )
+    log_max_bytes: int = field(
+        default=1_000_000, metadata=_key("rotate timing.jsonl at this size", 10_000, 10**9)
+    )
+    log_backups: int = field(default=3, metadata=_key("rotated timing files kept", 0, 100))
+    trace_frames: bool = field(
+        default=False, metadata=_key("also write one line per frame (benchmarking; wears SD cards)")
+    )
+    max_frames: int = field(default=0, metadata=_key("stop after N frames (0 = run for ever)", 0))
+    stall_timeout: float = field(
+        default=5.0, metadata=_key("seconds without a frame before the camera is reopened", 0.1)
+    )
+    retry_max: float = field(
+        default=5.0, metadata=_key("longest wait between camera retries (s)", 0.1, 60)
+    )
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            _check(f.name, getattr(self, f.name), f.metadata)
+
+
+def _check(name: str, value: Any, meta) -> None:
+    if meta["choices"] and value not in meta["choices"]:
+        raise DeviceError(f"config key {name!r}: {value!r} is not one of {list(meta['choices'])}")
+    if meta["lo"] is not None and value < meta["lo"]:
+        raise DeviceError(f"config key {name!r}: {value} is below {meta['lo']}")
+    if meta["hi"] is not None and value > meta["hi"]:
+        raise DeviceError(f"config key {name!r}: {value} is above {meta['hi']}")
+
+
+TYPES = {f.name: type(f.default) for f in fields(Config)}
+
+
+def coerce(name: str, value: Any) -> Any:
+    """A TOML or command-line value -> the key's type, or a one-line error naming the key."""
+    if name not in TYPES:
+        known = ", ".join(sorted(TYPES))
+        raise DeviceError(f"unknown config key {name!r} (known keys: {known})")
+    want = TYPES[name]
+    if isinstance(value, str) and want is not str:
+        value = _parse_text(name, value, want)
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not want:
+        raise DeviceError(
+            f"config key {name!r}: expected {want.__name__}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def _parse_text(name: str, text: str, want: type) -> Any:
+    if want is bool:
+        if text.lower() in ("true", "yes", "on", "1"):
+            return True
+        if text.lower() in ("false", "no", "off", "0"):
+            return False
+        raise DeviceError(f"config key {name!r}: expected true or false, got {text!r}")
+    try:
+        return want(text)
+    except ValueError:
+        raise DeviceError(f"config key {name!r}: expected {want.__name__}, got {text!r}") from None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            raw = tomllib.load(f)
+    except OSError as e:
+        raise DeviceError(f"cannot read config {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise DeviceError(f"config {path} is not valid TOML: {e}") from None
+    return {k: coerce(k, v) for k, v in raw.items()}
+
+
+def load(path: Path | None, overrides: dict[str, Any]) -> Config:
+    """Defaults < the TOML file (given, else /etc/mpox-screen/config.toml if present) < flags."""
+    if path is None and SYSTEM_CONFIG.is_file():
+        path = SYSTEM_CONFIG
+    values = read_toml(path) if path is not None else {}
+    values.update({k: coerce(k, v) for k, v in overrides.items()})
+    return replace(Config(), **values)
+
+
+def log_dir(cfg: Config) -> Path:
+    return Path(cfg.log_dir or os.environ.get("LOGS_DIRECTORY", "").split(":")[0] or "logs")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def default_toml() -> str:
+    """The commented default file `mpox-screen config --print-default` prints."""
+    lines = [
+        "# mpox-screen daemon settings (TOML). Every key is optional; a flag on the command line",
+        "# (--key value) overrides this file. Unknown keys are rejected.",
+        "",
+    ]
+    for f in fields(Config):
+        meta = f.metadata
+        note = meta["help"]
+        if meta["choices"]:
+            note += f" ({' | '.join(map(str, meta['choices']))})"
+        elif meta["lo"] is not None:
+            hi = "" if meta["hi"] is None else f"..{meta['hi']}"
+            note += f" [{meta['lo']}{hi}]"
+        default = f.default if f.default is not MISSING else None
+        lines += [f"# {note}", f"{f.name} = {_toml_value(default)}", ""]
+    return "\n".join(lines)

@@ -1,0 +1,253 @@
+"""`mpox-screen run`: camera -> model -> verdict and heat-map on the kit's screen, all day.
+
+The loop owns the lifecycle: it reopens a missing or lost camera with backoff while the screen says
+so, drops malformed frames, tells systemd it is alive only when an iteration really completed
+(a frame shown or a camera retry made), and stops cleanly on SIGTERM/SIGINT, 'q', `max_frames` or
+the end of a recording.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+
+import numpy as np
+
+from device import DeviceError
+from device.bundle import Bundle, default_bundle_dir, load_bundle
+from device.capture import LatestFrame
+from device.config import Config, log_dir
+from device.displays import Display, DisplayOptions, open_display
+from device.notify import Notifier
+from device.screen import Renderer, View
+from device.screener import Screener, normalise_cam, softmax
+from device.smoothing import Smoother
+from device.sources import Frame, SourceOptions, SourceUnavailable, open_source
+from device.timing import Timing
+
+log = logging.getLogger(__name__)
+WAIT_SLICE = 0.1  # s: how often a wait for a frame or a retry looks at the stop flag
+DEFAULT_SCREEN = (800, 480)
+
+
+def valid(frame: Frame) -> bool:
+    img = frame.image
+    return (
+        isinstance(img, np.ndarray)
+        and img.dtype == np.uint8
+        and img.ndim == 3
+        and img.shape[2] == 3
+        and img.shape[0] >= 16
+        and img.shape[1] >= 16
+    )
+
+
+class Daemon:
+    def __init__(self, cfg: Config, notifier: Notifier | None = None):
+        self.cfg = cfg
+        self.notifier = notifier or Notifier.from_env()
+        self.stop_event = threading.Event()
+        self.bundle: Bundle = load_bundle(cfg.bundle or default_bundle_dir())
+        self.screener = Screener(
+            self.bundle, self.bundle.select(cfg.backend, cfg.precision), cfg.threads
+        )
+        self.screener.runtime.run(self.screener.tensor(np.zeros((64, 64, 3), np.uint8)))  # warm
+        self.display: Display = open_display(
+            cfg.display,
+            DisplayOptions(
+                cfg.screen_width, cfg.screen_height, cfg.fb_bpp, cfg.fullscreen, cfg.fps
+            ),
+        )
+        w, h = self.display.size or (cfg.screen_width or cfg.width, cfg.screen_height or cfg.height)
+        self.renderer = Renderer(w, h, cfg.heat_floor, cfg.heat_alpha)
+        self.smoother = Smoother(cfg.smoothing, self.bundle.positive_index, self.bundle.threshold)
+        self.timing = Timing(
+            log_dir(cfg), cfg.summary_interval, cfg.log_max_bytes, cfg.log_backups, cfg.trace_frames
+        )
+        version = self.bundle.manifest["model"].get("version", "")
+        self.view = View(
+            threshold=self.bundle.threshold,
+            positive_class=self.bundle.manifest["positive_class"],
+            model=f"{self.bundle.name} {version}".strip(),
+        )
+        self.heatmap, self.frozen, self.ready = cfg.heatmap, None, False
+        self.frames, self.state, self.grabber = 0, "starting", None
+        self.dropped_closed, self.capture_ms = 0, 0.0
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def request_stop(self, *_: object) -> None:
+        self.stop_event.set()
+
+    def run(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self.request_stop)
+        log.info(
+            "screening with %s (%s) on %s",
+            self.bundle.name,
+            self.screener.file.name,
+            self.display.description,
+        )
+        try:
+            self._loop()
+        finally:
+            self.notifier.stopping()
+            self._close_source()
+            self.display.close()
+            self.timing.summary(self._dropped(), "stopped")
+            self.timing.close()
+        return 0
+
+    def _loop(self) -> None:
+        backoff = 0.5
+        while not self.stop_event.is_set():
+            if self.grabber is None:
+                try:
+                    self._open_source()
+                    backoff = 0.5
+                except SourceUnavailable as e:
+                    self._wait_for_camera(str(e), backoff)
+                    backoff = min(backoff * 2, self.cfg.retry_max)
+                continue
+            frame = self._next_frame()
+            if frame is not None:
+                self._frame(frame)
+                if self.cfg.max_frames and self.frames >= self.cfg.max_frames:
+                    return
+            if self.timing.due():
+                row = self.timing.summary(self._dropped(), self.state)
+                self.notifier.status(f"{self.state}, {row['fps']:.1f} fps")
+
+    # ---- source ----------------------------------------------------------------------------
+    def _open_source(self) -> None:
+        opts = SourceOptions(
+            self.cfg.width,
+            self.cfg.height,
+            self.cfg.fps,
+            self.cfg.loop,
+            self.cfg.source_fps,
+            small_size=int(self.bundle.input["size"]),
+        )
+        source = open_source(self.cfg.source, opts)
+        log.info("source: %s", source.description)
+        self.grabber = LatestFrame(source)
+        self.smoother.reset()
+        self._set_state("screening")
+
+    def _close_source(self) -> None:
+        if self.grabber is not None:
+            self.dropped_closed = self._dropped()
+            if not self.grabber.close():
+                log.warning("capture thread is stuck in the camera driver; abandoning it")
+            self.grabber = None
+
+    def _dropped(self) -> int:
+        return self.dropped_closed + (self.grabber.dropped if self.grabber else 0)
+
+    def _next_frame(self) -> Frame | None:
+        """The newest frame; None (after reacting) if the camera ended, failed or stalled."""
+        t0, waited = time.perf_counter(), 0.0
+        while not self.stop_event.is_set():
+            frame = self.grabber.get(WAIT_SLICE)
+            waited = time.perf_counter() - t0
+            if frame is not None:
+                self.capture_ms = waited * 1000.0
+                return frame
+            if self.grabber.ended:
+                error = self.grabber.error
+                self._close_source()
+                if error is None:
+                    log.info("end of the recording")
+                    self.stop_event.set()
+                elif isinstance(error, SourceUnavailable):
+                    self._wait_for_camera(f"camera lost: {error}", 0.0)
+                else:
+                    raise DeviceError(f"camera failed: {error}")
+                return None
+            if waited >= self.cfg.stall_timeout:
+                self._close_source()
+                self._wait_for_camera(f"camera not responding for {waited:.0f} s", 0.0)
+                return None
+        return None
+
+    def _wait_for_camera(self, reason: str, delay: float) -> None:
+        """Say so on screen and to systemd, ping the watchdog (a retry is an iteration), wait."""
+        self._set_state("waiting for camera")
+        log.warning("%s; retrying in %.1f s", reason, delay)
+        self.view.status = "no camera - retrying" + (f" in {delay:.0f} s" if delay >= 1 else "")
+        self.view.verdict = ""
+        self._show(self.renderer.status_screen(self.view))
+        self.stop_event.wait(delay)
+
+    # ---- one frame -------------------------------------------------------------------------
+    def _frame(self, frame: Frame) -> None:
+        if not valid(frame):
+            self.timing.malformed += 1
+            log.debug("dropped a malformed frame")
+            return
+        if self.frozen is not None:
+            self._show(self.frozen)
+            return
+        t = {"capture": self.capture_ms}
+        clock = time.perf_counter()
+        small = frame.small if frame.small is not None else frame.image
+        tensor = self.screener.tensor(small, bgr=True)
+        clock = _lap(t, "preprocess", clock)
+        logits, cams = self.screener.runtime.run(tensor)
+        clock = _lap(t, "inference", clock)
+        probs, chosen = self.smoother.add(softmax(logits.astype(np.float64)))
+        canvas, geom = self.renderer.base(frame.image)
+        if self.heatmap:
+            self.renderer.heat(canvas, geom, normalise_cam(cams[chosen]))
+        clock = _lap(t, "cam", clock)
+        self._update_view(probs, t["inference"])
+        self.renderer.text(canvas, self.view, geom)
+        clock = _lap(t, "render", clock)
+        self._show(canvas)
+        _lap(t, "display", clock)
+        self.frames += 1
+        self.timing.frame(t, sum(ms for stage, ms in t.items() if stage != "capture"))
+
+    def _update_view(self, probs: np.ndarray, infer_ms: float) -> None:
+        b, v = self.bundle, self.view
+        v.prob = float(probs[b.positive_index])
+        v.positive = v.prob >= b.threshold
+        v.verdict = f"{v.positive_class.capitalize()} {'likely' if v.positive else 'unlikely'}"
+        if len(b.classes) > 2:
+            ranked = sorted(zip(b.classes, map(float, probs), strict=True), key=lambda c: -c[1])
+            v.class_probs = tuple(ranked)
+        v.fps, v.infer_ms = self.timing.fps() or v.fps, infer_ms
+        v.status = "" if self.heatmap else "heat-map off (h)"
+
+    def _show(self, canvas: np.ndarray) -> None:
+        key = self.display.show(canvas)
+        self.notifier.watchdog()
+        if not self.ready:
+            self.notifier.ready()
+            self.ready = True
+        if key:
+            self._key(key, canvas)
+
+    def _key(self, key: str, canvas: np.ndarray) -> None:
+        if key == "q":
+            self.stop_event.set()
+        elif key == "h":
+            self.heatmap = not self.heatmap
+        elif key == " ":
+            if self.frozen is None:
+                self.frozen = canvas.copy()
+                self.renderer.notice(self.frozen, "FROZEN - space to resume")
+            else:
+                self.frozen = None
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.notifier.status(state)
+
+
+def _lap(t: dict[str, float], stage: str, since: float) -> float:
+    now = time.perf_counter()
+    t[stage] = (now - since) * 1000.0
+    return now

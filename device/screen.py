@@ -1,0 +1,157 @@
+"""What the health worker sees: the camera view, the square the model reads with its heat-map, the
+verdict with a probability bar, and a footer (disclaimer, model, speed).
+
+Sizes follow the canvas height so the text is legible on a 480x320 kit screen and on 1080p.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from device.overlay import heat_overlay
+
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+WHITE, GREY, BLACK = (255, 255, 255), (170, 170, 170), (0, 0, 0)
+LIKELY, UNLIKELY, STATUS = (40, 40, 220), (60, 160, 60), (80, 220, 255)  # BGR
+DISCLAIMER = "Screening aid - not a diagnosis"
+
+
+@dataclass
+class View:
+    """One screen's worth of state, all plain values (the renderer holds no model)."""
+
+    verdict: str = ""  # "Mpox likely" / "Mpox unlikely"; "" while there is no result
+    positive: bool = False
+    prob: float = 0.0  # smoothed P(positive class)
+    threshold: float = 0.5
+    positive_class: str = "mpox"
+    class_probs: tuple[tuple[str, float], ...] = ()  # shown for multi-class bundles
+    status: str = ""  # "no camera - retrying in 2 s", "FROZEN - space to resume", ...
+    fps: float = 0.0
+    infer_ms: float = 0.0
+    model: str = ""
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where a frame of a given size lands on the canvas, computed once per frame size."""
+
+    scale: float
+    x: int
+    y: int
+    w: int
+    h: int
+    square: tuple[int, int, int]  # x, y, side of the model's centre-square crop on the canvas
+
+
+def geometry(frame_w: int, frame_h: int, canvas_w: int, canvas_h: int) -> Geometry:
+    scale = min(canvas_w / frame_w, canvas_h / frame_h)
+    w, h = round(frame_w * scale), round(frame_h * scale)
+    x, y = (canvas_w - w) // 2, (canvas_h - h) // 2
+    side = min(w, h)
+    return Geometry(scale, x, y, w, h, (x + (w - side) // 2, y + (h - side) // 2, side))
+
+
+class Renderer:
+    def __init__(self, width: int, height: int, heat_floor: float = 0.35, heat_alpha: float = 0.5):
+        self.size = (width, height)
+        self.unit = height / 320.0  # 1 on a 480x320 kit screen, 3.4 on 1080p
+        self.heat_floor, self.heat_alpha = heat_floor, heat_alpha
+        self._geom: dict[tuple[int, int], Geometry] = {}
+
+    def base(self, frame: np.ndarray) -> tuple[np.ndarray, Geometry]:
+        """The camera frame fitted into the canvas (black bars where aspects differ)."""
+        fh, fw = frame.shape[:2]
+        g = self._geom.get((fw, fh))
+        if g is None:
+            g = self._geom[(fw, fh)] = geometry(fw, fh, *self.size)
+        canvas = np.zeros((self.size[1], self.size[0], 3), np.uint8)
+        canvas[g.y : g.y + g.h, g.x : g.x + g.w] = cv2.resize(
+            frame, (g.w, g.h), interpolation=cv2.INTER_AREA if g.scale < 1 else cv2.INTER_LINEAR
+        )
+        return canvas, g
+
+    def heat(self, canvas: np.ndarray, g: Geometry, cam: np.ndarray) -> None:
+        """The heat-map over the square the model read, in place."""
+        x, y, side = g.square
+        roi = canvas[y : y + side, x : x + side]
+        roi[:] = heat_overlay(roi, cam, self.heat_floor, self.heat_alpha)
+
+    def status_screen(self, view: View) -> np.ndarray:
+        canvas = np.zeros((self.size[1], self.size[0], 3), np.uint8)
+        self.text(canvas, view, None)
+        return canvas
+
+    def text(self, canvas: np.ndarray, view: View, g: Geometry | None) -> None:
+        """Header (verdict or status, probability bar), square outline, footer; in place."""
+        u = self.unit
+        if g is not None:
+            x, y, side = g.square
+            cv2.rectangle(canvas, (x, y), (x + side - 1, y + side - 1), WHITE, max(1, round(u)))
+        head = round(58 * u) if view.verdict else round(34 * u)
+        _shade(canvas, 0, head)
+        if view.verdict:
+            colour = LIKELY if view.positive else UNLIKELY
+            cv2.rectangle(canvas, (0, 0), (round(10 * u), head), colour, -1)
+            self._put(canvas, view.verdict, (round(18 * u), round(27 * u)), 0.85, WHITE, bold=True)
+            label = f"P({view.positive_class}) {view.prob:.2f}"
+            self._put(canvas, label, (round(18 * u), round(50 * u)), 0.5, WHITE)
+            self._bar(canvas, view, (round(150 * u), round(40 * u)), head)
+        if view.status:
+            y = head + round(24 * u) if view.verdict else round(24 * u)
+            self._put(canvas, view.status, (round(18 * u), y), 0.55, STATUS, bold=True)
+        if len(view.class_probs) > 2:
+            self._class_list(canvas, view.class_probs, head)
+        foot = round(40 * u)
+        _shade(canvas, canvas.shape[0] - foot, canvas.shape[0])
+        self._put(canvas, DISCLAIMER, (round(8 * u), canvas.shape[0] - round(23 * u)), 0.5, WHITE)
+        speed = f"{view.fps:4.1f} fps  {view.infer_ms:4.1f} ms  {view.model}"
+        self._put(canvas, speed, (round(8 * u), canvas.shape[0] - round(7 * u)), 0.4, GREY)
+
+    def notice(self, canvas: np.ndarray, text: str) -> None:
+        """A message across the middle of a finished canvas (e.g. FROZEN)."""
+        y = canvas.shape[0] // 2
+        _shade(canvas, y - round(22 * self.unit), y + round(10 * self.unit))
+        self._put(canvas, text, (round(18 * self.unit), y), 0.6, STATUS, bold=True)
+
+    def _bar(self, canvas: np.ndarray, view: View, origin: tuple[int, int], head: int) -> None:
+        """P(positive) as a bar with a tick at the manifest threshold."""
+        u = self.unit
+        x0, y0 = origin
+        x1, y1 = canvas.shape[1] - round(12 * u), y0 + round(12 * u)
+        if x1 - x0 < 20 * u:
+            return
+        cv2.rectangle(canvas, (x0, y0), (x1, y1), GREY, max(1, round(u)))
+        fill = x0 + round((x1 - x0) * min(max(view.prob, 0.0), 1.0))
+        cv2.rectangle(canvas, (x0, y0), (fill, y1), LIKELY if view.positive else UNLIKELY, -1)
+        tick = x0 + round((x1 - x0) * view.threshold)
+        reach = round(4 * u)
+        cv2.line(canvas, (tick, y0 - reach), (tick, y1 + reach), WHITE, max(1, round(u)))
+
+    def _class_list(self, canvas: np.ndarray, probs, top: int) -> None:
+        u = self.unit
+        x = canvas.shape[1] - round(150 * u)
+        _shade(canvas, top, top + round(16 * u) * len(probs) + round(6 * u), x)
+        for i, (name, p) in enumerate(probs):
+            y = top + round(16 * u) * (i + 1)
+            self._put(canvas, f"{name[:10]:<10} {p:.2f}", (x + round(6 * u), y), 0.42, WHITE)
+
+    def _put(self, canvas, text, org, scale, colour, bold: bool = False) -> None:
+        """Text scaled to the screen, shrunk to fit the width, with a dark outline for contrast."""
+        s = scale * self.unit
+        thick = max(1, round((2.0 if bold else 1.2) * self.unit))
+        width = cv2.getTextSize(text, FONT, s, thick)[0][0]
+        room = canvas.shape[1] - org[0] - 4
+        if width > room > 0:
+            s *= room / width
+        cv2.putText(canvas, text, org, FONT, s, BLACK, thick + 2, cv2.LINE_AA)
+        cv2.putText(canvas, text, org, FONT, s, colour, thick, cv2.LINE_AA)
+
+
+def _shade(canvas: np.ndarray, y0: int, y1: int, x0: int = 0) -> None:
+    """Darken a band so white text reads over any skin tone or lighting."""
+    band = canvas[y0:y1, x0:]
+    band[:] = band >> 2
