@@ -81,8 +81,7 @@ class Daemon:
         self.stop_event.set()
 
     def run(self) -> int:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self.request_stop)
+        previous = {s: signal.signal(s, self.request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
         log.info(
             "screening with %s (%s) on %s",
             self.bundle.name,
@@ -97,15 +96,18 @@ class Daemon:
             self.display.close()
             self.timing.summary(self._dropped(), "stopped")
             self.timing.close()
+            self.notifier.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         return 0
 
     def _loop(self) -> None:
-        backoff = 0.5
+        first = backoff = min(0.5, self.cfg.retry_max)
         while not self.stop_event.is_set():
             if self.grabber is None:
                 try:
                     self._open_source()
-                    backoff = 0.5
+                    backoff = first
                 except SourceUnavailable as e:
                     self._wait_for_camera(str(e), backoff)
                     backoff = min(backoff * 2, self.cfg.retry_max)
@@ -218,7 +220,7 @@ class Daemon:
             ranked = sorted(zip(b.classes, map(float, probs), strict=True), key=lambda c: -c[1])
             v.class_probs = tuple(ranked)
         v.fps, v.infer_ms = self.timing.fps() or v.fps, infer_ms
-        v.status = "" if self.heatmap else "heat-map off (h)"
+        v.heatmap = self.heatmap
 
     def _show(self, canvas: np.ndarray) -> None:
         key = self.display.show(canvas)

@@ -33,6 +33,7 @@ class View:
     fps: float = 0.0
     infer_ms: float = 0.0
     model: str = ""
+    heatmap: bool = True
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class Renderer:
         _shade(canvas, canvas.shape[0] - foot, canvas.shape[0])
         self._put(canvas, DISCLAIMER, (round(8 * u), canvas.shape[0] - round(23 * u)), 0.5, WHITE)
         speed = f"{view.fps:4.1f} fps  {view.infer_ms:4.1f} ms  {view.model}"
+        speed += "" if view.heatmap else "  heat-map off (h)"
         self._put(canvas, speed, (round(8 * u), canvas.shape[0] - round(7 * u)), 0.4, GREY)
 
     def notice(self, canvas: np.ndarray, text: str) -> None:

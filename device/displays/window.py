@@ -42,15 +42,17 @@ class Window:
         if reason:
             raise DeviceError(f"cannot open a window: {reason}")
         self.size = (opts.width, opts.height) if opts.width and opts.height else None
-        flags = cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO
-        cv2.namedWindow(TITLE, flags)
+        # no Qt toolbar: the kit's screen is the whole window
+        cv2.namedWindow(TITLE, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
+        self.fullscreen, self.sized = opts.fullscreen, False
         if opts.fullscreen:
             cv2.setWindowProperty(TITLE, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
-        elif self.size:
-            cv2.resizeWindow(TITLE, *self.size)
         self.description = "window" + (" (fullscreen)" if opts.fullscreen else "")
 
     def show(self, canvas: np.ndarray) -> str | None:
+        if not (self.fullscreen or self.sized):  # one screen pixel per canvas pixel
+            cv2.resizeWindow(TITLE, canvas.shape[1], canvas.shape[0])
+            self.sized = True
         cv2.imshow(TITLE, canvas)
         key = cv2.waitKey(1)
         if cv2.getWindowProperty(TITLE, cv2.WND_PROP_VISIBLE) < 1:

@@ -1,0 +1,107 @@
+"""The daemon's TOML config: defaults round-trip, flags override, every bad value is one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from device import DeviceError
+from device.config import Config, default_toml, load, log_dir, read_toml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_printed_default_is_the_default(tmp_path):
+    text = default_toml()
+    assert "# inference threads [1..64]" in text
+    assert load(write(tmp_path, text), {}) == Config()
+    assert set(read_toml(write(tmp_path, text))) == set(asdict(Config()))
+
+
+def test_file_then_flags(tmp_path):
+    path = write(tmp_path, 'source = "v4l2:///dev/video2"\nthreads = 3\nheat_alpha = 1\n')
+    cfg = load(path, {"threads": "4", "heatmap": False})
+    assert (cfg.source, cfg.threads, cfg.heat_alpha, cfg.heatmap) == (
+        "v4l2:///dev/video2",
+        4,
+        1.0,
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("treads = 2\n", "unknown config key 'treads'"),
+        ('threads = "two"\n', "config key 'threads': expected int, got 'two'"),
+        ("threads = 0\n", "config key 'threads': 0 is below 1"),
+        ("heat_alpha = 1.5\n", "config key 'heat_alpha': 1.5 is above 1"),
+        ('backend = "tensorrt"\n', "config key 'backend': 'tensorrt' is not one of"),
+        ("heatmap = 1\n", "config key 'heatmap': expected bool, got int"),
+        ("threads = 2\nthreads = 3\n", "is not valid TOML"),
+        ("fb_bpp = 24\n", "config key 'fb_bpp': 24 is not one of [0, 16, 32]"),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path, text, message):
+    with pytest.raises(DeviceError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load(write(tmp_path, text), {})
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DeviceError, match="cannot read config"):
+        load(tmp_path / "nope.toml", {})
+
+
+def test_log_dir_from_systemd(monkeypatch):
+    monkeypatch.setenv("LOGS_DIRECTORY", "/var/log/mpox-screen")
+    assert log_dir(Config()) == Path("/var/log/mpox-screen")
+    assert log_dir(Config(log_dir="/tmp/x")) == Path("/tmp/x")
+    monkeypatch.delenv("LOGS_DIRECTORY")
+    assert log_dir(Config()) == Path("logs")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "device.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--threads", "x"], "config key 'threads': expected int, got 'x'"),
+        (["run", "--source", "ftp://cam", "--display", "null"], "unknown source 'ftp://cam'"),
+        (["run", "--display", "hdmi"], "unknown display 'hdmi'"),
+        (["run", "--source", "/no/such/folder/*.png", "--display", "null"], "no images found"),
+        (["run", "--bundle", "/no/such/bundle", "--display", "null"], "/no/such/bundle"),
+    ],
+)
+def test_cli_user_errors_are_one_line(tmp_path, args, message):
+    proc = run_cli(*args, "--log-dir", str(tmp_path))
+    assert proc.returncode == 2, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("mpox-screen: error:") and message in last
+    assert "Traceback" not in proc.stderr
+
+
+def test_cli_config_file_error_and_print_default(tmp_path):
+    proc = run_cli("run", "--config", str(write(tmp_path, "colour = 1\n")))
+    assert proc.returncode == 2 and "unknown config key 'colour'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    printed = run_cli("config", "--print-default")
+    assert printed.returncode == 0
+    assert load(write(tmp_path, printed.stdout), {}) == Config()

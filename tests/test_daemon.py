@@ -1,0 +1,177 @@
+"""The kit's daemon end to end: real bundle, real images or generated frames, real displays."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from device import DeviceError
+from device.bundle import default_bundle_dir, load_bundle
+from device.config import Config
+from device.daemon import Daemon
+from device.images import read_rgb
+from device.notify import Notifier
+from device.screen import LIKELY, UNLIKELY, Renderer
+from device.screener import Screener
+from device.sources import SourceOptions, open_source
+from device.timing import STAGES
+from tests.conftest import copy_subset
+
+
+def config(tmp_path: Path, **kw) -> Config:
+    base = dict(display="null", log_dir=str(tmp_path / "logs"), summary_interval=0.5)
+    return Config(**{**base, **kw})
+
+
+def summaries(tmp_path: Path) -> list[dict]:
+    lines = (tmp_path / "logs" / "timing.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+@pytest.fixture(scope="module")
+def photos(msid, tmp_path_factory) -> Path:
+    """Six real photos, three mpox and three normal, as a camera replay."""
+    dest = tmp_path_factory.mktemp("photos")
+    copy_subset(msid, dest, {"mpox": 3, "normal": 3}, offset=10)
+    return dest
+
+
+def test_real_photos_to_annotated_frames(photos, tmp_path):
+    """Each frame shows the model's verdict for its photo, the heat-map only inside the square the
+    model read, and the timing log has every stage."""
+    paths = sorted(photos.rglob("*.png"))
+    outs = {}
+    for heat in (True, False):
+        out = tmp_path / f"heat-{heat}"
+        cfg = config(
+            tmp_path, source=f"dir://{photos}", display=f"file://{out}", smoothing=1, heatmap=heat
+        )
+        assert Daemon(cfg).run() == 0
+        outs[heat] = sorted(out.glob("*.png"))
+        assert len(outs[heat]) == len(paths)
+    bundle = load_bundle(default_bundle_dir())
+    screener = Screener(bundle, bundle.select("onnx", "int8"))
+    renderer = Renderer(640, 480)
+    verdicts = []
+    for path, with_heat, without in zip(paths, outs[True], outs[False], strict=True):
+        frame = cv2.imread(str(with_heat))
+        expected = LIKELY if screener.predict(read_rgb(path)).positive else UNLIKELY
+        assert tuple(frame[20, 3]) == expected, path.name  # the verdict strip's colour
+        verdicts.append(expected)
+        x, _y, side = renderer.base(cv2.imread(str(path)))[1].square
+        body = slice(round(60 * renderer.unit), 480 - round(42 * renderer.unit))
+        diff = np.any(frame != cv2.imread(str(without)), axis=2)[body]
+        assert diff[:, x : x + side].mean() > 0.01, "no heat-map pixels in the square"
+        assert not diff[:, : x - 2].any() and not diff[:, x + side + 2 :].any()
+    assert set(verdicts) == {LIKELY, UNLIKELY}, "expected both verdicts on 3 mpox + 3 normal"
+    last = summaries(tmp_path)[-1]
+    assert last["state"] == "stopped" and last["malformed"] == 0
+    assert all(last["stages_ms"][s] is not None for s in (*STAGES, "frame"))
+
+
+def test_malformed_frames_are_dropped_and_counted(photos, tmp_path):
+    replay = tmp_path / "replay"
+    copy_subset(photos, replay, {"mpox": 2})
+    (replay / "mpox" / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "out"
+    assert Daemon(config(tmp_path, source=f"dir://{replay}", display=f"file://{out}")).run() == 0
+    assert len(list(out.glob("*.png"))) == 2
+    assert summaries(tmp_path)[-1]["malformed"] == 1
+
+
+def test_video_file_through_opencv(tmp_path):
+    """A recording goes through the same OpenCV capture as a V4L2 camera; none is skipped."""
+    clip = tmp_path / "clip.avi"
+    source = open_source("demo://", SourceOptions(320, 240, fps=240))
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for _ in range(12):
+        writer.write(source.read().image)
+    writer.release()
+    out = tmp_path / "out.avi"
+    assert Daemon(config(tmp_path, source=f"file://{clip}", display=f"file://{out}")).run() == 0
+    video = cv2.VideoCapture(str(out))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
+    assert summaries(tmp_path)[-1]["dropped"] == 0
+
+
+def test_generated_frames_max_frames(tmp_path):
+    cfg = config(tmp_path, source="demo://", max_frames=15, fps=240)
+    assert Daemon(cfg).run() == 0
+    assert sum(row["frames"] for row in summaries(tmp_path)) == 15
+
+
+def test_lost_camera_is_retried_and_recovers(tmp_path, monkeypatch):
+    """Absent twice, then 5 frames, then unplugged, then back: the loop waits, says so, goes on."""
+    import tests.fakes.sources as fakes
+
+    monkeypatch.setattr(fakes.Flaky, "opens", 0)
+    statuses: list[str] = []
+    shown: list[np.ndarray] = []
+    notifier = Notifier()
+    monkeypatch.setattr(notifier, "status", statuses.append)
+    daemon = Daemon(config(tmp_path, source="flaky://", max_frames=12, retry_max=0.2), notifier)
+    real_show = daemon.display.show
+    monkeypatch.setattr(daemon.display, "show", lambda c: shown.append(c) or real_show(c))
+    assert daemon.run() == 0
+    assert fakes.Flaky.opens == 4  # absent, absent, lost after 5 frames, recovered
+    assert daemon.frames == 12
+    states = [s.split(",")[0] for s in statuses]  # "screening, 9.8 fps" is still screening
+    changes = [s for i, s in enumerate(states) if i == 0 or states[i - 1] != s]
+    assert changes[:4] == [
+        "waiting for camera",
+        "screening",
+        "waiting for camera",
+        "screening",
+    ]
+    assert len(shown) >= 12 + 3  # every frame and every retry screen was shown
+
+
+def test_picamera2_fake_real_call_order(tmp_path, monkeypatch):
+    """csi://0 with a fake picamera2 that has the real method names: configured with a lores stream
+    for the model, started, captured, and stopped and closed on the way out."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "fakes"))
+    monkeypatch.delitem(sys.modules, "picamera2", raising=False)
+    import picamera2
+
+    picamera2.CALLS.clear()
+    assert Daemon(config(tmp_path, source="csi://0", max_frames=3)).run() == 0
+    names = [c[0] for c in picamera2.CALLS]
+    assert names[:6] == [
+        "global_camera_info",
+        "__init__",
+        "create_video_configuration",
+        "align_configuration",
+        "configure",
+        "start",
+    ]
+    assert names[-2:] == ["stop", "close"]
+    assert names.count("capture_arrays") >= 3
+    lores = picamera2.CALLS[2][2]["lores"]
+    assert lores["format"] == "YUV420" and min(lores["size"]) == 128  # the model's input size
+
+
+def test_picamera2_closed_when_start_fails(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "fakes"))
+    monkeypatch.delitem(sys.modules, "picamera2", raising=False)
+    import picamera2
+
+    from device.sources import SourceUnavailable
+
+    picamera2.CALLS.clear()
+    monkeypatch.setattr(picamera2, "FAIL", {"start", "lores"})
+    with pytest.raises(SourceUnavailable, match="cannot start"):
+        open_source("csi://0", SourceOptions(small_size=128))
+    names = [c[0] for c in picamera2.CALLS]
+    assert names.count("create_video_configuration") == 2  # lores refused: main only
+    assert names[-2:] == ["stop", "close"]  # a camera that failed to start is still released
+
+
+def test_missing_picamera2_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "picamera2", None)
+    with pytest.raises(DeviceError, match="apt install python3-picamera2"):
+        open_source("csi://0", SourceOptions())
