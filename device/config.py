@@ -1,5 +1,8 @@
 """The daemon's settings: one flat TOML file, every key also a command-line flag.
 
+`stall_timeout` and `retry_max` stop at 10 s: the service's watchdog (30 s) must hear from the
+loop between two camera retries.
+
 The dataclass is the single source of truth: defaults, types, ranges and the help text of the
 commented default file all come from the field metadata, so the file, the flags and the checks
 cannot drift apart.
@@ -83,10 +86,10 @@ class Config:
     )
     max_frames: int = field(default=0, metadata=_key("stop after N frames (0 = run for ever)", 0))
     stall_timeout: float = field(
-        default=5.0, metadata=_key("seconds without a frame before the camera is reopened", 0.1)
+        default=5.0, metadata=_key("seconds without a frame before the camera is reopened", 0.1, 10)
     )
     retry_max: float = field(
-        default=5.0, metadata=_key("longest wait between camera retries (s)", 0.1, 60)
+        default=5.0, metadata=_key("longest wait between camera retries (s)", 0.1, 10)
     )
 
     def __post_init__(self) -> None:

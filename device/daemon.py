@@ -198,14 +198,17 @@ class Daemon:
         clock = _lap(t, "preprocess", clock)
         logits, cams = self.screener.runtime.run(tensor)
         clock = _lap(t, "inference", clock)
-        probs, chosen = self.smoother.add(softmax(logits.astype(np.float64)))
         canvas, geom = self.renderer.base(frame.image)
+        render_ms = (time.perf_counter() - clock) * 1000.0
+        clock = time.perf_counter()
+        probs, chosen = self.smoother.add(softmax(logits.astype(np.float64)))
         if self.heatmap:
             self.renderer.heat(canvas, geom, normalise_cam(cams[chosen]))
         clock = _lap(t, "cam", clock)
         self._update_view(probs, t["inference"])
         self.renderer.text(canvas, self.view, geom)
         clock = _lap(t, "render", clock)
+        t["render"] += render_ms
         self._show(canvas)
         _lap(t, "display", clock)
         self.frames += 1

@@ -142,14 +142,18 @@ class Renderer:
             self._put(canvas, f"{name[:10]:<10} {p:.2f}", (x + round(6 * u), y), 0.42, WHITE)
 
     def _put(self, canvas, text, org, scale, colour, bold: bool = False) -> None:
-        """Text scaled to the screen, shrunk to fit the width, with a dark outline for contrast."""
+        """Text scaled to the screen, shrunk to fit the width, with a drop shadow for contrast.
+
+        A shadow of the same weight, not a thicker outline: OpenCV 5 renders thickness as font
+        weight, which changes the glyph widths."""
         s = scale * self.unit
         thick = max(1, round((2.0 if bold else 1.2) * self.unit))
         width = cv2.getTextSize(text, FONT, s, thick)[0][0]
         room = canvas.shape[1] - org[0] - 4
         if width > room > 0:
             s *= room / width
-        cv2.putText(canvas, text, org, FONT, s, BLACK, thick + 2, cv2.LINE_AA)
+        off = max(1, round(self.unit))
+        cv2.putText(canvas, text, (org[0] + off, org[1] + off), FONT, s, BLACK, thick, cv2.LINE_AA)
         cv2.putText(canvas, text, org, FONT, s, colour, thick, cv2.LINE_AA)
 
 

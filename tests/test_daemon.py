@@ -175,3 +175,46 @@ def test_missing_picamera2_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "picamera2", None)
     with pytest.raises(DeviceError, match="apt install python3-picamera2"):
         open_source("csi://0", SourceOptions())
+
+
+def test_trace_frames_and_timing_report(tmp_path, capsys):
+    from device.cli import main
+
+    cfg = config(tmp_path, source="demo://", max_frames=20, fps=240, trace_frames=True)
+    assert Daemon(cfg).run() == 0
+    frames = [json.loads(x) for x in (tmp_path / "logs" / "frames.jsonl").read_text().splitlines()]
+    assert len(frames) == 20 and all(set(STAGES) <= set(f) for f in frames)
+    capsys.readouterr()
+    assert main(["timing-report", str(tmp_path / "logs" / "timing.jsonl")]) == 0
+    out = capsys.readouterr().out
+    assert "20 frames" in out and all(f"\n{s} " in out for s in STAGES)
+    png = tmp_path / "logs" / "timing.png"
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_timing_log_rotates_and_report_reads_every_part(tmp_path, capsys):
+    from device.timing import Timing
+    from device.timing_report import read_rows
+
+    timing = Timing(tmp_path, interval=0.0, max_bytes=10_000, backups=2)
+    for i in range(100):
+        timing.frame({s: 1.0 + i for s in STAGES}, 6.0 + i)
+        timing.summary(dropped=0, state="screening")
+    timing.close()
+    parts = sorted(p.name for p in tmp_path.glob("timing.jsonl*"))
+    assert parts == ["timing.jsonl", "timing.jsonl.1", "timing.jsonl.2"]
+    rows = read_rows(tmp_path / "timing.jsonl")
+    assert 10 < len(rows) < 100  # the oldest went with the rotation: bounded on an SD card
+    assert [r["stages_ms"]["frame"]["max"] for r in rows] == sorted(
+        r["stages_ms"]["frame"]["max"] for r in rows
+    )  # oldest part first
+
+
+def test_timing_report_errors_are_one_line(tmp_path):
+    from device.timing_report import read_rows
+
+    with pytest.raises(DeviceError, match="no such file"):
+        read_rows(tmp_path / "none.jsonl")
+    (tmp_path / "t.jsonl").write_text("garbage\n")
+    with pytest.raises(DeviceError, match="no timing summaries"):
+        read_rows(tmp_path / "t.jsonl")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from device.runtimes import layout_of, register
 @register(".onnx")
 class OnnxRuntime:
     def __init__(self, path: Path, threads: int):
+        # onnxruntime 1.32 writes a telemetry database under ~/.cache on every session
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         import onnxruntime as ort
 
         opts = ort.SessionOptions()

@@ -1,0 +1,409 @@
+#!/usr/bin/env bash
+# Install the mpox-screen field kit as a systemd service (Raspberry Pi OS, Debian/Ubuntu, JetPack).
+# A screening aid, not a diagnosis. Run from a checkout: sudo systemd/install.sh   (--help for more)
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+Usage: sudo systemd/install.sh [OPTIONS]
+
+Installs the kit so that it starts at boot, from this checkout:
+  1. apt packages: python3-venv, and python3-picamera2 where the archive has it (Raspberry Pi OS)
+  2. a venv in PREFIX/venv (--system-site-packages, so picamera2 from apt imports) with the
+     checkout's device and tflite extras (pip; numpy kept below 2 when the system's numpy is 1.x,
+     which apt's picamera2/simplejpeg are built against)
+  3. the model bundle (default: the one named in models/DEFAULT) in PREFIX/models/NAME, checked
+     against its manifest's sha256 sums
+  4. /etc/mpox-screen/config.toml from `mpox-screen config --print-default` (an existing one is
+     kept, never overwritten)
+  5. the system user mpox-screen (groups video, render, input)
+  6. /etc/systemd/system/mpox-screen.service (PREFIX and the bundle filled in) and the command
+     /usr/local/bin/mpox-screen
+  7. systemctl daemon-reload, enable, restart (skipped, saying so, when systemd is not running)
+Running it again updates the code, bundle and unit and keeps the config (idempotent).
+
+Options:
+  --prefix DIR     install prefix for the venv and bundle (default /opt/mpox-screen)
+  --root DIR       install below DIR as if it were / (DESTDIR-style; for tests and images).
+                   systemctl then only enables the unit with --root (nothing is started)
+  --bundle NAME    bundle folder under models/ to install (default: the name in models/DEFAULT)
+  --dry-run        print every action and change nothing
+  --uninstall      stop and disable the service, remove the unit, venv, bundle and command;
+                   keep the config (/etc/mpox-screen), state, logs and user
+  --purge          with --uninstall: also remove the config, /var/lib and /var/log/mpox-screen
+                   and the user
+  --no-apt         skip step 1 (apt-get)          } for tests, images and machines
+  --no-pip         skip step 2 (venv and pip)     } that are set up by other means;
+  --no-user        skip step 5 (useradd/usermod)  } also settable as MPOX_INSTALL_NO_APT=1,
+  --no-systemctl   skip step 7 (systemctl)        } MPOX_INSTALL_NO_PIP=1, ... _NO_USER, _NO_SYSTEMCTL
+  -h, --help       this text
+
+Environment: PYTHON (default /usr/bin/python3): the interpreter for the venv, and for
+`config --print-default` when the venv is not there (--no-pip).
+EOF
+}
+
+SERVICE=mpox-screen
+SVC_USER=mpox-screen
+SVC_GROUPS=(video render input)
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+CHECKOUT="$(dirname "$HERE")"
+
+PREFIX=/opt/mpox-screen
+ROOT=/
+BUNDLE=""
+DRY_RUN=0
+UNINSTALL=0
+PURGE=0
+NO_APT="${MPOX_INSTALL_NO_APT:-0}"
+NO_PIP="${MPOX_INSTALL_NO_PIP:-0}"
+NO_USER="${MPOX_INSTALL_NO_USER:-0}"
+NO_SYSTEMCTL="${MPOX_INSTALL_NO_SYSTEMCTL:-0}"
+PYTHON="${PYTHON:-}"
+
+die() {
+    echo "install.sh: error: $*" >&2
+    exit 2
+}
+say() { echo "==> $*"; }
+note() { echo "    $*"; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --prefix) [ $# -ge 2 ] || die "--prefix needs a directory"; PREFIX="$2"; shift 2 ;;
+        --prefix=*) PREFIX="${1#*=}"; shift ;;
+        --root) [ $# -ge 2 ] || die "--root needs a directory"; ROOT="$2"; shift 2 ;;
+        --root=*) ROOT="${1#*=}"; shift ;;
+        --bundle) [ $# -ge 2 ] || die "--bundle needs a name"; BUNDLE="$2"; shift 2 ;;
+        --bundle=*) BUNDLE="${1#*=}"; shift ;;
+        --dry-run) DRY_RUN=1; shift ;;
+        --uninstall) UNINSTALL=1; shift ;;
+        --purge) PURGE=1; shift ;;
+        --no-apt) NO_APT=1; shift ;;
+        --no-pip) NO_PIP=1; shift ;;
+        --no-user) NO_USER=1; shift ;;
+        --no-systemctl) NO_SYSTEMCTL=1; shift ;;
+        -h | --help) usage; exit 0 ;;
+        *) usage >&2; die "unknown option: $1" ;;
+    esac
+done
+
+[ "$PURGE" = 1 ] && [ "$UNINSTALL" = 0 ] && die "--purge goes with --uninstall"
+case "$PREFIX" in
+    /*) ;;
+    *) die "--prefix must be an absolute path (got $PREFIX)" ;;
+esac
+PREFIX="${PREFIX%/}"
+case "$PREFIX" in
+    "" | /usr | /usr/local | /etc | /var | /opt | /home | /root) die "--prefix $PREFIX: use a folder of its own, e.g. /opt/mpox-screen" ;;
+esac
+[[ "$PREFIX" =~ ^[A-Za-z0-9_./+-]+$ ]] || die "--prefix $PREFIX: letters, digits and _ . / + - only (it goes into the unit file)"
+if [ "$ROOT" = / ]; then
+    case "$PREFIX/" in
+        /home/* | /root/* | /run/user/* | /tmp/* | /var/tmp/*)
+            die "--prefix $PREFIX: the service cannot see it (ProtectHome=, PrivateTmp=); use e.g. /opt/mpox-screen" ;;
+    esac
+fi
+if [ "$ROOT" != / ]; then
+    [ "$DRY_RUN" = 1 ] || mkdir -p "$ROOT"
+    ROOT="$(cd "$ROOT" 2>/dev/null && pwd || echo "${ROOT%/}")"
+fi
+R="${ROOT%/}" # prepended to every path written; "" for a real install
+
+if [ -z "$PYTHON" ]; then
+    if [ -x /usr/bin/python3 ]; then PYTHON=/usr/bin/python3; else PYTHON="$(command -v python3 || true)"; fi
+fi
+
+VENV="$PREFIX/venv"
+MODELS="$PREFIX/models"
+UNIT_DIR=/etc/systemd/system
+UNIT="$UNIT_DIR/$SERVICE.service"
+CONF_DIR=/etc/$SERVICE
+CONF="$CONF_DIR/config.toml"
+BIN_LINK=/usr/local/bin/mpox-screen
+MARKER="$PREFIX/.mpox-screen-install"
+
+# --- helpers: every change goes through these, so --dry-run prints it instead ---------------------
+quote() { # the arguments as a shell would need them typed
+    local out="" a
+    for a in "$@"; do
+        if [[ "$a" =~ ^[][A-Za-z0-9_@%+=:,./-]+$ ]]; then
+            out+=" $a"
+        else
+            out+=" '${a//\'/\'\\\'\'}'"
+        fi
+    done
+    echo "${out# }"
+}
+run() { # run CMD...: print it, then run it unless --dry-run
+    echo "+ $(quote "$@")"
+    [ "$DRY_RUN" = 1 ] || "$@"
+}
+run_to() { # run_to FILE MODE CMD...: CMD's stdout into FILE (written whole, then renamed)
+    local file="$1" mode="$2"
+    shift 2
+    echo "+ $(quote "$@") > $(quote "$file")  # mode $mode"
+    [ "$DRY_RUN" = 1 ] && return 0
+    local tmp
+    tmp="$(mktemp "$file.XXXXXX")"
+    if ! "$@" >"$tmp"; then
+        rm -f "$tmp"
+        die "failed: $(quote "$@")"
+    fi
+    chmod "$mode" "$tmp"
+    mv -f "$tmp" "$file"
+}
+systemd_running() { [ "$ROOT" = / ] && [ -d /run/systemd/system ]; }
+
+check_root() {
+    if [ "$DRY_RUN" = 0 ] && [ "$ROOT" = / ] && [ "$(id -u)" != 0 ]; then
+        die "run as root (sudo $0 ...), or use --dry-run / --root DIR"
+    fi
+}
+
+# --- install steps ---------------------------------------------------------------------------------
+step_apt() {
+    say "1. apt packages"
+    if [ "$NO_APT" = 1 ]; then note "skipped (--no-apt)"; return; fi
+    if ! command -v apt-get >/dev/null; then note "no apt-get here: install python3-venv yourself"; return; fi
+    local pkgs=(python3-venv)
+    # picamera2 (and libcamera) only come from the Raspberry Pi archive; Debian, Ubuntu and
+    # JetPack have no python3-picamera2, and the kit uses V4L2 (USB) cameras there.
+    run apt-get update
+    if apt-cache policy python3-picamera2 2>/dev/null | grep -q 'Candidate: [^(]'; then
+        pkgs+=(python3-picamera2)
+    else
+        note "python3-picamera2 is not in this system's archive: CSI cameras need Raspberry Pi OS; USB (V4L2) cameras work"
+    fi
+    run env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${pkgs[@]}"
+}
+
+step_venv() {
+    say "2. venv $VENV and the kit's Python packages"
+    if [ "$NO_PIP" = 1 ]; then note "skipped (--no-pip)"; return; fi
+    [ -n "$PYTHON" ] || die "no python3 found (set PYTHON=...)"
+    if [ -x "$R$VENV/bin/python" ]; then
+        note "venv exists: updating it"
+    else
+        run "$PYTHON" -m venv --system-site-packages "$R$VENV"
+    fi
+    # Build from a copy of the sources, so nothing root-owned lands in the checkout (build/).
+    local src=/tmp/mpox-screen-src.XXXXXX constraints=() sys_numpy
+    [ "$DRY_RUN" = 1 ] || src="$(mktemp -d /tmp/mpox-screen-src.XXXXXX)"
+    local packages=() dir
+    for dir in "$CHECKOUT"/*/; do # the Python packages pyproject.toml may include
+        [ -f "$dir/__init__.py" ] && packages+=("${dir%/}")
+    done
+    run cp -r "$CHECKOUT/pyproject.toml" "$CHECKOUT/README.md" "$CHECKOUT/LICENSE" \
+        "${packages[@]}" "$src/"
+    sys_numpy="$("$PYTHON" -c 'import numpy; print(numpy.__version__)' 2>/dev/null || true)"
+    if [ "${sys_numpy%%.*}" = 1 ]; then
+        # apt's python3-picamera2 pulls simplejpeg, built against the system's numpy 1.x; numpy 2 in
+        # the venv would make `import picamera2` fail (binary incompatibility). pip then also picks
+        # an OpenCV that supports numpy 1.x.
+        note "system numpy is $sys_numpy: keeping the venv's numpy below 2 for apt's camera packages"
+        run_to "$src/constraints.txt" 0644 echo "numpy<2"
+        constraints=(-c "$src/constraints.txt")
+    fi
+    run "$R$VENV/bin/python" -m pip install --no-cache-dir --disable-pip-version-check \
+        "${constraints[@]}" "${src}[device,tflite]"
+    run rm -rf "$src"
+    if [ "$DRY_RUN" = 0 ] && "$PYTHON" -c 'import picamera2' 2>/dev/null; then
+        if "$R$VENV/bin/python" -c 'import picamera2' 2>/dev/null; then
+            note "picamera2 imports in the venv"
+        else
+            note "WARNING: picamera2 imports with $PYTHON but not in the venv; CSI cameras will not work:"
+            "$R$VENV/bin/python" -c 'import picamera2' 2>&1 | tail -n 1 | sed 's/^/    /'
+        fi
+    fi
+}
+
+bundle_files() { # bundle_files DIR: manifest.json, card.md and the model files the manifest lists
+    "$PYTHON" - "$1" <<'EOF'
+import json, sys
+from pathlib import Path
+root = Path(sys.argv[1])
+m = json.loads((root / "manifest.json").read_text())
+print("manifest.json")
+if (root / "card.md").is_file():
+    print("card.md")
+for name, entry in m["files"].items():
+    print(f"{entry['sha256']} {name}")
+EOF
+}
+
+step_bundle() {
+    say "3. model bundle"
+    local name="$BUNDLE"
+    if [ -z "$name" ]; then
+        [ -f "$CHECKOUT/models/DEFAULT" ] || die "no models/DEFAULT in $CHECKOUT: pass --bundle NAME"
+        name="$(tr -d '[:space:]' <"$CHECKOUT/models/DEFAULT")"
+    fi
+    [[ "$name" =~ ^[A-Za-z0-9_+-][A-Za-z0-9_.+-]*$ ]] || die "bundle name '$name': a folder name under models/"
+    local src="$CHECKOUT/models/$name"
+    [ -f "$src/manifest.json" ] || die "$src is not a model bundle (no manifest.json)"
+    [ -n "$PYTHON" ] || die "no python3 found (set PYTHON=...)"
+    local dest="$MODELS/$name" stage="$MODELS/.$name.new" line sum file
+    local -a files=() sums=()
+    while IFS= read -r line; do
+        case "$line" in
+            *" "*) sum="${line%% *}"; file="${line#* }"; files+=("$file"); sums+=("$sum  $file") ;;
+            *) files+=("$line") ;;
+        esac
+    done < <(bundle_files "$src")
+    note "$name: ${files[*]}"
+    run rm -rf "$R$stage"
+    run install -d -m 0755 "$R$stage"
+    for file in "${files[@]}"; do
+        [ -f "$src/$file" ] || die "bundle $name: $file is missing (is git-lfs set up?)"
+        run install -m 0644 "$src/$file" "$R$stage/$file"
+    done
+    echo "+ (cd $(quote "$R$stage") && sha256sum --check --quiet)  # the manifest's sums"
+    if [ "$DRY_RUN" = 0 ]; then
+        printf '%s\n' "${sums[@]}" | (cd "$R$stage" && sha256sum --check --quiet) ||
+            die "bundle $name does not match its manifest's sha256 sums"
+    fi
+    run rm -rf "$R$dest"
+    run mv "$R$stage" "$R$dest"
+    run_to "$R$MODELS/DEFAULT" 0644 echo "$name"
+    BUNDLE_DIR="$dest"
+}
+
+step_config() {
+    say "4. config $CONF"
+    run install -d -m 0755 "$R$CONF_DIR"
+    if [ -e "$R$CONF" ]; then
+        note "kept the existing $CONF (not overwritten)"
+        return
+    fi
+    if [ -x "$R$VENV/bin/mpox-screen" ]; then
+        run_to "$R$CONF" 0644 "$R$VENV/bin/mpox-screen" config --print-default
+    else
+        [ -n "$PYTHON" ] || die "no python3 found (set PYTHON=...)"
+        run_to "$R$CONF" 0644 env PYTHONPATH="$CHECKOUT" "$PYTHON" -m device.cli config --print-default
+    fi
+}
+
+step_user() {
+    say "5. system user $SVC_USER"
+    if [ "$NO_USER" = 1 ]; then note "skipped (--no-user)"; return; fi
+    local g
+    for g in "${SVC_GROUPS[@]}"; do
+        # SupplementaryGroups= fails the start if a group does not exist.
+        getent group "$g" >/dev/null || run groupadd --system "$g"
+    done
+    if getent passwd "$SVC_USER" >/dev/null; then
+        note "user exists"
+    else
+        local nologin=/usr/sbin/nologin
+        [ -x "$nologin" ] || nologin=/sbin/nologin
+        run useradd --system --user-group --no-create-home --home-dir "/var/lib/$SERVICE" \
+            --shell "$nologin" --comment "mpox-screen field kit" "$SVC_USER"
+    fi
+    local joined
+    joined="$(IFS=,; echo "${SVC_GROUPS[*]}")"
+    run usermod -a -G "$joined" "$SVC_USER"
+}
+
+step_unit() {
+    say "6. unit $UNIT"
+    run install -d -m 0755 "$R$UNIT_DIR"
+    local esc_prefix esc_bundle
+    esc_prefix="$(printf '%s' "$PREFIX" | sed 's/[&|\\]/\\&/g')"
+    esc_bundle="$(printf '%s' "$BUNDLE_DIR" | sed 's/[&|\\]/\\&/g')"
+    run_to "$R$UNIT" 0644 sed -e "s|@PREFIX@|$esc_prefix|g" -e "s|@BUNDLE@|$esc_bundle|g" \
+        "$HERE/mpox-screen.service"
+    run install -m 0644 "$CHECKOUT/README.md" "$R$PREFIX/README.md"
+    run install -d -m 0755 "$R$(dirname "$BIN_LINK")"
+    run ln -sfn "$VENV/bin/mpox-screen" "$R$BIN_LINK"
+}
+
+step_systemctl() {
+    say "7. enable and start"
+    if [ "$NO_SYSTEMCTL" = 1 ]; then note "skipped (--no-systemctl)"; return; fi
+    if [ "$ROOT" != / ]; then
+        run systemctl --root="$ROOT" enable "$SERVICE.service"
+        note "installed below $ROOT: enabled there; nothing started"
+        return
+    fi
+    if ! systemd_running; then
+        note "systemd is not running here (chroot or container): enabling only; it starts at the next boot"
+        run systemctl enable "$SERVICE.service"
+        return
+    fi
+    run systemctl daemon-reload
+    run systemctl enable "$SERVICE.service"
+    run systemctl reset-failed "$SERVICE.service" || true # a start limit hit earlier refuses restarts
+    # Returns once the daemon reports READY (model warm, first screen drawn) or has failed.
+    if ! run systemctl restart "$SERVICE.service"; then
+        journalctl --no-pager -u "$SERVICE.service" -n 20 || true
+        die "the service did not start (log above; fix, then: sudo systemctl restart $SERVICE)"
+    fi
+    [ "$DRY_RUN" = 1 ] || systemctl --no-pager --lines=5 status "$SERVICE.service" || true
+}
+
+boot_advice() {
+    [ "$ROOT" = / ] || return 0
+    local cmdline=/boot/firmware/cmdline.txt
+    [ -f "$cmdline" ] || cmdline=/boot/cmdline.txt
+    if [ -f "$cmdline" ] && ! grep -q 'consoleblank=0' "$cmdline"; then
+        note "tip: add 'consoleblank=0 vt.global_cursor_default=0' to $cmdline so the console never blanks or draws a cursor over the kit's screen (README, Field kit setup)"
+    fi
+    if command -v systemctl >/dev/null && [ "$(systemctl get-default 2>/dev/null || true)" = graphical.target ]; then
+        note "tip: this system boots to a desktop, which hides the framebuffer: boot to the console (Raspberry Pi OS: sudo raspi-config nonint do_boot_behaviour B1) or set display = \"window\" and run the kit from the desktop session (README)"
+    fi
+}
+
+install_all() {
+    check_root
+    [ "$DRY_RUN" = 1 ] && say "dry run: printing the actions, changing nothing"
+    step_apt
+    run install -d -m 0755 "$R$PREFIX" "$R$MODELS"
+    run_to "$R$MARKER" 0644 echo "mpox-screen installed from $CHECKOUT"
+    step_venv
+    step_bundle
+    step_config
+    step_user
+    step_unit
+    step_systemctl
+    boot_advice
+    say "done: $SERVICE (bundle $BUNDLE_DIR, config $CONF)"
+}
+
+uninstall_all() {
+    check_root
+    [ "$DRY_RUN" = 1 ] && say "dry run: printing the actions, changing nothing"
+    say "stop and disable"
+    if [ "$NO_SYSTEMCTL" = 1 ]; then
+        note "skipped (--no-systemctl)"
+    elif [ "$ROOT" != / ]; then
+        [ -e "$R$UNIT" ] && run systemctl --root="$ROOT" disable "$SERVICE.service"
+    elif systemd_running; then
+        run systemctl disable --now "$SERVICE.service" || true
+    elif [ -e "$UNIT" ]; then
+        run systemctl disable "$SERVICE.service" || true
+    fi
+    say "remove the unit, venv, bundle and command"
+    run rm -f "$R$UNIT"
+    [ "$NO_SYSTEMCTL" = 0 ] && systemd_running && run systemctl daemon-reload
+    if [ -L "$R$BIN_LINK" ] && [ "$(readlink "$R$BIN_LINK")" = "$VENV/bin/mpox-screen" ]; then
+        run rm -f "$R$BIN_LINK"
+    fi
+    if [ -d "$R$PREFIX" ]; then
+        [ -e "$R$MARKER" ] || die "$PREFIX was not installed by this script (no $MARKER): not removing it"
+        run rm -rf "$R$VENV" "$R$MODELS" "$R$PREFIX/README.md" "$R$MARKER"
+        run rmdir --ignore-fail-on-non-empty "$R$PREFIX"
+    fi
+    if [ "$PURGE" = 1 ]; then
+        say "purge: config, state, logs and user"
+        run rm -rf "$R$CONF_DIR" "$R/var/lib/$SERVICE" "$R/var/log/$SERVICE"
+        if [ "$NO_USER" = 0 ] && getent passwd "$SVC_USER" >/dev/null; then
+            run userdel "$SVC_USER"
+        fi
+    else
+        note "kept: $CONF_DIR, /var/lib/$SERVICE, /var/log/$SERVICE and the user (--purge removes them)"
+    fi
+    say "uninstalled"
+}
+
+if [ "$UNINSTALL" = 1 ]; then uninstall_all; else install_all; fi
