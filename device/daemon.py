@@ -24,7 +24,7 @@ from device.notify import Notifier
 from device.screen import Renderer, View
 from device.screener import Screener, normalise_cam, softmax
 from device.smoothing import Smoother
-from device.sources import Frame, SourceOptions, SourceUnavailable, open_source
+from device.sources import Frame, SourceOptions, SourceUnavailable, open_source, scheme_of
 from device.timing import Timing
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,8 @@ class Daemon:
         log.info("source: %s", source.description)
         self.grabber = LatestFrame(source)
         self.smoother.reset()
+        demo = scheme_of(self.cfg.source)[0] == "demo"
+        self.view.status = "DEMO: generated frames, not a patient" if demo else ""
         self._set_state("screening")
 
     def _close_source(self) -> None:

@@ -129,6 +129,7 @@ def test_lost_camera_is_retried_and_recovers(tmp_path, monkeypatch):
         "screening",
     ]
     assert len(shown) >= 12 + 3  # every frame and every retry screen was shown
+    assert daemon.view.status == ""  # "no camera - retrying" is gone once the camera is back
 
 
 def test_picamera2_fake_real_call_order(tmp_path, monkeypatch):
@@ -218,3 +219,45 @@ def test_timing_report_errors_are_one_line(tmp_path):
     (tmp_path / "t.jsonl").write_text("garbage\n")
     with pytest.raises(DeviceError, match="no timing summaries"):
         read_rows(tmp_path / "t.jsonl")
+
+
+def test_daemon_on_a_framebuffer_file(tmp_path):
+    """The kit's default display end to end: generated frames into a 480x320 RGB565 'device'."""
+    fb = tmp_path / "fb0"
+    fb.write_bytes(b"")
+    cfg = config(
+        tmp_path,
+        source="demo://",
+        display=f"fb://{fb}",
+        screen_width=480,
+        screen_height=320,
+        fb_bpp=16,
+        max_frames=5,
+        fps=240,
+    )
+    assert Daemon(cfg).run() == 0
+    pixels = np.frombuffer(fb.read_bytes(), "<u2").reshape(320, 480)
+    strip = pixels[20, 3]  # the verdict strip, as RGB565
+    b, g, r = ((strip & 31) << 3, (strip >> 5 & 63) << 2, (strip >> 11) << 3)
+    assert (int(b), int(g), int(r)) in {
+        (c[0] & 0xF8, c[1] & 0xFC, c[2] & 0xF8) for c in (LIKELY, UNLIKELY)
+    }
+
+
+def test_board_readings_from_sysfs(tmp_path):
+    from device import board
+
+    zone = tmp_path / "thermal" / "thermal_zone0"
+    zone.mkdir(parents=True)
+    (zone / "type").write_text("cpu-thermal\n")
+    (zone / "temp").write_text("61234\n")
+    assert board.cpu_temperature(tmp_path / "thermal") == 61.2
+    assert board.cpu_temperature(tmp_path / "none") is None
+    flags = tmp_path / "get_throttled"
+    flags.write_text("0x50005\n")  # under-voltage now, throttled now, both have occurred
+    got = board.throttled(flags)
+    assert got["under_voltage"] and got["throttled"] and got["under_voltage_occurred"]
+    assert not got["freq_capped"] and got["throttled_occurred"]
+    assert board.throttled(tmp_path / "absent") is None
+    rss, peak = board.memory_mb()
+    assert 0 < rss <= peak
