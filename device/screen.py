@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from device.overlay import heat_overlay
+from device.overlay import blend_heat
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 WHITE, GREY, BLACK = (255, 255, 255), (170, 170, 170), (0, 0, 0)
@@ -78,8 +78,7 @@ class Renderer:
     def heat(self, canvas: np.ndarray, g: Geometry, cam: np.ndarray) -> None:
         """The heat-map over the square the model read, in place."""
         x, y, side = g.square
-        roi = canvas[y : y + side, x : x + side]
-        roi[:] = heat_overlay(roi, cam, self.heat_floor, self.heat_alpha)
+        blend_heat(canvas[y : y + side, x : x + side], cam, self.heat_floor, self.heat_alpha)
 
     def status_screen(self, view: View) -> np.ndarray:
         canvas = np.zeros((self.size[1], self.size[0], 3), np.uint8)
