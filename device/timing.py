@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from device import board
+from device import DeviceError, board
 
 STAGES = ("capture", "preprocess", "inference", "cam", "render", "display")
 log = logging.getLogger("device.timing")
@@ -62,12 +62,15 @@ class Timing:
         backups: int = 3,
         trace: bool = False,
     ):
-        log_dir.mkdir(parents=True, exist_ok=True)
         self.path = log_dir / "timing.jsonl"
-        self.out = _rotating(self.path, max_bytes, backups, "summary")
-        self.trace = (
-            _rotating(log_dir / "frames.jsonl", max_bytes, backups, "trace") if trace else None
-        )
+        try:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            self.out = _rotating(self.path, max_bytes, backups, "summary")
+            self.trace = (
+                _rotating(log_dir / "frames.jsonl", max_bytes, backups, "trace") if trace else None
+            )
+        except OSError as e:
+            raise DeviceError(f"cannot write timing logs to {log_dir}: {e.strerror}") from None
         self.rings = {s: Ring() for s in (*STAGES, "frame")}
         self.interval, self.start = interval, time.monotonic()
         self.last, self.frames_at_last, self.frames, self.malformed = self.start, 0, 0, 0

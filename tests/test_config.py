@@ -98,6 +98,13 @@ def test_cli_user_errors_are_one_line(tmp_path, args, message):
     assert "Traceback" not in proc.stderr
 
 
+def test_unwritable_log_dir_is_one_line():
+    proc = run_cli("run", "--display", "null", "--log-dir", "/proc/no-logs")
+    assert proc.returncode == 2
+    assert "mpox-screen: error: cannot write timing logs to /proc/no-logs" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_cli_config_file_error_and_print_default(tmp_path):
     proc = run_cli("run", "--config", str(write(tmp_path, "colour = 1\n")))
     assert proc.returncode == 2 and "unknown config key 'colour'" in proc.stderr
