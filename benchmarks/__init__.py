@@ -2,7 +2,7 @@
 
 Timing and memory use only the kit's own runtimes (`device.runtimes`), so the numbers are what the
 kit sees; exporting baseline models is a separate host step (`mpox-bench export-baselines`), so
-every timing command also runs on a board that has only the `device`, `tflite` and `bench` extras.
+every timing command also runs on a board that has only the `device` and `tflite` extras.
 """
 
 from __future__ import annotations

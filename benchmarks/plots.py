@@ -1,4 +1,4 @@
-"""PNG pictures of the benchmark results (matplotlib, the `bench` extra; without it, no PNG)."""
+"""PNG pictures of the benchmark results (matplotlib, in the `device` extra; without it, no PNG)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        log.warning("no PNG: matplotlib is missing (pip install 'mpox-screen[bench]')")
+        log.warning("no PNG: matplotlib is missing (pip install matplotlib)")
         return None
     return plt
 
