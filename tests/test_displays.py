@@ -78,8 +78,11 @@ def test_framebuffer_letterboxes_and_takes_config_geometry(tmp_path):
 
 
 def test_framebuffer_without_geometry_says_what_to_set(tmp_path):
+    (tmp_path / "fb9").write_bytes(b"")
     with pytest.raises(DeviceError, match="set screen_width, screen_height and fb_bpp"):
         Framebuffer(str(tmp_path / "fb9"), DisplayOptions(), sysfs=tmp_path / "nothing")
+    with pytest.raises(DeviceError, match=r"no framebuffer .*use --display window"):
+        Framebuffer(str(tmp_path / "fb8"), DisplayOptions(width=8, height=8, bpp=16))
 
 
 def test_letterbox_keeps_aspect():

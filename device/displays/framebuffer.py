@@ -41,6 +41,11 @@ def to_pixels(canvas: np.ndarray, bpp: int) -> np.ndarray:
 class Framebuffer:
     def __init__(self, path: str, opts: DisplayOptions, sysfs: Path = SYSFS):
         self.path = Path(path or "/dev/fb0")
+        if not self.path.exists():
+            raise DeviceError(
+                f"no framebuffer {self.path} (no screen, or a desktop owns it): "
+                "use --display window, file://DIR or null"
+            )
         w, h, bpp, stride = self._geometry(opts, sysfs)
         if bpp not in (16, 32):
             raise DeviceError(f"{self.path}: {bpp} bits per pixel is not supported (16 or 32)")
