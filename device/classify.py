@@ -14,7 +14,7 @@ from device.bundle import default_bundle_dir, load_bundle
 from device.images import UnreadableImage, find_images, read_rgb
 from device.overlay import heat_overlay
 from device.preprocess import crop
-from device.screener import Prediction, Screener
+from device.screener import Prediction, Screener, likelihood
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class ClassifyOptions:
 
 def verdict(pred: Prediction, positive_class: str) -> str:
     """Mpox likely / unlikely; a multi-class bundle also names the likeliest other class."""
-    text = f"{positive_class.capitalize()} {'likely' if pred.positive else 'unlikely'}"
+    text = likelihood(positive_class, pred.positive)
     if len(pred.classes) > 2 and not pred.positive:
         text += f" (likeliest: {pred.label})"
     return text

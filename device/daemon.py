@@ -22,14 +22,13 @@ from device.config import Config, log_dir
 from device.displays import Display, DisplayOptions, open_display
 from device.notify import Notifier
 from device.screen import Renderer, View
-from device.screener import Screener, normalise_cam, softmax
+from device.screener import Screener, likelihood, normalise_cam, softmax
 from device.smoothing import Smoother
 from device.sources import Frame, SourceOptions, SourceUnavailable, open_source, scheme_of
 from device.timing import Timing
 
 log = logging.getLogger(__name__)
 WAIT_SLICE = 0.1  # s: how often a wait for a frame or a retry looks at the stop flag
-DEFAULT_SCREEN = (800, 480)
 
 
 def valid(frame: Frame) -> bool:
@@ -220,7 +219,7 @@ class Daemon:
         b, v = self.bundle, self.view
         v.prob = float(probs[b.positive_index])
         v.positive = v.prob >= b.threshold
-        v.verdict = f"{v.positive_class.capitalize()} {'likely' if v.positive else 'unlikely'}"
+        v.verdict = likelihood(v.positive_class, v.positive)
         if len(b.classes) > 2:
             ranked = sorted(zip(b.classes, map(float, probs), strict=True), key=lambda c: -c[1])
             v.class_probs = tuple(ranked)

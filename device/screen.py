@@ -99,7 +99,7 @@ class Renderer:
             self._put(canvas, view.verdict, (round(18 * u), round(27 * u)), 0.85, WHITE, bold=True)
             label = f"P({view.positive_class}) {view.prob:.2f}"
             self._put(canvas, label, (round(18 * u), round(50 * u)), 0.5, WHITE)
-            self._bar(canvas, view, (round(150 * u), round(40 * u)), head)
+            self._bar(canvas, view, (round(150 * u), round(40 * u)))
         if view.status:
             y = head + round(24 * u) if view.verdict else round(24 * u)
             self._put(canvas, view.status, (round(18 * u), y), 0.55, STATUS, bold=True)
@@ -118,7 +118,7 @@ class Renderer:
         _shade(canvas, y - round(22 * self.unit), y + round(10 * self.unit))
         self._put(canvas, text, (round(18 * self.unit), y), 0.6, STATUS, bold=True)
 
-    def _bar(self, canvas: np.ndarray, view: View, origin: tuple[int, int], head: int) -> None:
+    def _bar(self, canvas: np.ndarray, view: View, origin: tuple[int, int]) -> None:
         """P(positive) as a bar with a tick at the manifest threshold."""
         u = self.unit
         x0, y0 = origin

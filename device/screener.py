@@ -48,6 +48,11 @@ def decide(probs: np.ndarray, positive: int, threshold: float) -> int:
     return int(others.argmax())
 
 
+def likelihood(positive_class: str, positive: bool) -> str:
+    """The kit's wording of a decision: "Mpox likely" / "Mpox unlikely"."""
+    return f"{positive_class.capitalize()} {'likely' if positive else 'unlikely'}"
+
+
 def normalise_cam(cam: np.ndarray) -> np.ndarray:
     cam = np.maximum(cam, 0.0)
     top = float(cam.max())
