@@ -1,11 +1,14 @@
 """The mpox-train CLI end to end, as a user runs it (subprocesses, real images)."""
 
 import json
+import re
 import subprocess
 import sys
 
 import pytest
 from conftest import run_cli
+
+from train_host import checkpoint
 
 pytestmark = pytest.mark.slow
 FAST = [
@@ -63,6 +66,35 @@ def test_cv_then_evaluate(small_msid, tmp_path):
     metrics = json.loads((ev / "metrics.json").read_text())
     assert metrics["folder"]["screening"]["n"] == len(held[0]["test"])
     assert (ev / "roc.png").stat().st_size > 0 and "AUC" in proc.stdout
+
+
+def test_cv_folds_in_parallel_runs_and_a_teacher_per_fold(small_msid, tmp_path):
+    """`--only-fold` lets one process per core take a fold; the summary waits for all of them.
+    `cv --teacher` takes the teacher's cv folder and distils fold i from teacher fold i only."""
+    teacher, student = tmp_path / "teacher", tmp_path / "student"
+    common = ["--data", small_msid, "--folds", "2", *FAST]
+    proc = run("cv", *common, "--epochs", "1", "--only-fold", "2", "--out", teacher)
+    assert "summary comes when all are done" in proc.stdout
+    assert (teacher / "fold2/best.pt").is_file() and not (teacher / "fold1").exists()
+    assert not (teacher / "cv.json").exists()
+    run("cv", *common, "--epochs", "1", "--only-fold", "1", "--out", teacher)
+    assert json.loads((teacher / "cv.json").read_text())["folds"] == 2
+
+    proc = run("cv", *common, "--teacher", teacher, "--out", student)
+    assert "grouped 2-fold AUC" in proc.stdout
+    for i in (1, 2):
+        cfg = checkpoint.read(student / f"fold{i}" / "best.pt")["config"]
+        assert cfg["teacher"] == str(teacher / f"fold{i}" / "best.pt")
+
+    for args, message in (
+        (["--seed", "1"], "teacher fold 1 .* held out other images"),
+        (["--teacher", teacher / "fold1" / "best.pt"], "takes the teacher's cv folder"),
+        (["--only-fold", "3"], "fold numbers 1..2"),
+    ):
+        bad = ["--teacher", teacher, *args] if args[0] != "--teacher" else args
+        proc = run("cv", *common, *bad, "--out", tmp_path / "bad", ok=False)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert re.search(message, proc.stderr), proc.stderr
 
 
 def test_models_lists_params_and_macs():

@@ -118,6 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     _add_train_args(p)
     p.add_argument("--folds", type=int, default=5)
+    p.add_argument(
+        "--only-fold",
+        type=int,
+        action="append",
+        default=None,
+        metavar="N",
+        help="run only fold N (repeat; e.g. one process per core); the summary is written "
+        "when every fold is done",
+    )
     p.add_argument("--out", type=Path, required=True)
 
     p = sub.add_parser(
@@ -264,9 +273,16 @@ def cmd_cv(args) -> None:
     from train_host.grouping import near_duplicate_groups
 
     cfg, data = _config(args), _load(args)
+    only = set(args.only_fold or [])
+    if any(not 1 <= n <= args.folds for n in only):
+        raise UserError(f"--only-fold takes fold numbers 1..{args.folds}")
     groups = near_duplicate_groups(data.images)
-    s = cross_validate(cfg, data, groups, args.out, args.folds, args.val_fraction, args.resume)
-    if s is not None:
+    s = cross_validate(
+        cfg, data, groups, args.out, args.folds, args.val_fraction, args.resume, only
+    )
+    if s is None:
+        print(f"folds done so far are in {args.out}; the summary comes when all are done")
+    else:
         print(
             f"grouped {args.folds}-fold AUC {s['auc_mean']:.3f} +- {s['auc_sd']:.3f}, pooled "
             f"{s['pooled']['auc']:.3f}; report: {args.out}/cv_report.md"

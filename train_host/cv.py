@@ -7,7 +7,9 @@ for early stopping and the threshold, so no held-out image influences its own sc
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+import logging
 from pathlib import Path
 
 import matplotlib
@@ -16,13 +18,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from train_host import distributed
+from train_host import UserError, distributed
 from train_host.data import Dataset
 from train_host.evaluate import calibrate_and_evaluate
-from train_host.grouping import grouped_folds, make_split
+from train_host.grouping import Split, grouped_folds, make_split
 from train_host.metrics import binary_metrics, from_confusion
 from train_host.report import roc_png, screening_table
 from train_host.train import TrainConfig, Trainer
+
+log = logging.getLogger(__name__)
 
 
 def cross_validate(
@@ -33,23 +37,34 @@ def cross_validate(
     k: int = 5,
     val_fraction: float = 0.15,
     resume: bool = False,
+    only: set[int] | None = None,
 ) -> dict | None:
-    """Train k models; returns the summary on the main process (None on other ranks)."""
+    """Train k models; returns the summary on the main process once every fold is done.
+
+    `only` (1-based fold numbers) runs some folds, e.g. one process per core; a later run with
+    `resume` (or the last of the parallel runs) writes the summary. With a teacher, `cfg.teacher`
+    is the teacher's own CV folder: fold i is distilled from the teacher of fold i, which never
+    saw fold i's held-out images (one teacher for all folds would have seen them all).
+    """
     folds = grouped_folds(data.labels, groups, k, cfg.seed)
     files = data.relpaths()
     oof = np.full((len(data), len(data.class_names)), np.nan)
-    per_fold = []
+    per_fold, pending = [], []
     for i, (pool, test) in enumerate(folds):
         fold_dir = out / f"fold{i + 1}"
-        if resume and (fold_dir / "metrics.json").is_file():
+        if (resume or only) and (fold_dir / "metrics.json").is_file():
             per_fold.append(json.loads((fold_dir / "metrics.json").read_text()))
             _fill_fold_probs(oof, fold_dir, data)
+            continue
+        if only and i + 1 not in only:
+            pending.append(i + 1)
             continue
         split = make_split(
             files, data.labels, groups, cfg.seed, val_fraction, 0, pool=pool, test=test
         )
+        fold_cfg = _fold_teacher(cfg, split, i + 1)
         trainer = Trainer(
-            cfg, data, split, fold_dir, resume=resume and (fold_dir / "last.pt").is_file()
+            fold_cfg, data, split, fold_dir, resume=resume and (fold_dir / "last.pt").is_file()
         )
         best = trainer.run()
         if distributed.setup().main:
@@ -62,7 +77,32 @@ def cross_validate(
         distributed.setup().barrier()
     if not distributed.setup().main:
         return None
+    if pending:
+        log.info("folds %s not run yet: no summary (run them, then --resume)", pending)
+        return None
     return summarise(per_fold, oof, data, out, cfg, k)
+
+
+def _fold_teacher(cfg: TrainConfig, split: Split, fold: int) -> TrainConfig:
+    """The fold's own teacher from the teacher's CV folder, checked to share the fold's split."""
+    if cfg.teacher is None:
+        return cfg
+    root = Path(cfg.teacher)
+    if not root.is_dir():
+        raise UserError(
+            f"cv --teacher takes the teacher's cv folder (fold1/best.pt, ...), not {root}: "
+            "one teacher trained on a single split has seen other folds' held-out images"
+        )
+    ckpt, split_file = root / f"fold{fold}" / "best.pt", root / f"fold{fold}" / "split.json"
+    if not ckpt.is_file() or not split_file.is_file():
+        raise UserError(f"teacher fold {fold} is missing: {ckpt} (run the teacher's cv first)")
+    theirs = Split.load(split_file)
+    if theirs.files != split.files or sorted(theirs.test) != sorted(split.test):
+        raise UserError(
+            f"teacher fold {fold} ({split_file}) held out other images than this fold: "
+            "use the same data, --folds, --seed and --val-fraction for both"
+        )
+    return dataclasses.replace(cfg, teacher=str(ckpt))
 
 
 def _fill_fold_probs(oof: np.ndarray, fold_dir: Path, data: Dataset) -> None:
