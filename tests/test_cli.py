@@ -9,6 +9,7 @@ import pytest
 from conftest import run_cli
 
 from train_host import checkpoint
+from train_host.shift import SHIFTS
 
 pytestmark = pytest.mark.slow
 FAST = [
@@ -86,6 +87,23 @@ def test_cv_folds_in_parallel_runs_and_a_teacher_per_fold(small_msid, tmp_path):
         cfg = checkpoint.read(student / f"fold{i}" / "best.pt")["config"]
         assert cfg["teacher"] == str(teacher / f"fold{i}" / "best.pt")
 
+    shift = tmp_path / "shift"
+    proc = run("shift-test", "--data", small_msid, "--cv", teacher, "--cv", student, "--out", shift)
+    assert "student vs teacher: shift" in proc.stdout
+    result = json.loads((shift / "shift_cv.json").read_text())
+    for name in ("teacher", "student"):
+        r = result["runs"][name]
+        assert sorted(r["folds"]) == ["1", "2"] and r["n"] == 48  # every image once
+        assert r["folds"]["1"]["n"] + r["folds"]["2"]["n"] == 48
+        assert set(r["auc"]) == {"clean", *SHIFTS}
+    folds = {n: result["runs"][n]["folds"] for n in ("teacher", "student")}
+    diff = [
+        folds["student"][k]["mean_shift_auc"] - folds["teacher"][k]["mean_shift_auc"] for k in "12"
+    ]
+    assert result["paired"]["student"]["mean_shift_auc"] == pytest.approx(sum(diff) / 2)
+    assert (shift / "shift_cv.png").stat().st_size > 0
+    assert "| student | 1,2 | 48 |" in (shift / "shift_cv.md").read_text()
+
     for args, message in (
         (["--seed", "1"], "teacher fold 1 .* held out other images"),
         (["--teacher", teacher / "fold1" / "best.pt"], "takes the teacher's cv folder"),
@@ -113,6 +131,7 @@ def test_models_lists_params_and_macs():
         (["evaluate", "--checkpoint", "missing.pt", "--out", "x"], "checkpoint not found"),
         (["fit", "--optimizer", "adam", "--out", "x"], "invalid choice"),
         (["cv", "--folds", "1", "--limit-per-class", "3", "--out", "x"], "k-fold needs"),
+        (["shift-test", "--out", "x"], "--checkpoint CKPT ... or --cv CV_DIR"),
     ],
 )
 def test_bad_input_gets_one_line_error(args, message, msid, tmp_path):

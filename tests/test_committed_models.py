@@ -23,6 +23,7 @@ from train_host.grouping import Split
         ("micrompoxnet-binary", "binary"),
         ("micrompoxnet-4class", "multiclass"),
         ("micrompoxnet-distilled-binary", "binary"),
+        ("micrompoxnet-camaug-binary", "binary"),
     ],
 )
 def test_committed_checkpoint_reproduces_its_report(name, task, msid):

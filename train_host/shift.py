@@ -98,34 +98,48 @@ SHIFTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def shift_test(model, ckpt: dict, data: Dataset, progress: bool = True) -> dict:
-    """AUC of P(mpox) on clean and shifted images; `mean_shift_auc` is the headline number."""
-    spec, y = preprocess_spec(ckpt), data.binary_targets()
-    pos = data.positive_index
-    aucs = {}
+def shift_scores(model, ckpt: dict, data: Dataset, progress: bool = True) -> dict[str, np.ndarray]:
+    """P(mpox) per image, clean and under each shift (condition name -> scores)."""
+    spec, pos = preprocess_spec(ckpt), data.positive_index
+    scores = {}
     for name, shift in tqdm(
         [("clean", None), *SHIFTS.items()], desc="shift test", disable=not progress
     ):
         images = data.images if shift is None else [shift(img) for img in data.images]
-        aucs[name] = float(roc_auc_score(y, predict(model, images, spec)[:, pos]))
+        scores[name] = predict(model, images, spec)[:, pos]
+    return scores
+
+
+def summarise(y: np.ndarray, scores: dict[str, np.ndarray]) -> dict:
+    """AUC per condition; `mean_shift_auc` (over the shifts, not clean) is the headline."""
+    aucs = {name: float(roc_auc_score(y, s)) for name, s in scores.items()}
     shifted = [v for k, v in aucs.items() if k != "clean"]
     return {
-        "n": len(data),
+        "n": len(y),
         "auc": aucs,
         "mean_shift_auc": float(np.mean(shifted)),
         "worst_shift_auc": float(np.min(shifted)),
     }
 
 
+def shift_test(model, ckpt: dict, data: Dataset, progress: bool = True) -> dict:
+    return summarise(data.binary_targets(), shift_scores(model, ckpt, data, progress))
+
+
 def write(out: Path, results: dict[str, dict]) -> None:
     """shift_test.json and shift_test.png for one or more models (name -> shift_test result)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "shift_test.json").write_text(json.dumps(results, indent=1))
+    plot(results, out / "shift_test.png", "ROC AUC, P(mpox), held-out images")
+
+
+def plot(results: dict[str, dict], path: Path, xlabel: str) -> None:
+    """Grouped bars: AUC per condition, one colour per model (name -> {auc, mean_shift_auc})."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "shift_test.json").write_text(json.dumps(results, indent=1))
     conditions = list(next(iter(results.values()))["auc"])
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(conditions) + 1.5))
     height = 0.8 / len(results)
@@ -140,9 +154,9 @@ def write(out: Path, results: dict[str, dict]) -> None:
     ax.set_yticks(np.arange(len(conditions)) + 0.4 - height / 2, conditions)
     ax.invert_yaxis()
     ax.set_xlim(0.5, 1.0)
-    ax.set_xlabel("ROC AUC, P(mpox), held-out images")
+    ax.set_xlabel(xlabel)
     ax.legend(loc="lower left", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out / "shift_test.png", dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
