@@ -103,6 +103,12 @@ def test_cv_folds_in_parallel_runs_and_a_teacher_per_fold(small_msid, tmp_path):
     assert result["paired"]["student"]["mean_shift_auc"] == pytest.approx(sum(diff) / 2)
     assert (shift / "shift_cv.png").stat().st_size > 0
     assert "| student | 1,2 | 48 |" in (shift / "shift_cv.md").read_text()
+    cached = student / "fold1" / "shift_test.json"  # finished folds are not scored again
+    stamp = cached.stat().st_mtime_ns
+    run("shift-test", "--data", small_msid, "--cv", student, "--out", tmp_path / "again")
+    assert cached.stat().st_mtime_ns == stamp
+    again = json.loads((tmp_path / "again" / "shift_cv.json").read_text())
+    assert again["runs"]["student"]["folds"] == result["runs"]["student"]["folds"]
 
     for args, message in (
         (["--seed", "1"], "teacher fold 1 .* held out other images"),

@@ -40,15 +40,30 @@ def fold_test_part(data: Dataset, split_path: Path) -> Dataset:
     return data.subset(split.test)
 
 
+def fold_shift_test(ckpt_path: Path, datasets: dict[str, Dataset], data_root: Path, progress):
+    """One fold's result, kept in foldN/shift_test.json while that is newer than best.pt (a CV
+    still running adds folds; comparing runs again should not redo the finished ones)."""
+    cache = ckpt_path.parent / "shift_test.json"
+    if cache.is_file() and cache.stat().st_mtime >= ckpt_path.stat().st_mtime:
+        result = json.loads(cache.read_text())
+        if set(result["auc"]) == {"clean", *SHIFTS}:
+            return result
+    model, ckpt = load_model(ckpt_path)
+    if ckpt["task"] not in datasets:
+        datasets[ckpt["task"]] = load_dataset(data_root, ckpt["task"])
+    part = fold_test_part(datasets[ckpt["task"]], ckpt_path.parent / "split.json")
+    result = summarise(part.binary_targets(), shift_scores(model, ckpt, part, progress))
+    cache.write_text(json.dumps(result, indent=1))
+    return result
+
+
 def cv_shift_test(cv_dir: Path, data_root: Path, progress: bool = True) -> dict:
     """Per fold: the shift test on that fold's test part; plus the mean and sd over folds."""
-    folds, cache = {}, {}
-    for k, ckpt_path in fold_models(cv_dir).items():
-        model, ckpt = load_model(ckpt_path)
-        if ckpt["task"] not in cache:
-            cache[ckpt["task"]] = load_dataset(data_root, ckpt["task"])
-        part = fold_test_part(cache[ckpt["task"]], ckpt_path.parent / "split.json")
-        folds[k] = summarise(part.binary_targets(), shift_scores(model, ckpt, part, progress))
+    datasets: dict[str, Dataset] = {}
+    folds = {
+        k: fold_shift_test(ckpt_path, datasets, data_root, progress)
+        for k, ckpt_path in fold_models(cv_dir).items()
+    }
     shifted = np.array([f["mean_shift_auc"] for f in folds.values()])
     conditions = ["clean", *SHIFTS]
     return {
