@@ -40,19 +40,23 @@ def fold_test_part(data: Dataset, split_path: Path) -> Dataset:
     return data.subset(split.test)
 
 
-def fold_shift_test(ckpt_path: Path, datasets: dict[str, Dataset], data_root: Path, progress):
-    """One fold's result, kept in foldN/shift_test.json while that is newer than best.pt (a CV
-    still running adds folds; comparing runs again should not redo the finished ones)."""
-    cache = ckpt_path.parent / "shift_test.json"
+def fold_shift_test(
+    ckpt_path: Path, datasets: dict[str, Dataset], data_root: Path, progress: bool
+) -> dict:
+    """One fold's result, kept in foldN/shift_test.json while that is newer than best.pt and
+    from the same data (a CV still running adds folds; comparing runs again should not redo the
+    finished ones)."""
+    cache, source = ckpt_path.parent / "shift_test.json", str(Path(data_root).resolve())
     if cache.is_file() and cache.stat().st_mtime >= ckpt_path.stat().st_mtime:
         result = json.loads(cache.read_text())
-        if set(result["auc"]) == {"clean", *SHIFTS}:
+        if result.get("data") == source and set(result["auc"]) == {"clean", *SHIFTS}:
             return result
     model, ckpt = load_model(ckpt_path)
     if ckpt["task"] not in datasets:
         datasets[ckpt["task"]] = load_dataset(data_root, ckpt["task"])
     part = fold_test_part(datasets[ckpt["task"]], ckpt_path.parent / "split.json")
     result = summarise(part.binary_targets(), shift_scores(model, ckpt, part, progress))
+    result["data"] = source
     cache.write_text(json.dumps(result, indent=1))
     return result
 
