@@ -83,14 +83,16 @@ def cv_shift_test(cv_dir: Path, data_root: Path, progress: bool = True) -> dict:
 def paired(base: dict, other: dict) -> dict:
     """Per-fold differences of `other` minus `base` on the folds both have."""
     common = sorted(set(base["folds"]) & set(other["folds"]))
-    diff = lambda key: [other["folds"][k][key] - base["folds"][k][key] for k in common]  # noqa: E731
-    shift = diff("mean_shift_auc")
-    clean = [other["folds"][k]["auc"]["clean"] - base["folds"][k]["auc"]["clean"] for k in common]
+
+    def diff(get) -> list[float]:
+        return [get(other["folds"][k]) - get(base["folds"][k]) for k in common]
+
+    shift = diff(lambda f: f["mean_shift_auc"])
     return {
         "folds": common,
         "mean_shift_auc": float(np.mean(shift)),
         "folds_up": int(sum(d > 0 for d in shift)),
-        "clean_auc": float(np.mean(clean)),
+        "clean_auc": float(np.mean(diff(lambda f: f["auc"]["clean"]))),
     }
 
 

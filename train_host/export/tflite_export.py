@@ -84,11 +84,13 @@ def quantize_int8(
 
 
 def widen(lo: np.ndarray, hi: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
-    """Stretch a range away from zero by `factor` (zero stays inside and exact)."""
+    """Stretch a range away from zero by `factor` (a range that holds zero still does)."""
     return np.where(lo < 0, lo * factor, lo), np.where(hi > 0, hi * factor, hi)
 
 
-def _quantize(fp32: Path, calib, out: Path, input_range: tuple[float, float], headroom) -> None:
+def _quantize(
+    fp32: Path, calib, out: Path, input_range: tuple[float, float], headroom: float
+) -> None:
     from ai_edge_quantizer import quantizer, recipe
 
     signature, input_name = _signature_input(fp32)
