@@ -42,7 +42,9 @@ def test_committed_checkpoint_reproduces_its_report(name, task, msid):
     assert got["confusion"] == stated["confusion"]
 
 
-@pytest.mark.parametrize("name", ["micrompoxnet-binary", "micrompoxnet-4class"])
+@pytest.mark.parametrize(
+    "name", ["micrompoxnet-binary", "micrompoxnet-4class", "micrompoxnet-camaug-binary"]
+)
 def test_committed_bundle_loads_and_passed_the_gate(name, msid):
     bundle = load_bundle(MODELS / name)  # sha256 of every file checked
     limits = gate.Limits()
@@ -58,7 +60,9 @@ def test_committed_bundle_loads_and_passed_the_gate(name, msid):
         assert pred.positive_prob == pytest.approx(float(row["p_mpox"]), abs=1e-4)
 
 
-@pytest.mark.parametrize("name", ["micrompoxnet-binary", "micrompoxnet-4class"])
+@pytest.mark.parametrize(
+    "name", ["micrompoxnet-binary", "micrompoxnet-4class", "micrompoxnet-camaug-binary"]
+)
 def test_micrompoxnet_bundles_carry_their_grouped_cv(name):
     cv = load_bundle(MODELS / name, verify=False).manifest["metrics"]["cv"]
     stated = json.loads((MODELS / name / "cv" / "cv.json").read_text())
@@ -66,14 +70,15 @@ def test_micrompoxnet_bundles_carry_their_grouped_cv(name):
     assert cv["auc_mean"] == stated["auc_mean"] and cv["auc_sd"] == stated["auc_sd"]
 
 
-def test_default_bundle_is_the_binary_micrompoxnet():
-    assert default_bundle_dir() == MODELS / "micrompoxnet-binary"
+def test_default_bundle_is_the_camera_augmented_binary_micrompoxnet():
+    """The best-generalising MicroMPoxNet whose files pass the gate (README, "Generalisation")."""
+    assert default_bundle_dir() == MODELS / "micrompoxnet-camaug-binary"
     assert load_bundle(default_bundle_dir()).manifest["metrics"]["cv"]["grouped"] is True
 
 
 def test_onnx_and_tflite_int8_agree_on_the_held_out_images(msid, tmp_path):
     """The bundle's promise: the two int8 runtimes give the same label on >= 99 % of images."""
-    split = Split.load(MODELS / "micrompoxnet-binary" / "split.json")
+    split = Split.load(default_bundle_dir() / "split.json")
     paths = [msid / split.files[i] for i in split.val + split.test]
     labels = {}
     for backend in ("onnx", "tflite"):
