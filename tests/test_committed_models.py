@@ -61,9 +61,15 @@ def test_committed_bundle_loads_and_passed_the_gate(name, msid):
 
 
 @pytest.mark.parametrize(
-    "name", ["micrompoxnet-binary", "micrompoxnet-4class", "micrompoxnet-camaug-binary"]
+    "name",
+    [
+        "micrompoxnet-binary",
+        "micrompoxnet-4class",
+        "micrompoxnet-camaug-binary",
+        "efficientnet-lite0-binary",
+    ],
 )
-def test_micrompoxnet_bundles_carry_their_grouped_cv(name):
+def test_committed_bundles_carry_their_grouped_cv(name):
     cv = load_bundle(MODELS / name, verify=False).manifest["metrics"]["cv"]
     stated = json.loads((MODELS / name / "cv" / "cv.json").read_text())
     assert cv["grouped"] is True and cv["folds"] == 5
