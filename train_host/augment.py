@@ -5,6 +5,7 @@ goes through here: it uses `train_host.preprocess`, the same function the device
 from __future__ import annotations
 
 import math
+import string
 
 import cv2
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 from torchvision.transforms import v2
 
 from device.preprocess import shades_of_grey
+from train_host.kitframe import lesion_peaks, square_at
 from train_host.preprocess import PreprocessSpec
 
 
@@ -99,6 +101,58 @@ class RandomJPEG(_Uint8Transform):
         return _chw(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
 
 
+class RandomLesionCrop(_Uint8Transform):
+    """Crop a square of 25-75 % of the short side around one of the top lesion spots (jittered):
+    training views that look like a kit user's framing."""
+
+    def __init__(self, p: float = 0.5, fractions: tuple[float, float] = (0.25, 0.75)):
+        super().__init__(p)
+        self.fractions = fractions
+
+    def apply(self, img):
+        im = _hwc(img)
+        peaks = lesion_peaks(im, k=5)
+        y, x = peaks[int(torch.randint(len(peaks), ()))]
+        short = min(im.shape[:2])
+        lo, hi = self.fractions
+        side = int(short * (lo + (hi - lo) * float(torch.rand(()))))
+        jy, jx = ((torch.rand(2) - 0.5) * side * 0.5).tolist()
+        return _chw(square_at(im, int(y + jy), int(x + jx), side).copy())
+
+
+_WORDS = ("gettyimages", "shutterstock", "dermnet", "alamy", "iStock", "CDC", "Fig. 2", "(c) 2022")
+
+
+class RandomText(_Uint8Transform):
+    """Caption / watermark-like text pasted on any class, so text is no cue to the label."""
+
+    def __init__(self, p: float = 0.3):
+        super().__init__(p)
+
+    def apply(self, img):
+        im = _hwc(img).copy()
+        h, w = im.shape[:2]
+        for _ in range(int(torch.randint(1, 3, ()))):
+            im = self._paste(im, h, w)
+        return _chw(im)
+
+    @staticmethod
+    def _paste(im: np.ndarray, h: int, w: int) -> np.ndarray:
+        r = torch.rand(6).tolist()
+        if r[0] < 0.5:
+            text = _WORDS[int(r[1] * len(_WORDS))]
+        else:
+            letters = string.ascii_letters + string.digits + " "
+            text = "".join(letters[int(torch.randint(len(letters), ()))] for _ in range(8))
+        scale = max(0.3, min(h, w) / 300) * (0.6 + r[2])
+        grey = int(255 * (r[3] > 0.5))
+        org = (int(r[4] * w * 0.6), int(h * (0.1 + 0.85 * r[5])))
+        layer = im.copy()
+        cv2.putText(layer, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (grey,) * 3, 2, cv2.LINE_AA)
+        alpha = 0.4 + 0.6 * float(torch.rand(()))
+        return cv2.addWeighted(layer, alpha, im, 1 - alpha, 0)
+
+
 def camera_ops(strength: float) -> list[v2.Transform]:
     """What changes between clinics' cameras: white balance, exposure, compression, focus, scale.
     Random and milder than the fixed shifts of the shift test (train_host.shift)."""
@@ -119,17 +173,22 @@ def train_transform(
     size: int | None = None,
     normalise: bool = True,
     camera: float = 0.0,
+    lesion_crop: float = 0.0,
+    text: float = 0.0,
 ) -> v2.Compose:
     """uint8 CHW tensor -> normalised float tensor of spec.size. strength 0 = resize only.
-    `size` / `normalise=False`: [0, 1] views at another size (distillation resizes them itself)."""
+    `size` / `normalise=False`: [0, 1] views at another size (distillation resizes them itself).
+    `lesion_crop` / `text`: probabilities of a kit-framing crop and of pasted caption text."""
     s, size = float(strength), size or spec.size
+    ops: list[v2.Transform] = [RandomLesionCrop(lesion_crop)] if lesion_crop > 0 else []
     # zoom-out first (it grows the image), the crop then brings it back to `size`
-    ops: list[v2.Transform] = camera_ops(camera)[-1:] if camera > 0 else []
+    ops += camera_ops(camera)[-1:] if camera > 0 else []
     ops += [
         v2.RandomResizedCrop(size, scale=(max(0.25, 1 - 0.45 * s), 1.0), antialias=True)
         if s > 0
         else v2.Resize((size, size), antialias=True)
     ]
+    ops += [RandomText(text)] if text > 0 else []
     if s > 0:
         ops += [
             v2.RandomHorizontalFlip(),

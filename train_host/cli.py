@@ -67,6 +67,31 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
         default="none",
         help="colour-constancy preprocessing (goes into the bundle; the device applies it too)",
     )
+    g.add_argument(
+        "--lesion-crop",
+        type=float,
+        default=0.0,
+        help="probability of a kit-framing crop: a tight square around a lesion-like spot",
+    )
+    g.add_argument(
+        "--text-paste",
+        type=float,
+        default=0.0,
+        help="probability of pasted caption/watermark text on any class (text carries no label)",
+    )
+    g.add_argument(
+        "--linear-probe",
+        type=int,
+        default=0,
+        metavar="VIEWS",
+        help="LP-FT: fit the head on frozen features of VIEWS augmented passes, then fine-tune",
+    )
+    g.add_argument(
+        "--backbone-lr", type=float, default=1.0, help="backbone learning rate, a fraction of --lr"
+    )
+    g.add_argument(
+        "--freeze-bn", action="store_true", help="keep the pretrained BatchNorm statistics"
+    )
     g.add_argument("--patience", type=int, default=15, help="early stop after N epochs w/o gain")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--num-workers", type=int, default=1, help="data-loader worker processes")
@@ -138,6 +163,36 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.add_argument("--split", type=Path, default=None, help="only the images of one split part")
     p.add_argument("--subset", choices=["train", "val", "test"], default="test")
+    p.add_argument(
+        "--collection",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also score this collection (repeat; negatives-only folders allowed): per-"
+        "collection and pooled AUC, sensitivity, specificity at the threshold, with 95 %% CIs",
+    )
+    p.add_argument("--out", type=Path, required=True)
+
+    p = sub.add_parser(
+        "collection-shift",
+        help="the collection-shift protocol: kit framing and other collections, per model",
+        description="Score MSID held-out photos as they are and kit-framed (tight crops around "
+        "lesion-like spots), and every other collection at each model's threshold; write "
+        "collection_shift.json, .md (rows ordered by the selection rule) and .png.",
+    )
+    p.add_argument("--checkpoint", type=Path, action="append", default=[], help="repeat")
+    p.add_argument("--bundle", type=Path, action="append", default=[], help="repeat (int8 ONNX)")
+    p.add_argument("--data", type=Path, default=None, help="MSID (default: $MPOX_DATA or ...)")
+    p.add_argument(
+        "--collection",
+        type=Path,
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="other collections (default: every folder beside --data)",
+    )
+    p.add_argument("--split", type=Path, default=None, help="default: split.json beside each")
     p.add_argument("--out", type=Path, required=True)
 
     p = sub.add_parser(
@@ -312,6 +367,51 @@ def cmd_evaluate(args) -> None:
         f"AUC {s['auc']:.3f} sensitivity {s['sensitivity']:.3f} specificity "
         f"{s['specificity']:.3f} on {s['n']} images; report: {args.out}/report.md"
     )
+    if args.collection:
+        _evaluate_collections(args, data)
+
+
+def _evaluate_collections(args, data) -> None:
+    from train_host import collection_shift as cs
+
+    scorer = cs.checkpoint_scorer(args.checkpoint)
+    sets = {data.root.name: data, **{c.name: cs.load_collection(c) for c in args.collection}}
+    res = cs.per_collection(scorer, sets)
+    cs.write_per_collection(args.out, scorer.name, res)
+    for name, m in res.items():
+        print(
+            f"{name}: n {m['n']}, AUC {m['auc']:.3f}, sensitivity {m['sensitivity']:.3f}, "
+            f"specificity {m['specificity']:.3f}, flagged {m['flagged']:.0%}"
+        )
+    print(f"per collection: {args.out}/collections.md")
+
+
+def cmd_collection_shift(args) -> None:
+    from train_host import collection_shift as cs
+    from train_host.data import default_data_dir, load_dataset
+    from train_host.export.exporter import held_out
+
+    if not args.checkpoint and not args.bundle:
+        raise UserError("collection-shift takes --checkpoint CKPT and/or --bundle DIR")
+    root = args.data or default_data_dir()
+    msid = load_dataset(root, "binary")
+    names = args.collection or cs.other_collections(root)
+    collections = {c.name: cs.load_collection(c) for c in names}
+    results = []
+    for path, scorer in [(p, cs.checkpoint_scorer(p)) for p in args.checkpoint] + [
+        (p / "model.int8.onnx", cs.bundle_scorer(p)) for p in args.bundle
+    ]:
+        r = cs.run_protocol(scorer, held_out(msid, path, args.split), collections)
+        results.append(r)
+        spec = ", ".join(
+            f"{n} {c['as_is']['specificity']:.2f}" for n, c in r["collections"].items()
+        )
+        print(
+            f"{r['model']}: kit-framing AUC {r['kit_framing']['auc']:.3f}; specificity at the "
+            f"threshold: {spec}; MSID held-out AUC {r['msid_heldout']['auc']:.3f}"
+        )
+    cs.write(args.out, results, list(collections))
+    print(f"wrote {args.out}/collection_shift.md, .json and .png")
 
 
 def cmd_models(args) -> None:
@@ -424,6 +524,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "export": cmd_export,
     "shift-test": cmd_shift_test,
+    "collection-shift": cmd_collection_shift,
     "models": cmd_models,
     "explain": cmd_explain,
 }

@@ -83,9 +83,12 @@ def load_rgb(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
 
 
-def class_names_for(task: str, folders: list[str]) -> list[str]:
+def class_names_for(task: str, folders: list[str], allow_no_positive: bool = False) -> list[str]:
+    """Class names in output order; `allow_no_positive`: a negatives-only collection (binary)."""
     if task not in TASKS:
         raise UserError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    if allow_no_positive and task == "binary":
+        return [NEGATIVE_CLASS, POSITIVE_CLASS]
     if POSITIVE_CLASS not in folders:
         raise UserError(f"no '{POSITIVE_CLASS}' class folder among {folders}")
     if task == "binary":
@@ -110,11 +113,17 @@ def scan(root: Path) -> list[tuple[Path, str]]:
     return items
 
 
-def load_dataset(root: Path, task: str = "binary", limit_per_class: int | None = None) -> Dataset:
-    """Load every readable image; unreadable ones are listed in one warning and skipped."""
+def load_dataset(
+    root: Path,
+    task: str = "binary",
+    limit_per_class: int | None = None,
+    allow_no_positive: bool = False,
+) -> Dataset:
+    """Load every readable image; unreadable ones are listed in one warning and skipped.
+    `allow_no_positive`: a binary collection without an mpox folder (all negatives)."""
     root = Path(root)
     items = scan(root)
-    class_names = class_names_for(task, sorted({c for _, c in items}))
+    class_names = class_names_for(task, sorted({c for _, c in items}), allow_no_positive)
     if limit_per_class is not None:
         items = _first_n_per_class(items, limit_per_class)
     paths, images, labels, sources, skipped = [], [], [], [], []

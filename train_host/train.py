@@ -27,6 +27,7 @@ from train_host.grouping import Split
 from train_host.models import create_model, get_spec
 from train_host.models.efficientnet_lite import LITE0_MEAN, LITE0_STD
 from train_host.preprocess import PreprocessSpec
+from train_host.probe import freeze_batchnorm, linear_probe
 
 log = logging.getLogger(__name__)
 OPTIMIZERS = ("adamw", "sgd", "rmsprop")
@@ -82,6 +83,11 @@ class TrainConfig:
     kd_ce_weight: float = 0.0
     kd_attention_weight: float = 1.0
     kd_mix: float = 1.0
+    lesion_crop: float = 0.0  # probability of a kit-framing crop (train_host.kitframe)
+    text_paste: float = 0.0  # probability of pasted caption/watermark text, any class
+    linear_probe: int = 0  # LP-FT: fit the head on N augmented passes of frozen features first
+    backbone_lr: float = 1.0  # backbone learning rate as a fraction of --lr
+    freeze_bn: bool = False  # keep (pretrained) BatchNorm statistics and affine weights
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -101,6 +107,11 @@ class TrainConfig:
             self.distill_config().validate()
         if self.colour_constancy not in COLOUR_CONSTANCY:
             raise UserError(f"--colour-constancy: choose {', '.join(COLOUR_CONSTANCY)}")
+        for name in ("lesion_crop", "text_paste", "backbone_lr"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise UserError(f"--{name.replace('_', '-')} must be in [0, 1]")
+        if self.linear_probe < 0:
+            raise UserError("--linear-probe must be 0 or more")
 
     def model_kwargs(self) -> dict:
         kw = {k: getattr(self, k) for k in ("width", "dropout") if getattr(self, k) is not None}
@@ -167,12 +178,25 @@ def seed_everything(seed: int) -> None:
 
 
 def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    groups = [
-        {"params": decay, "weight_decay": cfg.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+    """Weight decay on weights only; the backbone at `backbone_lr` x lr (LP-FT fine-tunes the
+    pretrained trunk gently). Frozen parameters are left out."""
+    groups = []
+    for backbone in (True, False):
+        scale = cfg.backbone_lr if backbone else 1.0
+        ps = [
+            p
+            for n, p in model.named_parameters()
+            if p.requires_grad and n.startswith("backbone.") == backbone
+        ]
+        groups += [
+            {"params": [p for p in ps if p.ndim > 1], "weight_decay": cfg.weight_decay},
+            {"params": [p for p in ps if p.ndim <= 1], "weight_decay": 0.0},
+        ]
+        for g in groups[-2:]:
+            g["lr_scale"] = scale
+    groups = [g for g in groups if g["params"]]
+    scales = [g.pop("lr_scale") for g in groups]
+    groups = [{**g, "lr": cfg.lr * s} for g, s in zip(groups, scales, strict=True)]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
     if cfg.optimizer == "rmsprop":
@@ -232,7 +256,7 @@ class Trainer:
                 loader.sampler.set_epoch(epoch)
             t0 = time.perf_counter()
             train_loss = self._epoch(
-                net, loader, self.distiller or loss_fn, opt, sched, d.device, amp
+                net, loader, self.distiller or loss_fn, opt, sched, d.device, amp, cfg.freeze_bn
             )
             val_auc, val_loss = self._validate(model, val, spec, d)
             # AUC decides; a validation set with one class only falls back to its loss.
@@ -244,7 +268,7 @@ class Trainer:
                 "train_loss": train_loss,
                 "val_loss": val_loss,
                 "val_auc": val_auc,
-                "lr": opt.param_groups[0]["lr"],
+                "lr": opt.param_groups[-1]["lr"],  # the head's
                 "seconds": round(time.perf_counter() - t0, 2),
             }
             if d.main:
@@ -266,6 +290,11 @@ class Trainer:
         kd = cfg.distill_config()
         self.distiller = Distiller(kd, spec, k, d.device) if kd else None
         loader = self._loader(train, spec, d)
+        if cfg.linear_probe and not self.resume:
+            acc = linear_probe(model, loader, cfg.linear_probe)
+            log.info("linear probe on frozen features: train accuracy %.3f", acc)
+        if cfg.freeze_bn:
+            freeze_batchnorm(model)
         opt = build_optimizer(cfg, model)
         schedule = warmup_cosine(cfg.epochs * len(loader), cfg.warmup_epochs * len(loader))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
@@ -285,10 +314,24 @@ class Trainer:
         cfg = self.cfg
         if self.distiller:  # [0, 1] views at the teacher's size; the distiller resizes
             transform = train_transform(
-                spec, cfg.augment, cfg.clahe, self.distiller.view_size, False, cfg.camera_aug
+                spec,
+                cfg.augment,
+                cfg.clahe,
+                self.distiller.view_size,
+                False,
+                cfg.camera_aug,
+                cfg.lesion_crop,
+                cfg.text_paste,
             )
         else:
-            transform = train_transform(spec, cfg.augment, cfg.clahe, camera=cfg.camera_aug)
+            transform = train_transform(
+                spec,
+                cfg.augment,
+                cfg.clahe,
+                camera=cfg.camera_aug,
+                lesion_crop=cfg.lesion_crop,
+                text=cfg.text_paste,
+            )
         ds = AugmentedImages(train, transform)
         if cfg.balance == "sampler":
             sampler: Sampler | None = BalancedSampler(train.labels, cfg.seed, d.rank, d.world)
@@ -309,9 +352,13 @@ class Trainer:
         )
 
     @staticmethod
-    def _epoch(net, loader, loss_fn, opt, sched, device, amp: torch.dtype | None) -> float:
+    def _epoch(
+        net, loader, loss_fn, opt, sched, device, amp: torch.dtype | None, freeze_bn: bool = False
+    ) -> float:
         """`loss_fn`: a criterion on logits, or a `Distiller` that runs the network itself."""
         net.train()
+        if freeze_bn:
+            freeze_batchnorm(net)
         total, n = 0.0, 0
         for x, y in loader:
             x = x.to(device, memory_format=torch.channels_last)

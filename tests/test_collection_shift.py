@@ -1,0 +1,135 @@
+"""Kit framing, LP-FT's linear probe and the collection-shift protocol on real images."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import MODELS, run_cli
+from train_host import collection_shift as cs
+from train_host.augment import RandomLesionCrop, RandomText
+from train_host.kitframe import lesion_crops, lesion_peaks
+from train_host.models import create_model
+from train_host.probe import fit_head, freeze_batchnorm
+
+
+def _skin_with_spot(y: int, x: int, size: int = 200) -> np.ndarray:
+    """Even skin tone with one red papule at (y, x) and a dark background stripe on the left."""
+    img = np.zeros((size, size, 3), np.uint8)
+    img[:] = (205, 150, 125)
+    img[:, :30] = (30, 60, 200)  # a blue sleeve: a strong colour edge that is not a lesion
+    yy, xx = np.mgrid[:size, :size]
+    spot = (yy - y) ** 2 + (xx - x) ** 2 < 8**2
+    img[spot] = (190, 60, 70)
+    return img
+
+
+def test_lesion_peak_is_the_spot_not_the_sleeve_edge():
+    img = _skin_with_spot(120, 140)
+    y, x = lesion_peaks(img, k=1)[0]
+    assert abs(y - 120) <= 6 and abs(x - 140) <= 6
+
+
+def test_lesion_crops_are_tight_squares_around_the_spot():
+    img = _skin_with_spot(60, 150)
+    crops = lesion_crops(img, fractions=(0.4,), k=1)
+    assert len(crops) == 1 and crops[0].shape == (80, 80, 3)
+    reds = np.nonzero((crops[0][..., 1] < 100) & (crops[0][..., 0] > 150))
+    assert len(reds[0]) > 100  # the papule is inside the crop
+
+
+def test_random_lesion_crop_and_text_change_views():
+    torch.manual_seed(0)
+    img = torch.from_numpy(_skin_with_spot(100, 100)).permute(2, 0, 1).contiguous()
+    crop = RandomLesionCrop(p=1.0)(img)
+    assert crop.shape[1] == crop.shape[2] < 200
+    text = RandomText(p=1.0)(img)
+    assert text.shape == img.shape and (text != img).any()
+    assert RandomText(p=0.0)(img).equal(img)
+
+
+def test_linear_probe_head_reproduces_the_logistic_regression():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(80, 16)) * 3 + 5
+    labels = (feats[:, 0] + rng.normal(size=80) > 5).astype(int)
+    model = create_model("micrompoxnet", 2, 64, width=0.25)
+    model.fc = torch.nn.Linear(16, 2)
+    with torch.no_grad():
+        assert fit_head(model, feats, labels) > 0.8
+        p = torch.softmax(model.fc(torch.as_tensor(feats, dtype=torch.float32)), 1)[:, 1].numpy()
+    mu, sd = feats.mean(0), feats.std(0) + 1e-6
+    ref = LogisticRegression(C=0.1, class_weight="balanced", max_iter=3000)
+    ref = ref.fit((feats - mu) / sd, labels).predict_proba((feats - mu) / sd)[:, 1]
+    assert np.allclose(p, ref, atol=1e-4)
+
+
+def test_freeze_batchnorm_keeps_running_statistics():
+    model = create_model("micrompoxnet", 2, 64, width=0.25)
+    model.train()
+    freeze_batchnorm(model)
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    before = bn.running_mean.clone()
+    model(torch.randn(4, 3, 64, 64) * 5 + 3)
+    assert torch.equal(before, bn.running_mean) and not bn.weight.requires_grad
+
+
+def test_specificity_interval_and_grouped_auc():
+    y = np.array([0] * 20 + [1] * 10)
+    p = np.r_[np.linspace(0, 0.6, 20), np.linspace(0.4, 1, 10)]
+    m = cs.at_threshold(y, p, 0.5, groups=np.arange(30) // 2)
+    assert m["specificity"] == pytest.approx(16 / 20)
+    lo, hi = m["specificity_ci95"]
+    assert lo < 16 / 20 < hi and hi - lo > 0.2  # 20 negatives: a wide interval
+    assert m["auc_ci95"][0] <= m["auc"] <= m["auc_ci95"][1]
+    neg_only = cs.at_threshold(np.zeros(5, int), np.array([0.1, 0.2, 0.7, 0.8, 0.9]), 0.5)
+    assert neg_only["specificity"] == pytest.approx(0.4) and np.isnan(neg_only["auc"])
+    assert neg_only["flagged"] == pytest.approx(0.6)
+
+
+@pytest.fixture(scope="module")
+def collections(msid, tmp_path_factory):
+    """The real other collections beside MSID (they must be there when MSID is)."""
+    found = {c.name: c for c in cs.other_collections(msid)}
+    assert {"idscabies", "skin8"} <= set(found), f"other collections missing beside {msid}"
+    small = tmp_path_factory.mktemp("collections")
+    for name in ("idscabies", "skin8"):  # a few photos of every class keep the test quick
+        for cls in sorted(d for d in found[name].iterdir() if d.is_dir()):
+            (small / name / cls.name).mkdir(parents=True)
+            for f in sorted(cls.iterdir())[:6]:
+                shutil.copy(f, small / name / cls.name / f.name)
+    return small
+
+
+def test_negative_only_collection_loads_as_binary(collections):
+    data = cs.load_collection(collections / "skin8")
+    assert data.class_names == ["other", "mpox"] and len(data) == 18
+    assert not data.binary_targets().any()
+
+
+def test_collection_shift_cli_on_a_shipped_bundle(msid, collections, tmp_path):
+    out = tmp_path / "cs"
+    proc = run_cli(
+        "train_host.cli", "collection-shift", "--bundle", MODELS / "micrompoxnet-binary",
+        "--data", msid, "--collection", collections / "idscabies",
+        "--collection", collections / "skin8", "--out", out,
+    )  # fmt: skip
+    assert "kit-framing AUC" in proc.stdout
+    (r,) = json.loads((out / "collection_shift.json").read_text())
+    assert r["model"] == "micrompoxnet-binary"
+    assert r["kit_framing"]["n"] > 2 * r["msid_heldout"]["n"]  # several crops per photo
+    for name in ("idscabies", "skin8"):
+        c = r["collections"][name]
+        assert c["as_is"]["positives"] == 0 and 0 <= c["as_is"]["specificity"] <= 1
+        assert 0 < c["kit_mpox_vs"]["auc"] < 1
+    table = (out / "collection_shift.md").read_text()
+    assert "| micrompoxnet-binary |" in table and "spec. on skin8" in table
+    assert (out / "collection_shift.png").stat().st_size > 5000
+
+
+def test_collection_shift_needs_a_model(tmp_path):
+    proc = run_cli("train_host.cli", "collection-shift", "--out", tmp_path, ok=False)
+    assert proc.returncode == 2 and "takes --checkpoint" in proc.stderr

@@ -1,0 +1,292 @@
+"""The collection-shift protocol: does the verdict hold on photos from other collections?
+
+MSID cross-validation and synthetic shifts said the models generalise; photos from other
+collections said they flag almost every patient. So every model decision reports, per collection:
+- MSID held-out photos as they are (AUC, sensitivity, specificity at the model's threshold);
+- kit framing: the same held-out photos cropped the way a kit user fills the square with the
+  lesion (`train_host.kitframe`, several crops per photo), AUC with a photo-grouped bootstrap CI;
+- every other (negative-only) collection, never trained on: specificity at the threshold (Wilson
+  interval), and the AUC of kit-framed MSID mpox crops against that collection's photos.
+Scorers are a torch checkpoint or a shipped bundle (its int8 ONNX, through the device code).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import binomtest
+from sklearn.metrics import roc_auc_score
+from tqdm import tqdm
+
+from train_host import UserError
+from train_host.data import Dataset, load_dataset
+from train_host.kitframe import lesion_crops
+from train_host.metrics import binary_metrics
+
+BOOTSTRAP = 1000
+
+
+@dataclass
+class Scorer:
+    """P(mpox) for a list of RGB images, at the model's own threshold."""
+
+    name: str
+    threshold: float
+    score: Callable[[list[np.ndarray]], np.ndarray]
+
+
+def checkpoint_scorer(path: Path) -> Scorer:
+    from train_host.checkpoint import load_model, preprocess_spec
+    from train_host.evaluate import predict
+
+    model, ckpt = load_model(path)
+    if "threshold" not in ckpt:
+        raise UserError(f"{path} has no validation threshold (train it with `mpox-train fit`)")
+    spec, pos = preprocess_spec(ckpt), ckpt["class_names"].index(ckpt["positive_class"])
+    return Scorer(
+        f"{path.parent.name}",
+        float(ckpt["threshold"]["value"]),
+        lambda images: predict(model, images, spec)[:, pos],
+    )
+
+
+def bundle_scorer(path: Path) -> Scorer:
+    """The bundle's int8 ONNX file, run by the device's own code."""
+    from device.bundle import load_bundle
+    from device.screener import Screener
+
+    bundle = load_bundle(path)
+    screener = Screener(bundle, bundle.select("onnx", "int8"), threads=1)
+    return Scorer(
+        bundle.name,
+        bundle.threshold,
+        lambda images: np.array([screener.predict(im).positive_prob for im in images]),
+    )
+
+
+def load_collection(root: Path) -> Dataset:
+    """A collection as a binary dataset; one without an mpox folder is all negatives."""
+    return load_dataset(root, "binary", allow_no_positive=True)
+
+
+def wilson(k: int, n: int) -> list[float]:
+    if n == 0:
+        return [float("nan")] * 2
+    ci = binomtest(k, n).proportion_ci(method="wilson")
+    return [float(ci.low), float(ci.high)]
+
+
+def grouped_auc_ci(y: np.ndarray, p: np.ndarray, groups: np.ndarray, seed: int = 0) -> list[float]:
+    """95 % percentile CI of AUC, resampling whole photos (its crops are not independent)."""
+    rng = np.random.default_rng(seed)
+    ids = np.unique(groups)
+    members = {g: np.nonzero(groups == g)[0] for g in ids}
+    aucs = []
+    for _ in range(BOOTSTRAP):
+        idx = np.concatenate([members[g] for g in rng.choice(ids, len(ids))])
+        if y[idx].min() != y[idx].max():
+            aucs.append(roc_auc_score(y[idx], p[idx]))
+    return [float(q) for q in np.quantile(aucs, [0.025, 0.975])] if aucs else [float("nan")] * 2
+
+
+def at_threshold(
+    y: np.ndarray, p: np.ndarray, thr: float, groups: np.ndarray | None = None
+) -> dict:
+    """AUC (grouped CI when crops share a photo) where both classes exist; sensitivity and
+    specificity at `thr` with Wilson intervals always; ECE."""
+    m = binary_metrics(y, p, thr)
+    neg, pos = y == 0, y == 1
+    tn, tp = int((p[neg] < thr).sum()), int((p[pos] >= thr).sum())
+    m["specificity_ci95"] = wilson(tn, int(neg.sum()))
+    m["sensitivity_ci95"] = wilson(tp, int(pos.sum()))
+    m["flagged"] = float((p >= thr).mean())
+    if groups is not None and m["positives"] and m["positives"] < len(y):
+        m["auc_ci95"] = grouped_auc_ci(y, p, groups)
+    return m
+
+
+def kit_framed(images: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """All lesion crops of the photos, and the photo index of each crop."""
+    crops, owner = [], []
+    for i, im in enumerate(images):
+        cs = lesion_crops(im)
+        crops += cs
+        owner += [i] * len(cs)
+    return crops, np.asarray(owner)
+
+
+def run_protocol(scorer: Scorer, held: Dataset, collections: dict[str, Dataset]) -> dict:
+    """The protocol's numbers for one model (see the module docstring)."""
+    thr = scorer.threshold
+    y = held.binary_targets()
+    steps = tqdm(total=2 + len(collections), desc=f"collection shift {scorer.name}")
+    p_photo = scorer.score(held.images)
+    steps.update()
+    crops, owner = kit_framed(held.images)
+    p_crop, y_crop = scorer.score(crops), y[owner]
+    steps.update()
+    out = {
+        "model": scorer.name,
+        "threshold": thr,
+        "msid_heldout": at_threshold(y, p_photo, thr),
+        "kit_framing": at_threshold(y_crop, p_crop, thr, owner),
+        "collections": {},
+    }
+    mpox = y_crop == 1
+    for name, col in collections.items():
+        p_col = scorer.score(col.images)
+        yc = col.binary_targets()
+        entry = {"as_is": at_threshold(yc, p_col, thr)}
+        if not yc.any():  # negatives only: kit-framed MSID mpox crops against them
+            ys = np.concatenate([np.ones(mpox.sum(), int), np.zeros(len(p_col), int)])
+            ps = np.concatenate([p_crop[mpox], p_col])
+            groups = np.concatenate([owner[mpox], -1 - np.arange(len(p_col))])
+            entry["kit_mpox_vs"] = at_threshold(ys, ps, thr, groups)
+        out["collections"][name] = entry
+        steps.update()
+    steps.close()
+    return out
+
+
+def selection_key(r: dict) -> tuple[float, float, float]:
+    """The default-selection rule: worst left-out-collection specificity at the threshold and
+    kit-framing AUC first, MSID last (the synthetic shift test is a diagnostic, not a selector)."""
+    worst_spec = min(c["as_is"]["specificity"] for c in r["collections"].values())
+    return (round(r["kit_framing"]["auc"], 2), round(worst_spec, 2), r["msid_heldout"]["auc"])
+
+
+def _ci(m: dict, key: str) -> str:
+    lo, hi = m.get(f"{key}_ci95", [float("nan")] * 2)
+    return f"{m[key]:.2f} ({lo:.2f}-{hi:.2f})"
+
+
+def markdown(results: list[dict], names: list[str]) -> str:
+    cols = " | ".join(f"spec. on {n} at thr. (95 % CI)" for n in names)
+    kit = " | ".join(f"kit mpox vs {n}: AUC" for n in names)
+    lines = [
+        "| model | kit-framing AUC (95 % CI) | kit-framing sens. / spec. | "
+        f"{cols} | {kit} | MSID held-out AUC | threshold |",
+        "|---" * (5 + 2 * len(names)) + "|",
+    ]
+    for r in sorted(results, key=selection_key, reverse=True):
+        k = r["kit_framing"]
+        per = " | ".join(_ci(r["collections"][n]["as_is"], "specificity") for n in names)
+        vs = " | ".join(
+            _ci(r["collections"][n]["kit_mpox_vs"], "auc")
+            if "kit_mpox_vs" in r["collections"][n]
+            else "-"
+            for n in names
+        )
+        lines.append(
+            f"| {r['model']} | {_ci(k, 'auc')} | {k['sensitivity']:.2f} / {k['specificity']:.2f} "
+            f"| {per} | {vs} | {_ci(r['msid_heldout'], 'auc')} | {r['threshold']:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(path: Path, results: list[dict], names: list[str]) -> None:
+    """Per-collection specificity at the threshold and kit-framing AUC, one bar group a model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = ["kit-framing AUC", *(f"spec. {n}" for n in names), "MSID AUC"]
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(labels), 3.6))
+    width = 0.8 / max(1, len(results))
+    for j, r in enumerate(results):
+        ms = [r["kit_framing"], *(r["collections"][n]["as_is"] for n in names), r["msid_heldout"]]
+        keys = ["auc", *(["specificity"] * len(names)), "auc"]
+        vals = [m[k] for m, k in zip(ms, keys, strict=True)]
+        err = np.array([m.get(f"{k}_ci95", [v, v]) for m, k, v in zip(ms, keys, vals, strict=True)])
+        x = np.arange(len(labels)) + j * width
+        ax.bar(x, vals, width, label=r["model"])
+        ax.errorbar(x, vals, yerr=[vals - err[:, 0], err[:, 1] - vals], fmt="none", c="k", lw=0.8)
+    ax.set_xticks(np.arange(len(labels)) + width * (len(results) - 1) / 2, labels, fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.axhline(0.8, ls=":", c="grey", lw=0.8)
+    ax.legend(fontsize=7, loc="lower left")
+    ax.set_title("collection-shift protocol (95 % CI)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(out: Path, results: list[dict], names: list[str]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "collection_shift.json").write_text(json.dumps(results, indent=1))
+    (out / "collection_shift.md").write_text(markdown(results, names))
+    plot(out / "collection_shift.png", results, names)
+
+
+def other_collections(data_root: Path) -> list[Path]:
+    """The collections beside the training folder (../shared/data/*), the folder itself not."""
+    data_root = Path(data_root).resolve()
+    return sorted(
+        d for d in data_root.parent.iterdir() if d.is_dir() and d != data_root and d.name[0] != "."
+    )
+
+
+def per_collection(scorer: Scorer, datasets: dict[str, Dataset]) -> dict:
+    """At the model's threshold: each collection, then all pooled."""
+    ys, ps, out = [], [], {}
+    for name, data in datasets.items():
+        y, p = data.binary_targets(), scorer.score(data.images)
+        out[name] = at_threshold(y, p, scorer.threshold)
+        ys.append(y)
+        ps.append(p)
+    out["pooled"] = at_threshold(np.concatenate(ys), np.concatenate(ps), scorer.threshold)
+    return out
+
+
+def write_per_collection(out: Path, model: str, res: dict) -> None:
+    """collections.json, collections.md and collections.png (AUC where both classes exist,
+    specificity always, with 95 % intervals)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "collections.json").write_text(json.dumps({"model": model, **res}, indent=1))
+    lines = [
+        f"# {model} per collection\n",
+        "| collection | n | mpox | AUC (95 % CI) | sensitivity (95 % CI) | specificity (95 % CI) "
+        "| flagged | ECE |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m in res.items():
+        auc = _ci(m, "auc") if m["positives"] and m["positives"] < m["n"] else "-"
+        sens = _ci(m, "sensitivity") if m["positives"] else "-"
+        spec = _ci(m, "specificity") if m["positives"] < m["n"] else "-"
+        lines.append(
+            f"| {name} | {m['n']} | {m['positives']} | {auc} | {sens} | {spec} | "
+            f"{m['flagged']:.2f} | {m['ece']:.3f} |"
+        )
+    (out / "collections.md").write_text("\n".join(lines) + "\n")
+    fig, ax = plt.subplots(figsize=(2 + 1.2 * len(res), 3.2))
+    for j, key in enumerate(("auc", "sensitivity", "specificity")):
+        vals = np.array([m[key] for m in res.values()], dtype=float)
+        ci = np.array([m.get(f"{key}_ci95", [np.nan] * 2) for m in res.values()], dtype=float)
+        x = np.arange(len(res)) + (j - 1) * 0.27
+        ax.bar(x, np.nan_to_num(vals), 0.27, label=key)
+        ok = ~np.isnan(vals)
+        ax.errorbar(
+            x[ok],
+            vals[ok],
+            yerr=[vals[ok] - ci[ok, 0], ci[ok, 1] - vals[ok]],
+            fmt="none",
+            c="k",
+            lw=0.8,
+        )
+    ax.set_xticks(np.arange(len(res)), list(res), fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    ax.set_title(f"{model} at its threshold, per collection", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "collections.png", dpi=110)
+    plt.close(fig)
