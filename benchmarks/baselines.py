@@ -197,7 +197,7 @@ def export_baseline(
 
 
 def manifest(name, size, spec, files, cam_shape, params, macs, calib_data, n_calib) -> dict:
-    from device.bundle import SCHEMA
+    from device.manifest_check import SCHEMA
     from train_host import __version__
 
     return {

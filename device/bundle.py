@@ -1,33 +1,21 @@
-"""Read and check a model bundle: the manifest is the only contract with the host (design.md).
+"""Read and check a model bundle: the manifest is the only contract with the host.
 
-Everything the device does with a bundle goes through `load_bundle`, which refuses a bundle with a
-missing key, an unknown schema, a missing file or a sha256 mismatch, with one line saying which.
+Everything the device does with a bundle goes through `load_bundle`, which refuses a bundle whose
+manifest fails `device.manifest_check`, or with a missing file, a file outside the bundle or a
+sha256 mismatch, with one line saying which. The bytes that were hashed are the bytes the runtime
+loads: a file swapped on disk after the check never runs.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from device import DeviceError
+from device.manifest_check import inside, read_manifest, validate
 
-SCHEMA = "mpox-screen-bundle/1"
-REQUIRED = {
-    "schema": str,
-    "model": dict,
-    "task": str,
-    "classes": list,
-    "positive_class": str,
-    "threshold": (int, float),
-    "input": dict,
-    "outputs": dict,
-    "files": dict,
-}
-INPUT_KEYS = ("size", "colour_order", "mean", "std", "resize", "crop")
-FILE_KEYS = ("format", "precision", "layout", "sha256", "size")
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
 
@@ -38,12 +26,14 @@ class ModelFile:
     format: str  # "onnx" | "tflite"
     precision: str  # "fp32" | "int8"
     layout: str  # "NCHW" | "NHWC"
+    data: bytes | None = None  # the verified bytes (None when loaded with verify=False)
 
 
 @dataclass(frozen=True)
 class Bundle:
     root: Path
     manifest: dict
+    blobs: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:
@@ -67,7 +57,7 @@ class Bundle:
 
     def files(self) -> list[ModelFile]:
         return [
-            ModelFile(n, self.root / n, f["format"], f["precision"], f["layout"])
+            ModelFile(n, self.root / n, f["format"], f["precision"], f["layout"], self.blobs.get(n))
             for n, f in self.manifest["files"].items()
         ]
 
@@ -87,58 +77,34 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _require(d: dict, keys, where: str) -> None:
-    for key in keys:
-        if key not in d:
-            raise DeviceError(f"{where}: missing key '{key}'")
+MAX_MODEL_BYTES = 256 << 20
 
 
-def validate(manifest: dict, where: str) -> None:
-    if not isinstance(manifest, dict):
-        raise DeviceError(f"{where}: not a JSON object")
-    _require(manifest, ["schema"], where)
-    if manifest["schema"] != SCHEMA:
-        raise DeviceError(
-            f"{where}: unknown schema {manifest['schema']!r} (this kit reads {SCHEMA})"
-        )
-    _require(manifest, REQUIRED, where)
-    for key, kind in REQUIRED.items():
-        if not isinstance(manifest[key], kind):
-            raise DeviceError(f"{where}: '{key}' has the wrong type")
-    _require(manifest["model"], ["name", "version"], f"{where} model")
-    _require(manifest["input"], INPUT_KEYS, f"{where} input")
-    if manifest["positive_class"] not in manifest["classes"]:
-        raise DeviceError(f"{where}: positive class is not one of {manifest['classes']}")
-    if not manifest["files"]:
-        raise DeviceError(f"{where}: lists no model files")
-    for name, entry in manifest["files"].items():
-        _require(entry, FILE_KEYS, f"{where} files[{name}]")
-
-
-def check_files(root: Path, manifest: dict) -> None:
-    for name, entry in manifest["files"].items():
-        path = root / name
-        if not path.is_file():
-            raise DeviceError(f"bundle {root}: model file {name} is missing")
-        if sha256(path) != entry["sha256"]:
-            raise DeviceError(
-                f"bundle {root}: {name} does not match its sha256 (damaged or edited)"
-            )
+def verified_bytes(root: Path, name: str, entry: dict) -> bytes:
+    """The file's bytes, read once, after checking it stays in the bundle, its size and sha256."""
+    path = inside(root, name)
+    if path.stat().st_size != entry["size"] or entry["size"] > MAX_MODEL_BYTES:
+        raise DeviceError(f"bundle {root}: {name} is not the size its manifest gives")
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise DeviceError(f"bundle {root}: {name} does not match its sha256 (damaged or edited)")
+    return data
 
 
 def load_bundle(root: Path | str, verify: bool = True) -> Bundle:
     root = Path(root)
     path = root / "manifest.json"
     if not path.is_file():
-        raise DeviceError(f"{root} is not a model bundle (no manifest.json)")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DeviceError(f"{path}: not valid JSON ({e})") from None
+        hint = ""
+        if not root.exists() and root.name == str(root) and (MODELS_DIR / root.name).is_dir():
+            hint = f" (did you mean {MODELS_DIR / root.name}?)"
+        raise DeviceError(f"{root} is not a model bundle (no manifest.json){hint}")
+    manifest = read_manifest(path)
     validate(manifest, str(path))
+    blobs = {}
     if verify:
-        check_files(root, manifest)
-    return Bundle(root, manifest)
+        blobs = {n: verified_bytes(root, n, e) for n, e in manifest["files"].items()}
+    return Bundle(root, manifest, blobs)
 
 
 def default_bundle_dir() -> Path:

@@ -62,7 +62,7 @@ def normalise_cam(cam: np.ndarray) -> np.ndarray:
 class Screener:
     def __init__(self, bundle: Bundle, file: ModelFile, threads: int = 2):
         self.bundle, self.file = bundle, file
-        self.runtime: Runtime = open_runtime(file.path, threads)
+        self.runtime: Runtime = open_runtime(file.path, threads, file.data)
         if self.runtime.layout != file.layout or self.runtime.input_size != bundle.input["size"]:
             raise DeviceError(
                 f"{file.name}: model input ({self.runtime.layout}, {self.runtime.input_size} px) "

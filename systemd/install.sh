@@ -16,7 +16,9 @@ Installs the kit so that it starts at boot, from this checkout:
      against its manifest's sha256 sums
   4. /etc/mpox-screen/config.toml from `mpox-screen config --print-default` (an existing one is
      kept, never overwritten)
-  5. the system user mpox-screen (groups video, render, input)
+  5. the system user mpox-screen (groups video, render, input), declared in
+     /usr/lib/sysusers.d/mpox-screen.conf and created by systemd-sysusers (with --root, in the
+     root's own /etc/passwd and /etc/group, never on this machine)
   6. /etc/systemd/system/mpox-screen.service (PREFIX and the bundle filled in) and the command
      /usr/local/bin/mpox-screen
   7. systemctl daemon-reload, enable, restart (skipped, saying so, when systemd is not running)
@@ -93,7 +95,8 @@ case "$PREFIX" in
     /*) ;;
     *) die "--prefix must be an absolute path (got $PREFIX)" ;;
 esac
-PREFIX="${PREFIX%/}"
+# canonical before the deny-list: /opt/../usr and //usr are /usr
+PREFIX="$(realpath -m -- "$PREFIX")"
 case "$PREFIX" in
     "" | /usr | /usr/local | /etc | /var | /opt | /home | /root) die "--prefix $PREFIX: use a folder of its own, e.g. /opt/mpox-screen" ;;
 esac
@@ -218,18 +221,11 @@ step_venv() {
     fi
 }
 
-bundle_files() { # bundle_files DIR: manifest.json, card.md and the model files the manifest lists
-    "$PYTHON" - "$1" <<'EOF'
-import json, sys
-from pathlib import Path
-root = Path(sys.argv[1])
-m = json.loads((root / "manifest.json").read_text())
-print("manifest.json")
-if (root / "card.md").is_file():
-    print("card.md")
-for name, entry in m["files"].items():
-    print(f"{entry['sha256']} {name}")
-EOF
+bundle_files() { # bundle_files DIR: manifest.json, card.md and "sha256 name" per model file,
+    # after the kit's own validator (device/manifest_check.py: values, plain names, no escapes)
+    echo manifest.json
+    [ ! -f "$1/card.md" ] || echo card.md
+    PYTHONPATH="$CHECKOUT" "$PYTHON" -m device.manifest_check "$1"
 }
 
 step_bundle() {
@@ -250,7 +246,8 @@ step_bundle() {
             *" "*) sum="${line%% *}"; file="${line#* }"; files+=("$file"); sums+=("$sum  $file") ;;
             *) files+=("$line") ;;
         esac
-    done < <(bundle_files "$src")
+    done < <(bundle_files "$src" || echo "!invalid")
+    [[ " ${files[*]} " != *" !invalid "* ]] || die "bundle $name is not valid (see above)"
     note "$name: ${files[*]}"
     run rm -rf "$R$stage"
     run install -d -m 0755 "$R$stage"
@@ -284,25 +281,33 @@ step_config() {
     fi
 }
 
+SYSUSERS=/usr/lib/sysusers.d/$SERVICE.conf
+
+sysusers_conf() { # the user and its groups, declaratively (also what an image build wants)
+    local g
+    for g in "${SVC_GROUPS[@]}"; do echo "g $g - -"; done
+    echo "u $SVC_USER - \"mpox-screen field kit\" /var/lib/$SERVICE /usr/sbin/nologin"
+    for g in "${SVC_GROUPS[@]}"; do echo "m $SVC_USER $g"; done
+}
+
 step_user() {
     say "5. system user $SVC_USER"
     if [ "$NO_USER" = 1 ]; then note "skipped (--no-user)"; return; fi
-    local g
-    for g in "${SVC_GROUPS[@]}"; do
-        # SupplementaryGroups= fails the start if a group does not exist.
-        getent group "$g" >/dev/null || run groupadd --system "$g"
-    done
-    if getent passwd "$SVC_USER" >/dev/null; then
-        note "user exists"
+    run install -d -m 0755 "$R$(dirname "$SYSUSERS")"
+    run_to "$R$SYSUSERS" 0644 sysusers_conf
+    if command -v systemd-sysusers >/dev/null; then
+        # --root: the root's own passwd/group files; the host's are never touched
+        if [ -n "$R" ]; then
+            run install -d -m 0755 "$R/etc"
+            run systemd-sysusers --root="$R" "$R$SYSUSERS"
+        else
+            run systemd-sysusers "$SYSUSERS"
+        fi
+    elif [ -n "$R" ]; then
+        note "no systemd-sysusers here: $SYSUSERS creates the user at the image's first boot"
     else
-        local nologin=/usr/sbin/nologin
-        [ -x "$nologin" ] || nologin=/sbin/nologin
-        run useradd --system --user-group --no-create-home --home-dir "/var/lib/$SERVICE" \
-            --shell "$nologin" --comment "mpox-screen field kit" "$SVC_USER"
+        die "systemd-sysusers not found: cannot create the user $SVC_USER (or pass --no-user)"
     fi
-    local joined
-    joined="$(IFS=,; echo "${SVC_GROUPS[*]}")"
-    run usermod -a -G "$joined" "$SVC_USER"
 }
 
 step_unit() {
@@ -397,7 +402,9 @@ uninstall_all() {
     if [ "$PURGE" = 1 ]; then
         say "purge: config, state, logs and user"
         run rm -rf "$R$CONF_DIR" "$R/var/lib/$SERVICE" "$R/var/log/$SERVICE"
-        if [ "$NO_USER" = 0 ] && getent passwd "$SVC_USER" >/dev/null; then
+        run rm -f "$R$SYSUSERS"
+        # only on the machine itself: --root never runs user tools on the host
+        if [ -z "$R" ] && [ "$NO_USER" = 0 ] && getent passwd "$SVC_USER" >/dev/null; then
             run userdel "$SVC_USER"
         fi
     else

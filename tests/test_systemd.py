@@ -276,6 +276,8 @@ def test_unsafe_arguments_are_refused(tmp_path):
         ("--bundle", "../../etc"): "a folder name under models/",
         ("--prefix", "/opt/my kit"): "letters, digits",
         ("--prefix", "/usr"): "use a folder of its own",
+        ("--prefix", "/opt/../usr"): "--prefix /usr: use a folder of its own",
+        ("--prefix", "//etc/"): "--prefix /etc: use a folder of its own",
         ("--purge",): "--purge goes with --uninstall",
     }
     for args, message in cases.items():
@@ -301,8 +303,8 @@ def test_dry_run_prints_every_action_and_changes_nothing(tmp_path):
         rf"install -m 0644 \S+/models/{DEFAULT_BUNDLE}/manifest\.json ",
         r"sha256sum --check",
         r"config --print-default > \S*/etc/mpox-screen/config\.toml",
-        r"useradd --system .*mpox-screen$",
-        r"usermod -a -G video,render,input mpox-screen",
+        r"sysusers_conf > \S*/usr/lib/sysusers\.d/mpox-screen\.conf",
+        r"systemd-sysusers --root=\S+ \S+/usr/lib/sysusers\.d/mpox-screen\.conf",
         r"sed .*@PREFIX@.* > \S*/etc/systemd/system/mpox-screen\.service",
         r"ln -sfn /opt/mpox-screen/venv/bin/mpox-screen \S*/usr/local/bin/mpox-screen",
         r"systemctl --root=\S+ enable mpox-screen\.service",
@@ -568,3 +570,43 @@ def test_daemon_runs_under_the_unit_sandbox(sandbox, tmp_path):
     assert "READY=1" in messages
     assert "STOPPING=1" in messages
     assert (tmp_path / "logs" / "timing.jsonl").is_file()
+
+
+def test_root_install_creates_the_user_in_the_root_only(tmp_path):
+    """--root writes the user into the root's own passwd/group; the host's files stay as they
+    were, and --purge removes the declaration without running userdel on the host."""
+    host = [Path(f).read_bytes() for f in ("/etc/passwd", "/etc/group")]
+    root = tmp_path / "root"
+    flags = ["--root", str(root), "--no-apt", "--no-pip", "--no-systemctl"]
+    result = install(*flags)
+    assert result.returncode == 0, result.stderr
+    assert "useradd" not in result.stdout and "groupadd" not in result.stdout
+    conf = (root / "usr/lib/sysusers.d/mpox-screen.conf").read_text()
+    assert "u mpox-screen" in conf and "m mpox-screen video" in conf
+    assert "mpox-screen:" in (root / "etc/passwd").read_text()
+    assert "video:" in (root / "etc/group").read_text()
+    gone = install(*flags, "--uninstall", "--purge")
+    assert gone.returncode == 0, gone.stderr
+    assert "userdel" not in gone.stdout
+    assert not (root / "usr/lib/sysusers.d/mpox-screen.conf").exists()
+    assert [Path(f).read_bytes() for f in ("/etc/passwd", "/etc/group")] == host
+
+
+def test_installer_refuses_a_bundle_that_escapes(tmp_path):
+    """The installer runs the kit's own validator before copying: a model file named ../x is
+    refused in one line and nothing is written outside the root."""
+    checkout = tmp_path / "checkout"
+    shutil.copytree(REPO, checkout, ignore=shutil.ignore_patterns(".venv", ".git", "runs", "*.pt"))
+    bundle = checkout / "models" / DEFAULT_BUNDLE
+    m = json.loads((bundle / "manifest.json").read_text())
+    m["files"]["../../../escape.onnx"] = m["files"].pop("model.int8.onnx")
+    (bundle / "manifest.json").write_text(json.dumps(m))
+    root = tmp_path / "root"
+    result = subprocess.run(
+        ["bash", str(checkout / "systemd/install.sh"), "--root", str(root), "--no-apt",
+         "--no-pip", "--no-user", "--no-systemctl"],
+        capture_output=True, text=True, env=dict(os.environ, PYTHON=sys.executable), timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout
+    assert "plain file name" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "escape.onnx").exists() and not list(root.rglob("*.onnx"))

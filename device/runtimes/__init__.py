@@ -22,25 +22,28 @@ class Runtime(Protocol):
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-_REGISTRY: dict[str, Callable[[Path, int], Runtime]] = {}
+Factory = Callable[[Path, int, "bytes | None"], Runtime]
+_REGISTRY: dict[str, Factory] = {}
 
 
 def register(suffix: str):
-    def wrap(factory: Callable[[Path, int], Runtime]) -> Callable[[Path, int], Runtime]:
+    def wrap(factory: Factory) -> Factory:
         _REGISTRY[suffix] = factory
         return factory
 
     return wrap
 
 
-def open_runtime(path: Path, threads: int = 2) -> Runtime:
+def open_runtime(path: Path, threads: int = 2, data: bytes | None = None) -> Runtime:
+    """The runtime for `path`'s file type; `data`: the model's verified bytes (then the file is
+    not read again)."""
     _load_builtins()
     try:
         factory = _REGISTRY[path.suffix]
     except KeyError:
         known = ", ".join(sorted(_REGISTRY))
         raise DeviceError(f"no runtime for {path.name} (known file types: {known})") from None
-    return factory(path, threads)
+    return factory(path, threads, data)
 
 
 def layout_of(shape) -> str:

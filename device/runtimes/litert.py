@@ -45,9 +45,10 @@ def dequantize(q: np.ndarray, detail: dict) -> np.ndarray:
 
 @register(".tflite")
 class LiteRtRuntime:
-    def __init__(self, path: Path, threads: int):
+    def __init__(self, path: Path, threads: int, data: bytes | None = None):
         try:
-            self.interp = _interpreter_class()(model_path=str(path), num_threads=threads)
+            source = {"model_content": data} if data else {"model_path": str(path)}
+            self.interp = _interpreter_class()(**source, num_threads=threads)
             self.interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise DeviceError(f"{path.name}: LiteRT cannot load it: {e}") from None

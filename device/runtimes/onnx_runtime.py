@@ -13,7 +13,7 @@ from device.runtimes import layout_of, register
 
 @register(".onnx")
 class OnnxRuntime:
-    def __init__(self, path: Path, threads: int):
+    def __init__(self, path: Path, threads: int, data: bytes | None = None):
         # onnxruntime 1.32 writes a telemetry database under ~/.cache on every session
         os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         import onnxruntime as ort
@@ -24,7 +24,9 @@ class OnnxRuntime:
         # Spinning threads steal the cores the camera and renderer need (toolchain.md).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(
+                data or str(path), opts, providers=["CPUExecutionProvider"]
+            )
         except Exception as e:  # ORT raises its own Fail/InvalidGraph types
             raise DeviceError(f"{path.name}: ONNX Runtime cannot load it: {e}") from None
         inp = self.session.get_inputs()[0]

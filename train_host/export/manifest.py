@@ -6,7 +6,8 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from device.bundle import SCHEMA, sha256
+from device.bundle import sha256
+from device.manifest_check import SCHEMA
 from train_host import __version__
 from train_host.checkpoint import git_commit
 
