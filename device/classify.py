@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ import cv2
 
 from device import DeviceError
 from device.bundle import default_bundle_dir, load_bundle
-from device.images import UnreadableImage, find_images, read_rgb
+from device.images import MAX_PIXELS, UnreadableImage, find_images, read_rgb, tiny
 from device.overlay import heat_overlay
 from device.preprocess import crop
 from device.screener import Prediction, Screener, likelihood
@@ -26,6 +27,7 @@ class ClassifyOptions:
     threads: int = 2
     json: bool = False
     cam_out: Path | None = None
+    max_pixels: int = MAX_PIXELS
 
 
 def verdict(pred: Prediction, positive_class: str) -> str:
@@ -47,8 +49,32 @@ def cam_path(out: Path, image: Path, used: set[str]) -> Path:
 
 def write_cam(path: Path, rgb, pred: Prediction, spec: dict) -> None:
     seen = cv2.cvtColor(crop(rgb, spec["crop"]), cv2.COLOR_RGB2BGR)
-    if not cv2.imwrite(str(path), heat_overlay(seen, pred.cam)):
+    try:
+        ok = cv2.imwrite(str(path), heat_overlay(seen, pred.cam))
+    except cv2.error:
+        ok = False
+    if not ok:
         raise DeviceError(f"cannot write {path}")
+
+
+def cam_folder(path: Path) -> Path:
+    """--cam-out as a writable folder (made if missing), or a one-line error."""
+    if path.exists() and not path.is_dir():
+        raise DeviceError(f"--cam-out {path}: exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DeviceError(f"--cam-out {path}: cannot create it ({e.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise DeviceError(f"--cam-out {path}: not writable")
+    return path
+
+
+def _skip(path: Path, why: str, opts: ClassifyOptions, out, err) -> None:
+    msg = {"path": str(path), "error": why}
+    print(
+        json.dumps(msg) if opts.json else f"{path}: skipped, {why}", file=out if opts.json else err
+    )
 
 
 def classify(opts: ClassifyOptions, out=sys.stdout, err=sys.stderr) -> int:
@@ -56,31 +82,34 @@ def classify(opts: ClassifyOptions, out=sys.stdout, err=sys.stderr) -> int:
     bundle = load_bundle(opts.bundle or default_bundle_dir())
     screener = Screener(bundle, bundle.select(opts.backend, opts.precision), opts.threads)
     if opts.cam_out:
-        opts.cam_out.mkdir(parents=True, exist_ok=True)
+        cam_folder(opts.cam_out)
     seen = failed = 0
     used: set[str] = set()
-    for path in find_images(opts.paths):
+    for found in find_images(opts.paths):
+        path = found.path
         seen += 1
         try:
-            rgb = read_rgb(path)
+            if found.problem:
+                raise UnreadableImage(found.problem)
+            rgb = read_rgb(path, opts.max_pixels)
         except UnreadableImage as e:
             failed += 1
-            msg = {"path": str(path), "error": str(e)}
-            print(
-                json.dumps(msg) if opts.json else f"{path}: skipped, {e}",
-                file=out if opts.json else err,
-            )
+            _skip(path, str(e), opts, out, err)
             continue
         pred = screener.predict(rgb)
         if opts.cam_out:
             write_cam(cam_path(opts.cam_out, path, used), rgb, pred, bundle.input)
+        small = tiny(rgb)
+        warning = f"tiny image ({rgb.shape[1]}x{rgb.shape[0]} px): the verdict means little"
         if opts.json:
-            print(json.dumps({"path": str(path), **pred.as_dict()}), file=out)
+            extra = {"warning": warning} if small else {}
+            print(json.dumps({"path": str(path), **pred.as_dict(), **extra}), file=out)
         else:
             print(
                 f"{path}: {verdict(pred, bundle.manifest['positive_class'])}  "
                 f"P({bundle.manifest['positive_class']})={pred.positive_prob:.3f} "
-                f"(threshold {bundle.threshold:.3f})  {pred.latency_ms:.1f} ms",
+                f"(threshold {bundle.threshold:.3f})  {pred.latency_ms:.1f} ms"
+                + (f"  WARNING: {warning}" if small else ""),
                 file=out,
             )
     if seen == 0:

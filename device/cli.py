@@ -4,16 +4,32 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from dataclasses import fields
 from pathlib import Path
 
 from device import DeviceError, __version__
-from device.config import SYSTEM_CONFIG, Config
+from device.config import MAX_PIXELS, SYSTEM_CONFIG, Config
+
+MAX_THREADS = 64  # more than any board has; 100000 would exhaust the process table
 
 
-def _threads(v: str) -> int:
-    n = int(v)
+def threads(v: str) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{v!r} is not a whole number") from None
+    if not 1 <= n <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"must be 1..{MAX_THREADS}")
+    return n
+
+
+def pixels(v: str) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{v!r} is not a whole number") from None
     if n < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return n
@@ -36,9 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--backend", choices=["onnx", "tflite"], default="onnx")
     p.add_argument("--precision", choices=["int8", "fp32"], default="int8")
-    p.add_argument("--threads", type=_threads, default=2, help="inference threads")
+    p.add_argument(
+        "--threads", type=threads, default=2, help=f"inference threads (1..{MAX_THREADS})"
+    )
     p.add_argument("--json", action="store_true", help="one JSON line per image")
     p.add_argument("--cam-out", type=Path, default=None, help="write heat-map overlays here")
+    p.add_argument(
+        "--max-pixels",
+        type=pixels,
+        default=MAX_PIXELS,
+        help=f"refuse larger images, checked before decoding (default {MAX_PIXELS:,})",
+    )
     add_run_parser(sub)
     p = sub.add_parser("config", help="the daemon's configuration file")
     p.add_argument("--print-default", action="store_true", help="print a commented default file")
@@ -82,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                 threads=args.threads,
                 json=args.json,
                 cam_out=args.cam_out,
+                max_pixels=args.max_pixels,
             )
             return classify(opts)
         if args.command == "run":
@@ -113,7 +138,24 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = {f.name: getattr(args, f.name) for f in fields(Config)}
     cfg = load(args.config, {k: v for k, v in overrides.items() if v is not None})
-    return Daemon(cfg).run()
+    # SIGTERM while the model loads (a stop or restart during boot): a clean, logged exit
+    previous = signal.signal(signal.SIGTERM, _stopped_while_starting)
+    try:
+        daemon = Daemon(cfg)
+    except StoppedWhileStarting:
+        logging.getLogger("device.daemon").info("stopped while starting; no frame was screened")
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return daemon.run()
+
+
+class StoppedWhileStarting(Exception):
+    pass
+
+
+def _stopped_while_starting(*_: object) -> None:
+    raise StoppedWhileStarting
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ cannot drift apart.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import MISSING, dataclass, field, fields, replace
@@ -24,6 +25,7 @@ else:  # JetPack 6 ships Python 3.10
     import tomli as tomllib
 
 SYSTEM_CONFIG = Path("/etc/mpox-screen/config.toml")
+MAX_PIXELS = 120_000_000  # a 108 MP phone photo fits
 
 
 def _key(help: str, lo: float | None = None, hi: float | None = None, choices=()) -> dict:
@@ -85,6 +87,12 @@ class Config:
         default=False, metadata=_key("also write one line per frame (benchmarking; wears SD cards)")
     )
     max_frames: int = field(default=0, metadata=_key("stop after N frames (0 = run for ever)", 0))
+    max_pixels: int = field(
+        default=MAX_PIXELS,
+        metadata=_key(
+            "dir:// sources: refuse images with more pixels (checked before decoding)", 1
+        ),
+    )
     stall_timeout: float = field(
         default=5.0, metadata=_key("seconds without a frame before the camera is reopened", 0.1, 10)
     )
@@ -98,6 +106,8 @@ class Config:
 
 
 def _check(name: str, value: Any, meta) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise DeviceError(f"config key {name!r}: {value} is not a finite number")
     if meta["choices"] and value not in meta["choices"]:
         raise DeviceError(f"config key {name!r}: {value!r} is not one of {list(meta['choices'])}")
     if meta["lo"] is not None and value < meta["lo"]:
@@ -147,6 +157,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise DeviceError(f"cannot read config {path}: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise DeviceError(f"config {path} is not valid TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise DeviceError(f"config {path} is not valid TOML: not UTF-8 text") from None
     return {k: coerce(k, v) for k, v in raw.items()}
 
 

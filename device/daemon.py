@@ -20,6 +20,7 @@ from device.bundle import Bundle, default_bundle_dir, load_bundle
 from device.capture import LatestFrame
 from device.config import Config, log_dir
 from device.displays import Display, DisplayOptions, open_display
+from device.instance_lock import InstanceLock, lock_dir
 from device.notify import Notifier
 from device.screen import Renderer, View
 from device.screener import Screener, likelihood, normalise_cam, softmax
@@ -48,6 +49,14 @@ class Daemon:
         self.cfg = cfg
         self.notifier = notifier or Notifier.from_env()
         self.stop_event = threading.Event()
+        self.lock = InstanceLock(lock_dir(log_dir(cfg)))
+        try:
+            self._build(cfg)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _build(self, cfg: Config) -> None:
         self.bundle: Bundle = load_bundle(cfg.bundle or default_bundle_dir())
         self.screener = Screener(
             self.bundle, self.bundle.select(cfg.backend, cfg.precision), cfg.threads
@@ -74,6 +83,7 @@ class Daemon:
         self.heatmap, self.frozen, self.ready = cfg.heatmap, None, False
         self.frames, self.state, self.grabber = 0, "starting", None
         self.dropped_closed, self.capture_ms = 0, 0.0
+        self.last_good = time.monotonic()
 
     # ---- lifecycle -------------------------------------------------------------------------
     def request_stop(self, *_: object) -> None:
@@ -96,6 +106,7 @@ class Daemon:
             self.timing.summary(self._dropped(), "stopped")
             self.timing.close()
             self.notifier.close()
+            self.lock.release()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return 0
@@ -129,11 +140,13 @@ class Daemon:
             self.cfg.loop,
             self.cfg.source_fps,
             small_size=int(self.bundle.input["size"]),
+            max_pixels=self.cfg.max_pixels,
         )
         source = open_source(self.cfg.source, opts)
         log.info("source: %s", source.description)
         self.grabber = LatestFrame(source)
         self.smoother.reset()
+        self.last_good = time.monotonic()
         demo = scheme_of(self.cfg.source)[0] == "demo"
         self.view.status = "DEMO: generated frames, not a patient" if demo else ""
         self._set_state("screening")
@@ -188,7 +201,12 @@ class Daemon:
         if not valid(frame):
             self.timing.malformed += 1
             log.debug("dropped a malformed frame")
+            bad_for = time.monotonic() - self.last_good
+            if bad_for >= self.cfg.stall_timeout:  # a source of only bad frames is a stall
+                self._close_source()
+                self._wait_for_camera(f"only unreadable frames for {bad_for:.0f} s", 0.0)
             return
+        self.last_good = time.monotonic()
         if self.frozen is not None:
             self._show(self.frozen)
             return

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,11 +43,33 @@ class Ring:
         return self.values[idx]
 
 
+class QuietRotatingHandler(logging.handlers.RotatingFileHandler):
+    """A lost line (disk full, card pulled) is counted and said once, not a traceback per line:
+    the kit keeps screening without its timing log."""
+
+    lost = 0
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self.lost += 1
+        if self.lost == 1:
+            err = sys.exc_info()[1]
+            why = getattr(err, "strerror", None) or str(err)
+            log.warning(
+                "timing log %s: cannot write (%s); screening goes on", self.baseFilename, why
+            )
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError:  # the final flush on a full disk
+            self.lost += 1
+
+
 def _rotating(path: Path, max_bytes: int, backups: int, name: str) -> logging.Logger:
     out = logging.getLogger(f"device.timing.file.{name}")
     out.propagate = False
     out.handlers.clear()
-    handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups)
+    handler = QuietRotatingHandler(path, maxBytes=max_bytes, backupCount=backups)
     handler.setFormatter(logging.Formatter("%(message)s"))
     out.addHandler(handler)
     out.setLevel(logging.INFO)

@@ -9,24 +9,31 @@ from device import DeviceError
 from device.timing import STAGES
 
 COLUMNS = (*STAGES, "frame")
+REQUIRED = {"uptime_s", "frames", "fps", "stages_ms"}  # what a summary line always has
 
 
 def read_rows(path: Path) -> list[dict]:
     """Summary lines of timing.jsonl; rotated copies (timing.jsonl.1 ...) are read first."""
-    files = sorted(path.parent.glob(path.name + ".*"), key=lambda p: -int(p.suffix[1:] or 0))
-    files = [f for f in files if f.suffix[1:].isdigit()] + [path]
+    rotated = [f for f in path.parent.glob(path.name + ".*") if f.suffix[1:].isdigit()]
+    files = [*sorted(rotated, key=lambda p: -int(p.suffix[1:])), path]
     if not path.is_file():
         raise DeviceError(f"{path}: no such file")
     rows, bad = [], 0
     for f in files:
-        for line in f.read_text().splitlines():
+        try:
+            text = f.read_text(encoding="utf-8", errors="replace")  # damaged bytes: a bad line
+        except OSError as e:
+            raise DeviceError(f"{f}: cannot read it ({e.strerror})") from None
+        for line in text.splitlines():
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 bad += 1
                 continue
-            if isinstance(row, dict) and "stages_ms" in row:
+            if isinstance(row, dict) and row.keys() >= REQUIRED:
                 rows.append(row)
+            else:
+                bad += 1
     if not rows:
         raise DeviceError(f"{path}: no timing summaries in it ({bad} unreadable lines)")
     return rows
@@ -67,7 +74,8 @@ def plot(rows: list[dict], out: Path) -> None:
     t = [r["uptime_s"] for r in rows]
     fig, ax = plt.subplots(figsize=(9, 4.5), dpi=100)
     ax.stackplot(t, *[[_p50(r, s) for r in rows] for s in STAGES], labels=STAGES, alpha=0.8)
-    ax.plot(t, [_p50(r, "frame") for r in rows], "k-", lw=1.2, label="frame (end to end)")
+    marker = "o" if len(rows) < 3 else None  # one summary is a point, not an empty chart
+    ax.plot(t, [_p50(r, "frame") for r in rows], "k-", marker=marker, label="frame (end to end)")
     ax.set(xlabel="time since start (s)", ylabel="p50 per summary (ms)", title="mpox-screen stages")
     ax.legend(loc="upper left", fontsize=8, ncol=4)
     fig.tight_layout()
@@ -79,7 +87,12 @@ def report(path: Path, png: Path | None = None) -> int:
     rows = read_rows(path)
     print(table(rows))
     out = png or path.with_suffix(".png")
-    plot(rows, out)
+    if not out.parent.is_dir():
+        raise DeviceError(f"--png {out}: folder {out.parent} does not exist")
+    try:
+        plot(rows, out)
+    except OSError as e:
+        raise DeviceError(f"--png {out}: cannot write it ({e.strerror})") from None
     print(f"plot: {out}")
     return 0
 

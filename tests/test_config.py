@@ -101,7 +101,7 @@ def test_cli_user_errors_are_one_line(tmp_path, args, message):
 def test_unwritable_log_dir_is_one_line():
     proc = run_cli("run", "--display", "null", "--log-dir", "/proc/no-logs")
     assert proc.returncode == 2
-    assert "mpox-screen: error: cannot write timing logs to /proc/no-logs" in proc.stderr
+    assert "mpox-screen: error: cannot write the lock file to /proc/no-logs" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

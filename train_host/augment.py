@@ -120,6 +120,27 @@ class RandomLesionCrop(_Uint8Transform):
         return _chw(square_at(im, int(y + jy), int(x + jx), side).copy())
 
 
+class RandomTone(_Uint8Transform):
+    """Lighter or darker skin and another tint, for every class: in MSID most mpox photos show
+    darker skin than the other classes, a shortcut that flags darker-skinned patients elsewhere.
+    Scales Lab lightness around its mean and shifts a*/b* a little."""
+
+    def __init__(self, p: float = 0.5, spread: float = 0.35):
+        super().__init__(p)
+        self.spread = spread
+
+    def apply(self, img):
+        lab = cv2.cvtColor(_hwc(img), cv2.COLOR_RGB2LAB).astype(np.float32)
+        r = (torch.rand(4) * 2 - 1).tolist()
+        light = lab[..., 0]
+        target = float(light.mean()) + r[0] * 255 * self.spread * 0.6
+        lab[..., 0] = (light - light.mean()) * (1 + 0.3 * r[1]) + target
+        lab[..., 1] += r[2] * 8
+        lab[..., 2] += r[3] * 12
+        lab = np.clip(lab, 0, 255).astype(np.uint8)
+        return _chw(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB))
+
+
 _WORDS = ("gettyimages", "shutterstock", "dermnet", "alamy", "iStock", "CDC", "Fig. 2", "(c) 2022")
 
 
@@ -175,10 +196,12 @@ def train_transform(
     camera: float = 0.0,
     lesion_crop: float = 0.0,
     text: float = 0.0,
+    tone: float = 0.0,
 ) -> v2.Compose:
     """uint8 CHW tensor -> normalised float tensor of spec.size. strength 0 = resize only.
     `size` / `normalise=False`: [0, 1] views at another size (distillation resizes them itself).
-    `lesion_crop` / `text`: probabilities of a kit-framing crop and of pasted caption text."""
+    `lesion_crop` / `text` / `tone`: probabilities of a kit-framing crop, of pasted caption text
+    and of a skin-tone change."""
     s, size = float(strength), size or spec.size
     ops: list[v2.Transform] = [RandomLesionCrop(lesion_crop)] if lesion_crop > 0 else []
     # zoom-out first (it grows the image), the crop then brings it back to `size`
@@ -189,6 +212,7 @@ def train_transform(
         else v2.Resize((size, size), antialias=True)
     ]
     ops += [RandomText(text)] if text > 0 else []
+    ops += [RandomTone(tone)] if tone > 0 else []
     if s > 0:
         ops += [
             v2.RandomHorizontalFlip(),

@@ -80,6 +80,21 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
         help="probability of pasted caption/watermark text on any class (text carries no label)",
     )
     g.add_argument(
+        "--tone-aug",
+        type=float,
+        default=0.0,
+        help="probability of a skin-tone change (lighter/darker, tint) on any class",
+    )
+    g.add_argument(
+        "--extra-negatives",
+        type=str,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a negatives-only collection added to the training part only (repeat); the "
+        "collection-shift protocol then scores the collections left out",
+    )
+    g.add_argument(
         "--linear-probe",
         type=int,
         default=0,

@@ -71,6 +71,29 @@ class Dataset:
         return [p.relative_to(self.root).as_posix() for p in self.paths]
 
 
+def with_extra_negatives(data: Dataset, roots: list[Path]) -> Dataset:
+    """`data` plus every image of the negatives-only collections `roots`, labelled as the
+    binary task's negative class (training part only: the split never sees them)."""
+    if not roots:
+        return data
+    if data.task != "binary":
+        raise UserError("--extra-negatives works with the binary task only")
+    parts = [load_dataset(r, "binary", allow_no_positive=True) for r in roots]
+    for r, part in zip(roots, parts, strict=True):
+        if part.binary_targets().any():
+            raise UserError(f"--extra-negatives {r}: has an mpox folder; only negatives allowed")
+    every = [data, *parts]
+    return Dataset(
+        paths=[p for d in every for p in d.paths],
+        images=[im for d in every for im in d.images],
+        labels=np.concatenate([d.labels for d in every]),
+        source_labels=[s for d in every for s in d.source_labels],
+        class_names=data.class_names,
+        task=data.task,
+        root=data.root,
+    )
+
+
 def load_rgb(path: Path) -> np.ndarray:
     """Decode one image as RGB uint8, EXIF orientation applied, alpha composited on white."""
     with Image.open(path) as im:

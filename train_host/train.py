@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from train_host import UserError, checkpoint, distributed, torchfile
 from train_host.augment import train_transform
-from train_host.data import Dataset
+from train_host.data import Dataset, with_extra_negatives
 from train_host.distill import DistillConfig, Distiller, WithFeatures
 from train_host.evaluate import predict
 from train_host.grouping import Split
@@ -85,6 +85,8 @@ class TrainConfig:
     kd_mix: float = 1.0
     lesion_crop: float = 0.0  # probability of a kit-framing crop (train_host.kitframe)
     text_paste: float = 0.0  # probability of pasted caption/watermark text, any class
+    tone_aug: float = 0.0  # probability of a skin-tone change (lighter/darker, tint), any class
+    extra_negatives: list[str] = field(default_factory=list)  # collections added to train only
     linear_probe: int = 0  # LP-FT: fit the head on N augmented passes of frozen features first
     backbone_lr: float = 1.0  # backbone learning rate as a fraction of --lr
     freeze_bn: bool = False  # keep (pretrained) BatchNorm statistics and affine weights
@@ -107,7 +109,7 @@ class TrainConfig:
             self.distill_config().validate()
         if self.colour_constancy not in COLOUR_CONSTANCY:
             raise UserError(f"--colour-constancy: choose {', '.join(COLOUR_CONSTANCY)}")
-        for name in ("lesion_crop", "text_paste", "backbone_lr"):
+        for name in ("lesion_crop", "text_paste", "tone_aug", "backbone_lr"):
             if not 0 <= getattr(self, name) <= 1:
                 raise UserError(f"--{name.replace('_', '-')} must be in [0, 1]")
         if self.linear_probe < 0:
@@ -241,6 +243,7 @@ class Trainer:
         seed_everything(cfg.seed + d.rank)
         spec = cfg.preprocess_spec()
         train, val = self.data.subset(self.split.train), self.data.subset(self.split.val)
+        train = with_extra_negatives(train, [Path(r) for r in cfg.extra_negatives])
         model, loader, opt, sched, loss_fn = self._build(train, spec, d)
         start, best, stale = self._restore(model, opt, sched) if self.resume else (0, -math.inf, 0)
         trained = WithFeatures(model) if self.distiller else model
@@ -322,6 +325,7 @@ class Trainer:
                 cfg.camera_aug,
                 cfg.lesion_crop,
                 cfg.text_paste,
+                cfg.tone_aug,
             )
         else:
             transform = train_transform(
@@ -331,6 +335,7 @@ class Trainer:
                 camera=cfg.camera_aug,
                 lesion_crop=cfg.lesion_crop,
                 text=cfg.text_paste,
+                tone=cfg.tone_aug,
             )
         ds = AugmentedImages(train, transform)
         if cfg.balance == "sampler":

@@ -19,6 +19,13 @@ CODECS = {".mp4": "mp4v", ".avi": "MJPG"}
 class FrameFiles:
     def __init__(self, target: str, opts: DisplayOptions):
         pattern = target if "%" in target else str(Path(target) / "frame_%06d.png")
+        try:
+            pattern % 1
+        except (TypeError, ValueError):
+            raise DeviceError(
+                f"display file://{target}: a pattern needs exactly one number field such as "
+                "%06d (write a literal % as %%)"
+            ) from None
         folder = Path(pattern).parent
         try:
             folder.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from device import DeviceError
+from device.config import MAX_PIXELS
 
 
 class SourceUnavailable(DeviceError):
@@ -32,6 +33,7 @@ class SourceOptions:
     loop: bool = False
     pace_fps: float = 0.0  # recordings only; 0 = as fast as the loop takes them
     small_size: int = 0  # a camera's second, small stream for inference (0 = none)
+    max_pixels: int = MAX_PIXELS  # stored images: refuse larger ones before decoding
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import logging
 import time
 from pathlib import Path
 
@@ -10,15 +11,18 @@ import cv2
 import numpy as np
 
 from device import DeviceError
-from device.images import EXTENSIONS
-from device.sources import Frame, SourceOptions, register
+from device.images import EXTENSIONS, UnreadableImage, read_rgb
+from device.sources import Frame, SourceOptions, SourceUnavailable, register
+
+log = logging.getLogger(__name__)
 
 
 class ImageFolder:
     live = False
 
     def __init__(self, pattern: str, opts: SourceOptions):
-        self.paths = _expand(pattern)
+        self.paths, self.pattern = _expand(pattern), pattern
+        self.max_pixels = opts.max_pixels
         self.description = f"{len(self.paths)} images from {pattern}"
         self.loop, self.period = opts.loop, (1.0 / opts.pace_fps if opts.pace_fps else 0.0)
         self.next_index, self.next_time = 0, 0.0
@@ -33,9 +37,21 @@ class ImageFolder:
         if self.period:
             time.sleep(max(0.0, self.next_time - time.monotonic()))
             self.next_time = time.monotonic() + self.period
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        # an unreadable file becomes an empty frame, which the frame loop drops and counts
-        return Frame(image if image is not None else np.empty((0, 0, 3), np.uint8))
+        try:
+            image = cv2.cvtColor(read_rgb(path, self.max_pixels), cv2.COLOR_RGB2BGR)
+        except UnreadableImage as e:
+            if not path.parent.exists():
+                raise SourceUnavailable(f"{path.parent} is gone") from None
+            # refused once, then left out: a file that cannot be read now will not be later
+            log.warning("source: %s left out: %s", path, e)
+            self.paths.remove(path)
+            self.next_index -= 1
+            if not self.paths:
+                raise DeviceError(
+                    f"source {self.pattern}: none of its images can be read"
+                ) from None
+            return Frame(np.empty((0, 0, 3), np.uint8))  # dropped and counted by the loop
+        return Frame(image)
 
     def close(self) -> None:
         pass
