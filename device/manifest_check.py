@@ -38,7 +38,7 @@ def _number(x) -> bool:
 
 def _one_of(d: dict, key: str, allowed, where: str, default=None) -> None:
     value = d.get(key, default)
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         _fail(where, f"'{key}' is {value!r}; expected one of {', '.join(map(str, allowed))}")
 
 

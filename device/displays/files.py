@@ -20,12 +20,14 @@ class FrameFiles:
     def __init__(self, target: str, opts: DisplayOptions):
         pattern = target if "%" in target else str(Path(target) / "frame_%06d.png")
         try:
-            pattern % 1
+            first = pattern % 1
         except (TypeError, ValueError):
             raise DeviceError(
                 f"display file://{target}: a pattern needs exactly one number field such as "
                 "%06d (write a literal % as %%)"
             ) from None
+        if not cv2.haveImageWriter(first):
+            raise DeviceError(f"display file://{target}: name the frames .png or .jpg")
         folder = Path(pattern).parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -39,7 +41,11 @@ class FrameFiles:
     def show(self, canvas: np.ndarray) -> None:
         self.count += 1
         path = self.pattern % self.count
-        if not cv2.imwrite(path, canvas):
+        try:
+            ok = cv2.imwrite(path, canvas)
+        except cv2.error:
+            ok = False
+        if not ok:
             raise DeviceError(f"cannot write {path} (disk full or read-only?)")
 
     def close(self) -> None:
