@@ -77,6 +77,32 @@ def test_freeze_batchnorm_keeps_running_statistics():
     assert torch.equal(before, bn.running_mean) and not bn.weight.requires_grad
 
 
+def test_temperature_scaling_recovers_a_known_temperature():
+    from train_host.calibrate import fit_temperature, scaled
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, (4000, 1)) * np.array([[-1.0, 1.0]])
+    true_p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    labels = (rng.random(4000) < true_p[:, 1]).astype(int)
+    overconfident = scaled(true_p, 1 / 3.0)  # logits x 3
+    assert fit_temperature(overconfident, labels) == pytest.approx(3.0, rel=0.15)
+    assert np.allclose(scaled(overconfident, 3.0), true_p, atol=1e-3)
+
+
+def test_split_part_and_extra_negatives(small_msid, collections):
+    from train_host.data import load_dataset, with_extra_negatives
+    from train_host.grouping import make_split, near_duplicate_groups
+
+    data = load_dataset(small_msid)
+    groups = near_duplicate_groups(data.images)
+    split = make_split(data.relpaths(), data.labels, groups, 0, 0.2, 0.2)
+    val = split.part(data, "val")
+    assert len(val) == len(split.val) and set(val.relpaths()) <= set(data.relpaths())
+    more = with_extra_negatives(val, [collections / "skin8"])
+    assert len(more) == len(val) + 18 and more.binary_targets()[len(val) :].sum() == 0
+    assert min(min(im.shape[:2]) for im in more.images[len(val) :]) <= 320
+
+
 def test_specificity_interval_and_grouped_auc():
     y = np.array([0] * 20 + [1] * 10)
     p = np.r_[np.linspace(0, 0.6, 20), np.linspace(0.4, 1, 10)]

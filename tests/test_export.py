@@ -62,12 +62,19 @@ def test_manifest_describes_every_file(bundle):
     for name, f in m["files"].items():
         assert f["sha256"] == sha256(bundle / name) and f["size"] == (bundle / name).stat().st_size
         assert {"auc", "agreement", "cam_pearson"} <= set(f["metrics"])
-        assert f["metrics"]["agreement"] >= 0.99 and f["metrics"]["n"] == 201
+        q = f["metrics"]
+        assert q["decision_agreement"] >= 0.98 and q["firm_decision_agreement"] >= 0.995
+        assert q["n"] == 201 + 523 + 87  # MSID's held-out split + every photo of the others
     assert m["files"]["model.int8.onnx"]["size"] < m["files"]["model.fp32.onnx"]["size"] / 2
     assert {"auc_mean", "auc_sd", "folds", "grouped"} <= set(m["metrics"]["cv"])
     assert m["metrics"]["cv"]["grouped"] is True
     assert m["host"]["git_commit"] and m["created"]
+    where = m["metrics"]["collections"]
+    assert list(where) == ["msid", "idscabies", "skin8"] and where["msid"]["n"] == 201
+    assert where["idscabies"]["positives"] == 0 and 0 <= where["idscabies"]["specificity"] <= 1
+    assert "sensitivity" not in where["skin8"] and where["msid"]["sensitivity"] > 0.5
     card = (bundle / "card.md").read_text()
+    assert "What to expect on photos from other collections" in card and "| idscabies |" in card
     assert "not a diagnosis" in card and "model.int8.tflite" in card
     assert card.rstrip().endswith("| test row | 0.5 |")  # --card-notes appended
     assert not (bundle / ".export-staging").exists()
@@ -147,9 +154,10 @@ def test_gate_failure_names_the_file_and_keeps_the_old_bundle(bundle, msid, tmp_
     out = tmp_path / "b"
     shutil.copytree(bundle, out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    req = ExportRequest(CKPT, msid, out, limits=gate.Limits(agreement=1.01))
+    limits = gate.Limits(decision_agreement=1.01)
+    req = ExportRequest(CKPT, msid, out, limits=limits, collections=[])  # MSID only: quicker
     with pytest.raises(
-        UserError, match=r"gate failed for model\.fp32\.onnx: top-1 agreement 1\.000"
+        UserError, match=r"gate failed for model\.fp32\.onnx: decision agreement 1\.000"
     ):
         export_bundle(req)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
@@ -177,6 +185,27 @@ def test_gate_check_lists_every_failure():
     for part in ("model.int8.tflite", "agreement 0.950", "AUC drop 0.0200", "CAM Pearson 0.500"):
         assert part in msg
     assert "clipped" in msg and "\n" not in msg
+
+
+def test_binary_gate_tolerates_flips_near_the_threshold_only():
+    """A decision flip next to the threshold is int8 noise; one far from it fails the gate."""
+    n, thr = 400, 0.3
+    ref_p = np.linspace(0.01, 0.99, n)
+    ref = gate.Reference(np.zeros(n, int), np.stack([1 - ref_p, ref_p], 1), np.ones((n, 2, 2)))
+    cams = np.ones((n, 2, 2, 2))
+
+    def metrics(shift):
+        p = np.clip(ref_p + shift, 1e-6, 1 - 1e-6)
+        return gate.file_metrics(ref, np.log(np.stack([1 - p, p], 1)), cams, 1, thr)
+
+    near = np.where(np.abs(ref_p - thr) < 0.01, 0.02, 0.0)  # flips just across the threshold
+    m = metrics(near)
+    assert m["decision_agreement"] < 1 and m["firm_decision_agreement"] == 1.0
+    gate.check("model.int8.onnx", "int8", {**m, "cam_pearson": 1.0}, gate.Limits(), binary=True)
+    far = np.where((ref_p > 0.6) & (ref_p < 0.64), -0.4, 0.0)  # firm "likely" turned "unlikely"
+    m = metrics(far)
+    with pytest.raises(UserError, match="away from the threshold"):
+        gate.check("model.int8.onnx", "int8", {**m, "cam_pearson": 1.0}, gate.Limits(), binary=True)
 
 
 def test_cam_export_wraps_any_registry_model():
@@ -210,7 +239,7 @@ def test_export_refuses_too_few_calibration_images(tmp_path):
 def test_int8_only_bundle_drops_fp32_files(bundle, msid, tmp_path):
     out = tmp_path / "int8"
     shutil.copytree(bundle, out)  # holds fp32 files from the full export
-    m = export_bundle(ExportRequest(CKPT, msid, out, ship_fp32=False))
+    m = export_bundle(ExportRequest(CKPT, msid, out, ship_fp32=False, collections=[]))
     assert set(m["files"]) == {"model.int8.onnx", "model.int8.tflite"}
     assert not (out / "model.fp32.onnx").exists() and not (out / "model.fp32.tflite").exists()
     b = load_bundle(out)
@@ -224,5 +253,5 @@ def test_unreadable_cv_summary_fails_before_the_bundle_changes(bundle, msid, tmp
     shutil.copytree(bundle, out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     with pytest.raises(UserError, match=r"cannot read .*nowhere\.json"):
-        export_bundle(ExportRequest(CKPT, msid, out, cv=tmp_path / "nowhere.json"))
+        export_bundle(ExportRequest(CKPT, msid, out, cv=tmp_path / "nowhere.json", collections=[]))
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -254,6 +254,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="ship only the int8 files (the fp32 ones are still built and gated)",
     )
+    p.add_argument(
+        "--gate-collection",
+        type=Path,
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="binary bundles: also gate on every photo of DIR (repeat; default: every folder "
+        "beside the data folder)",
+    )
     p.add_argument("--out", type=Path, required=True, help="bundle folder")
 
     p = sub.add_parser(
@@ -286,6 +295,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-deletion", dest="deletion", action="store_false")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="output folder")
+
+    p = sub.add_parser(
+        "calibrate",
+        help="temperature scaling and the threshold on validation photos and their kit crops",
+        description="Fit a temperature (folded into the linear head) and choose the threshold "
+        "(sensitivity >= 0.95) on the validation photos' kit-framed crops; the checkpoint is "
+        "rewritten and its test metrics recomputed at the new threshold.",
+    )
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--data", type=Path, default=None, help="default: $MPOX_DATA or ...")
+    p.add_argument("--split", type=Path, default=None, help="default: split.json beside CKPT")
 
     p = sub.add_parser("models", help="list registered models with parameters and MACs")
     p.add_argument("--num-classes", type=int, default=2)
@@ -401,6 +421,33 @@ def _evaluate_collections(args, data) -> None:
     print(f"per collection: {args.out}/collections.md")
 
 
+def cmd_calibrate(args) -> None:
+    from train_host import torchfile
+    from train_host.calibrate import calibrate
+    from train_host.checkpoint import load_model
+    from train_host.data import default_data_dir, load_dataset
+    from train_host.evaluate import full_metrics, score
+    from train_host.export.exporter import _split_path
+    from train_host.grouping import Split
+
+    split = Split.load(_split_path(args.checkpoint, args.split))
+    data = load_dataset(args.data or default_data_dir(), "binary")
+    r = calibrate(args.checkpoint, split.part(data, "val"))
+    model, ckpt = load_model(args.checkpoint)
+    test = split.part(data, "test")
+    if len(test):
+        ckpt["metrics"]["test"] = full_metrics(
+            test, score(model, ckpt, test), r["threshold"]["value"]
+        )
+        torchfile.save(ckpt, args.checkpoint)
+    print(
+        f"temperature {r['temperature']:.3f}; ECE {r['before']:.3f} -> {r['after']:.3f} on "
+        f"{r['n_photos']} validation photos + {r['n_crops']} crops; threshold "
+        f"{r['threshold']['value']:.3f} ({r['threshold']['rule']}, val sensitivity "
+        f"{r['threshold']['val_sensitivity']:.3f})"
+    )
+
+
 def cmd_collection_shift(args) -> None:
     from train_host import collection_shift as cs
     from train_host.data import default_data_dir, load_dataset
@@ -509,13 +556,15 @@ def cmd_export(args) -> None:
             name=args.name,
             card_notes=args.card_notes,
             ship_fp32=args.ship_fp32,
+            collections=args.gate_collection,
         )
     )
     for name, f in m["files"].items():
         q = f["metrics"]
         print(
-            f"{name}: {f['size'] / 1e6:.2f} MB, AUC {q['auc']:.3f}, agreement "
-            f"{q['agreement']:.3f}, CAM r {q['cam_pearson']:.3f}"
+            f"{name}: {f['size'] / 1e6:.2f} MB, AUC {q['auc']:.3f} (n={q['n']}), agreement "
+            f"top-1 {q['agreement']:.3f} / decision {q['decision_agreement']:.3f}, CAM r "
+            f"{q['cam_pearson']:.3f}"
         )
     print(f"bundle verified: {args.out}/manifest.json, {args.out}/card.md")
 
@@ -540,6 +589,7 @@ COMMANDS = {
     "export": cmd_export,
     "shift-test": cmd_shift_test,
     "collection-shift": cmd_collection_shift,
+    "calibrate": cmd_calibrate,
     "models": cmd_models,
     "explain": cmd_explain,
 }

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -71,6 +72,17 @@ class Dataset:
         return [p.relative_to(self.root).as_posix() for p in self.paths]
 
 
+EXTRA_SIDE = 320  # short side of extra-negative images after loading
+
+
+def _shrink(image: np.ndarray, side: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    if min(h, w) <= side:
+        return image
+    s = side / min(h, w)
+    return cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+
+
 def with_extra_negatives(data: Dataset, roots: list[Path]) -> Dataset:
     """`data` plus every image of the negatives-only collections `roots`, labelled as the
     binary task's negative class (training part only: the split never sees them)."""
@@ -79,6 +91,8 @@ def with_extra_negatives(data: Dataset, roots: list[Path]) -> Dataset:
     if data.task != "binary":
         raise UserError("--extra-negatives works with the binary task only")
     parts = [load_dataset(r, "binary", allow_no_positive=True) for r in roots]
+    for part in parts:  # phone crops are up to 900 px; training reads 224: keep augmentation cheap
+        part.images = [_shrink(im, EXTRA_SIDE) for im in part.images]
     for r, part in zip(roots, parts, strict=True):
         if part.binary_targets().any():
             raise UserError(f"--extra-negatives {r}: has an mpox folder; only negatives allowed")

@@ -16,7 +16,7 @@ import numpy as np
 
 from train_host import UserError
 from train_host.checkpoint import load_model, preprocess_spec
-from train_host.data import Dataset, load_dataset
+from train_host.data import Dataset, load_dataset, with_extra_negatives
 from train_host.export import gate, manifest, onnx_export, tflite_export
 from train_host.export.camgraph import wrap
 from train_host.grouping import Split
@@ -52,6 +52,8 @@ class ExportRequest:
     name: str | None = None
     card_notes: Path | None = None  # markdown appended to card.md (e.g. the comparison table)
     ship_fp32: bool = True  # False: fp32 files are built and gated but not kept (size)
+    # binary bundles: also gate on these collections (None = every folder beside `data`)
+    collections: list[Path] | None = None
     limits: gate.Limits = field(default_factory=gate.Limits)
 
 
@@ -127,6 +129,8 @@ def export_bundle(req: ExportRequest) -> dict:
     cv, notes = _read_extras(req)
     data = load_dataset(req.data, ckpt["task"])
     train, held = split_parts(data, _split_path(req.checkpoint, req.split))
+    if ckpt["task"] == "binary":
+        held = gate_set(held, req)
     calib = [preprocess(img, spec) for img in calibration_images(train, req.calib_count)]
     cam_model = wrap(model, spec.size)
     shipped = [f for f in FILES if req.ship_fp32 or f.precision != "fp32"]
@@ -154,9 +158,40 @@ def export_bundle(req: ExportRequest) -> dict:
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     cam_shape = [1, len(ckpt["class_names"]), *ref.gradcam.shape[1:]]
-    m = manifest.build(req.name or req.out.resolve().name, ckpt, files, cam_shape, cv)
+    names = [_collection(p, data.root) for p in held.paths]
+    where = per_collection(ref.probs[:, data.positive_index], held.binary_targets(), names, ckpt)
+    m = manifest.build(req.name or req.out.resolve().name, ckpt, files, cam_shape, cv, where)
     manifest.write(req.out, m, notes)
     return m
+
+
+def gate_set(held: Dataset, req: ExportRequest) -> Dataset:
+    """The MSID held-out photos plus every photo of the other collections: a binary bundle's
+    decision must hold where the kit will be used, not only on MSID's split."""
+    from train_host.collection_shift import other_collections
+
+    roots = req.collections if req.collections is not None else other_collections(req.data)
+    return with_extra_negatives(held, roots) if roots else held
+
+
+def _collection(path: Path, root: Path) -> str:
+    return root.name if root in path.parents else path.parent.parent.name
+
+
+def per_collection(p: np.ndarray, y: np.ndarray, names: list[str], ckpt: dict) -> dict:
+    """What a clinic can expect at the threshold, per collection of the gate set (MSID: its
+    held-out split; the others: every photo, never trained on), with Wilson intervals."""
+    from train_host.collection_shift import at_threshold
+
+    names_arr, thr, out = np.asarray(names), ckpt["threshold"]["value"], {}
+    for name in dict.fromkeys(names):
+        pick = names_arr == name
+        m = at_threshold(y[pick], p[pick], thr)
+        keep = ("n", "positives", "flagged", "auc", "auc_ci95", "ece")
+        keep += ("sensitivity", "sensitivity_ci95") if m["positives"] else ()
+        keep += ("specificity", "specificity_ci95") if m["positives"] < m["n"] else ()
+        out[name] = {k: m[k] for k in keep}
+    return out
 
 
 def verify(stage: Path, ref: gate.Reference, held: Dataset, ckpt, positive: int, limits) -> dict:
@@ -165,6 +200,6 @@ def verify(stage: Path, ref: gate.Reference, held: Dataset, ckpt, positive: int,
         logits, cams = gate.run_file(stage / f.name, held.images, ckpt["preprocess"], f.layout)
         metrics = gate.file_metrics(ref, logits, cams, positive, ckpt["threshold"]["value"])
         log.info("%s: %s", f.name, {k: round(v, 4) for k, v in metrics.items()})
-        gate.check(f.name, f.precision, metrics, limits)
+        gate.check(f.name, f.precision, metrics, limits, binary=ckpt["task"] == "binary")
         entries[f.name] = metrics
     return entries

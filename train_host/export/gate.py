@@ -27,6 +27,14 @@ class Limits:
     auc_drop: float = 0.01
     cam_pearson: dict = field(default_factory=lambda: {"fp32": 0.99, "int8": 0.90})  # by precision
     rank_corr: float = 0.95
+    # binary bundles: the kit's decision and P(mpox) are what a user sees, not top-1 near P = 0.5.
+    # A flip within `band` of the threshold is int8 noise bounded by the P error limits; a flip
+    # of a firm decision (further from it) is a real failure.
+    decision_agreement: float = 0.98
+    firm_decision_agreement: float = 0.995
+    band: float = 0.05
+    mean_prob_error: float = 0.03
+    p99_prob_error: float = 0.15
 
     def cam_floor(self, precision: str) -> float:
         return self.cam_pearson[precision]
@@ -90,10 +98,17 @@ def saturated(logits: np.ndarray) -> float:
 
 
 def file_metrics(
-    ref: Reference, logits: np.ndarray, cams: np.ndarray, positive: int, threshold: float
+    ref: Reference,
+    logits: np.ndarray,
+    cams: np.ndarray,
+    positive: int,
+    threshold: float,
+    band: float = Limits.band,
 ) -> dict:
     probs = softmax(logits.astype(np.float64))
     decided = probs[:, positive] >= threshold
+    same = decided == (ref.probs[:, positive] >= threshold)
+    firm = np.abs(ref.probs[:, positive] - threshold) >= band
     top = ref.top1
     cam_r = [pearson(cams[i, c], ref.gradcam[i]) for i, c in enumerate(top)]
     auc_torch = float(roc_auc_score(ref.labels, ref.probs[:, positive]))
@@ -103,20 +118,43 @@ def file_metrics(
         "auc_torch": auc_torch,
         "auc_drop": auc_torch - auc,
         "agreement": float((probs.argmax(1) == top).mean()),
-        "decision_agreement": float((decided == (ref.probs[:, positive] >= threshold)).mean()),
+        "decision_agreement": float(same.mean()),
+        "firm_decision_agreement": float(same[firm].mean()) if firm.any() else 1.0,
         "cam_pearson": float(np.mean(cam_r)),
         "cam_pearson_min": float(np.min(cam_r)),
         "rank_corr": float(spearmanr(probs[:, positive], ref.probs[:, positive]).statistic),
         "saturated": saturated(logits),
         "max_abs_prob_diff": float(np.abs(probs - ref.probs).max()),
+        "mean_abs_prob_diff": float(np.abs(probs[:, positive] - ref.probs[:, positive]).mean()),
+        "p99_abs_prob_diff": float(
+            np.quantile(np.abs(probs[:, positive] - ref.probs[:, positive]), 0.99)
+        ),
         "n": len(top),
     }
 
 
-def check(name: str, precision: str, m: dict, limits: Limits) -> None:
-    """Raise naming the file and the number that broke the gate."""
+def check(name: str, precision: str, m: dict, limits: Limits, binary: bool = False) -> None:
+    """Raise naming the file and the number that broke the gate. A binary bundle is held to the
+    kit's decision at its threshold and to its P(mpox) error; a multi-class one to top-1."""
     failures = []
-    if m["agreement"] < limits.agreement:
+    if binary:
+        if m["decision_agreement"] < limits.decision_agreement:
+            failures.append(
+                f"decision agreement {m['decision_agreement']:.3f} < {limits.decision_agreement}"
+            )
+        firm = m.get("firm_decision_agreement", 1.0)
+        if firm < limits.firm_decision_agreement:
+            failures.append(
+                f"decision agreement {firm:.3f} away from the threshold (|P - t| >= "
+                f"{limits.band}) < {limits.firm_decision_agreement}"
+            )
+        if m.get("mean_abs_prob_diff", 0.0) > limits.mean_prob_error:
+            failures.append(
+                f"mean P error {m['mean_abs_prob_diff']:.3f} > {limits.mean_prob_error}"
+            )
+        if m.get("p99_abs_prob_diff", 0.0) > limits.p99_prob_error:
+            failures.append(f"p99 P error {m['p99_abs_prob_diff']:.3f} > {limits.p99_prob_error}")
+    elif m["agreement"] < limits.agreement:
         failures.append(f"top-1 agreement {m['agreement']:.3f} < {limits.agreement}")
     if m["auc_drop"] > limits.auc_drop:
         failures.append(f"AUC drop {m['auc_drop']:.4f} > {limits.auc_drop}")

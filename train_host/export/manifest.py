@@ -37,7 +37,15 @@ def file_entry(path: Path, fmt: str, precision: str, layout: str, metrics: dict)
     }
 
 
-def build(name: str, ckpt: dict, files: dict, cam_shape: list[int], cv: dict | None) -> dict:
+def build(
+    name: str,
+    ckpt: dict,
+    files: dict,
+    cam_shape: list[int],
+    cv: dict | None,
+    collections: dict | None = None,
+) -> dict:
+    """The manifest; `collections`: per-collection results at the threshold (gate set)."""
     pre = ckpt["preprocess"]
     threshold = ckpt["threshold"]
     test = ckpt["metrics"].get("test", {}).get("screening")
@@ -55,7 +63,7 @@ def build(name: str, ckpt: dict, files: dict, cam_shape: list[int], cv: dict | N
         "threshold": threshold["value"],
         "operating_point": {
             "rule": threshold["rule"],
-            "chosen_on": "validation split",
+            "chosen_on": threshold.get("chosen_on", "validation split"),
             "val_sensitivity": threshold["val_sensitivity"],
             "val_specificity": threshold["val_specificity"],
             "test_sensitivity": test["sensitivity"] if test else None,
@@ -79,7 +87,13 @@ def build(name: str, ckpt: dict, files: dict, cam_shape: list[int], cv: dict | N
             },
         },
         "files": files,
-        "metrics": {"cv": cv_summary(cv), "test": test, "gate_images": "validation + test split"},
+        "metrics": {
+            "cv": cv_summary(cv),
+            "test": test,
+            "gate_images": "validation + test split"
+            + "".join(f" + {n} (all photos)" for n in list(collections or {})[1:]),
+            "collections": collections,
+        },
         "data": ckpt["data"],
         "host": {"version": __version__, "git_commit": git_commit()},
         "trained_from_commit": ckpt.get("git_commit"),
@@ -92,6 +106,27 @@ def write(out: Path, manifest: dict, notes: str = "") -> None:
     tmp.write_text(json.dumps(manifest, indent=1) + "\n")
     tmp.replace(out / "manifest.json")
     (out / "card.md").write_text(card(manifest) + (f"\n{notes.strip()}\n" if notes else ""))
+
+
+def _collection_lines(collections: dict | None) -> list[str]:
+    """What to expect per collection at the threshold (fp32 model, Wilson 95 % intervals)."""
+    if not collections:
+        return []
+    lines = [
+        "",
+        "### What to expect on photos from other collections",
+        "",
+        "| collection | photos | flagged 'Mpox likely' | sensitivity (95 % CI) | "
+        "specificity (95 % CI) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, c in collections.items():
+        cells = [
+            f"{_pct(c[k])} ({_pct(c[k + '_ci95'][0])}-{_pct(c[k + '_ci95'][1])})" if k in c else "-"
+            for k in ("sensitivity", "specificity")
+        ]
+        lines.append(f"| {name} | {c['n']} | {_pct(c['flagged'])} | {cells[0]} | {cells[1]} |")
+    return lines
 
 
 def _pct(v) -> str:
@@ -144,15 +179,17 @@ def card(m: dict) -> str:
         )
     lines += [
         "",
-        "| file | size | AUC | agreement with PyTorch | CAM Pearson vs captum |",
+        "| file | size | AUC (gate set) | agreement with PyTorch (top-1 / decision) | "
+        "CAM Pearson vs captum |",
         "|---|---|---|---|---|",
     ]
     for name, f in m["files"].items():
         q = f["metrics"]
         lines.append(
-            f"| {name} | {f['size'] / 1e6:.2f} MB | {q['auc']:.3f} | {_pct(q['agreement'])} | "
-            f"{q['cam_pearson']:.3f} |"
+            f"| {name} | {f['size'] / 1e6:.2f} MB | {q['auc']:.3f} | {_pct(q['agreement'])} / "
+            f"{_pct(q.get('decision_agreement'))} | {q['cam_pearson']:.3f} |"
         )
+    lines += _collection_lines(m["metrics"].get("collections"))
     lines += [
         "",
         f"File metrics are on the {m['metrics']['gate_images']} images (n="
