@@ -159,3 +159,21 @@ def test_collection_shift_cli_on_a_shipped_bundle(msid, collections, tmp_path):
 def test_collection_shift_needs_a_model(tmp_path):
     proc = run_cli("train_host.cli", "collection-shift", "--out", tmp_path, ok=False)
     assert proc.returncode == 2 and "takes --checkpoint" in proc.stderr
+
+
+def test_collection_shift_under_cv(msid, collections, tmp_path):
+    """A cv folder's folds each scored on their own held-out part: mean and t-interval."""
+    cv = tmp_path / "cv-run"
+    for fold in ("fold1", "fold2"):
+        (cv / fold).mkdir(parents=True)
+        for f in ("checkpoint.pt", "split.json", "metrics.json"):
+            shutil.copy(MODELS / "micrompoxnet-binary" / f, cv / fold / f)
+        (cv / fold / "checkpoint.pt").rename(cv / fold / "best.pt")
+    msid_data = cs.load_dataset(msid, "binary")
+    sets = {n: cs.load_collection(collections / n) for n in ("idscabies", "skin8")}
+    r = cs.cv_protocol(cv, msid_data, sets)
+    assert r["model"] == "cv-run (CV, 2 folds)" and r["folds"] == 2
+    lo, hi = r["kit_framing"]["auc_ci95"]
+    assert lo == pytest.approx(hi) == pytest.approx(r["kit_framing"]["auc"])  # identical folds
+    assert r["collections"]["skin8"]["as_is"]["n"] == 2 * 18
+    assert 0 < cs.worst_auc(r) <= r["kit_framing"]["auc"]

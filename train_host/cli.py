@@ -198,6 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--checkpoint", type=Path, action="append", default=[], help="repeat")
     p.add_argument("--bundle", type=Path, action="append", default=[], help="repeat (int8 ONNX)")
+    p.add_argument(
+        "--cv",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="CV_DIR",
+        help="a `mpox-train cv` folder: each fold's model on its held-out fold; mean and "
+        "t-interval over folds (repeat)",
+    )
     p.add_argument("--data", type=Path, default=None, help="MSID (default: $MPOX_DATA or ...)")
     p.add_argument(
         "--collection",
@@ -453,8 +462,8 @@ def cmd_collection_shift(args) -> None:
     from train_host.data import default_data_dir, load_dataset
     from train_host.export.exporter import held_out
 
-    if not args.checkpoint and not args.bundle:
-        raise UserError("collection-shift takes --checkpoint CKPT and/or --bundle DIR")
+    if not args.checkpoint and not args.bundle and not args.cv:
+        raise UserError("collection-shift takes --checkpoint CKPT, --bundle DIR or --cv DIR")
     root = args.data or default_data_dir()
     msid = load_dataset(root, "binary")
     names = args.collection or cs.other_collections(root)
@@ -463,8 +472,9 @@ def cmd_collection_shift(args) -> None:
     for path, scorer in [(p, cs.checkpoint_scorer(p)) for p in args.checkpoint] + [
         (p / "model.int8.onnx", cs.bundle_scorer(p)) for p in args.bundle
     ]:
-        r = cs.run_protocol(scorer, held_out(msid, path, args.split), collections)
-        results.append(r)
+        results.append(cs.run_protocol(scorer, held_out(msid, path, args.split), collections))
+    results += [cs.cv_protocol(d, msid, collections) for d in args.cv]
+    for r in results:
         spec = ", ".join(
             f"{n} {c['as_is']['specificity']:.2f}" for n, c in r["collections"].items()
         )
