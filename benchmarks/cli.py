@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "process start to READY against a bare runtime import",
     ),
     "export-baselines": ("benchmarks.baselines", "host: export registry baselines for latency"),
+    "quality": ("benchmarks.quality", "image-quality gate on real photos, clean and degraded"),
 }
 
 

@@ -15,6 +15,7 @@ from device.bundle import default_bundle_dir, load_bundle
 from device.images import MAX_PIXELS, UnreadableImage, find_images, read_rgb, tiny
 from device.overlay import heat_overlay
 from device.preprocess import crop
+from device.quality import GUIDANCE, Quality, QualityLimits, assess
 from device.screener import Prediction, Screener, likelihood
 
 
@@ -28,6 +29,7 @@ class ClassifyOptions:
     json: bool = False
     cam_out: Path | None = None
     max_pixels: int = MAX_PIXELS
+    quality_gate: bool = True
 
 
 def verdict(pred: Prediction, positive_class: str) -> str:
@@ -70,6 +72,17 @@ def cam_folder(path: Path) -> Path:
     return path
 
 
+def _poor(path: Path, q: Quality, opts: ClassifyOptions, out) -> None:
+    """No verdict: what is wrong with the photo and what to do, instead."""
+    if opts.json:
+        row = {"path": str(path), "status": "poor_quality", "problem": q.problem}
+        print(
+            json.dumps({**row, "guidance": GUIDANCE[q.problem], "quality": q.as_dict()}), file=out
+        )
+    else:
+        print(f"{path}: no verdict, poor quality ({q.problem}): {GUIDANCE[q.problem]}", file=out)
+
+
 def _skip(path: Path, why: str, opts: ClassifyOptions, out, err) -> None:
     msg = {"path": str(path), "error": why}
     print(
@@ -96,6 +109,10 @@ def classify(opts: ClassifyOptions, out=sys.stdout, err=sys.stderr) -> int:
             failed += 1
             _skip(path, str(e), opts, out, err)
             continue
+        quality = assess(rgb, QualityLimits())
+        if opts.quality_gate and quality.problem:
+            _poor(path, quality, opts, out)
+            continue
         pred = screener.predict(rgb)
         if opts.cam_out:
             write_cam(cam_path(opts.cam_out, path, used), rgb, pred, bundle.input)
@@ -103,7 +120,8 @@ def classify(opts: ClassifyOptions, out=sys.stdout, err=sys.stderr) -> int:
         warning = f"tiny image ({rgb.shape[1]}x{rgb.shape[0]} px): the verdict means little"
         if opts.json:
             extra = {"warning": warning} if small else {}
-            print(json.dumps({"path": str(path), **pred.as_dict(), **extra}), file=out)
+            row = {"path": str(path), "status": "ok", **pred.as_dict(), **extra}
+            print(json.dumps({**row, "quality": quality.as_dict()}), file=out)
         else:
             print(
                 f"{path}: {verdict(pred, bundle.manifest['positive_class'])}  "

@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON line per image")
     p.add_argument("--cam-out", type=Path, default=None, help="write heat-map overlays here")
     p.add_argument(
+        "--no-quality-gate",
+        dest="quality_gate",
+        action="store_false",
+        help="give a verdict on blurred, dark, bright or glaring photos too",
+    )
+    p.add_argument(
         "--max-pixels",
         type=pixels,
         default=MAX_PIXELS,
@@ -107,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                 json=args.json,
                 cam_out=args.cam_out,
                 max_pixels=args.max_pixels,
+                quality_gate=args.quality_gate,
             )
             return classify(opts)
         if args.command == "run":

@@ -93,6 +93,28 @@ class Config:
             "dir:// sources: refuse images with more pixels (checked before decoding)", 1
         ),
     )
+    quality_gate: bool = field(
+        default=True, metadata=_key("no verdict on a blurred, dark, bright or glaring frame")
+    )
+    quality_min_focus: float = field(
+        default=4.0, metadata=_key("quality: least variance of the Laplacian at 224 px", 0, 1e6)
+    )
+    quality_min_mean: float = field(
+        default=40.0, metadata=_key("quality: darkest mean grey level", 0, 255)
+    )
+    quality_max_mean: float = field(
+        default=235.0, metadata=_key("quality: brightest mean grey level", 0, 255)
+    )
+    quality_max_dark: float = field(
+        default=0.5, metadata=_key("quality: largest share of black pixels", 0, 1)
+    )
+    quality_max_bright: float = field(
+        default=0.5, metadata=_key("quality: largest share of white pixels", 0, 1)
+    )
+    quality_max_glare: float = field(
+        default=0.35,
+        metadata=_key("quality: largest share of white colourless (glare) pixels", 0, 1),
+    )
     stall_timeout: float = field(
         default=5.0, metadata=_key("seconds without a frame before the camera is reopened", 0.1, 10)
     )
@@ -169,6 +191,15 @@ def load(path: Path | None, overrides: dict[str, Any]) -> Config:
     values = read_toml(path) if path is not None else {}
     values.update({k: coerce(k, v) for k, v in overrides.items()})
     return replace(Config(), **values)
+
+
+def quality_limits(cfg: Config):
+    """The quality gate's limits from the config's quality_* keys."""
+    from device.quality import QualityLimits
+
+    return QualityLimits(
+        **{f: getattr(cfg, f"quality_{f}") for f in QualityLimits.__dataclass_fields__}
+    )
 
 
 def log_dir(cfg: Config) -> Path:

@@ -18,10 +18,11 @@ import numpy as np
 from device import DeviceError
 from device.bundle import Bundle, default_bundle_dir, load_bundle
 from device.capture import LatestFrame
-from device.config import Config, log_dir
+from device.config import Config, log_dir, quality_limits
 from device.displays import Display, DisplayOptions, open_display
 from device.instance_lock import InstanceLock, lock_dir
 from device.notify import Notifier
+from device.quality import GUIDANCE, assess
 from device.screen import Renderer, View
 from device.screener import Screener, likelihood, normalise_cam, softmax
 from device.smoothing import Smoother
@@ -71,6 +72,7 @@ class Daemon:
         w, h = self.display.size or (cfg.screen_width or cfg.width, cfg.screen_height or cfg.height)
         self.renderer = Renderer(w, h, cfg.heat_floor, cfg.heat_alpha)
         self.smoother = Smoother(cfg.smoothing, self.bundle.positive_index, self.bundle.threshold)
+        self.limits = quality_limits(cfg)
         self.timing = Timing(
             log_dir(cfg), cfg.summary_interval, cfg.log_max_bytes, cfg.log_backups, cfg.trace_frames
         )
@@ -213,6 +215,11 @@ class Daemon:
         t = {"capture": self.capture_ms}
         clock = time.perf_counter()
         small = frame.small if frame.small is not None else frame.image
+        if self.cfg.quality_gate:
+            quality = assess(small, self.limits, bgr=True)
+            if quality.problem:
+                return self._poor_frame(frame, GUIDANCE[quality.problem], t, clock)
+        self.view.guidance = ""
         tensor = self.screener.tensor(small, bgr=True)
         clock = _lap(t, "preprocess", clock)
         logits, cams = self.screener.runtime.run(tensor)
@@ -228,6 +235,20 @@ class Daemon:
         self.renderer.text(canvas, self.view, geom)
         clock = _lap(t, "render", clock)
         t["render"] += render_ms
+        self._show(canvas)
+        _lap(t, "display", clock)
+        self.frames += 1
+        self.timing.frame(t, sum(ms for stage, ms in t.items() if stage != "capture"))
+
+    def _poor_frame(self, frame: Frame, guidance: str, t: dict, clock: float) -> None:
+        """No verdict on a frame the model should not judge: the guidance instead, and the
+        smoothed verdict starts again from the next good frame."""
+        clock = _lap(t, "preprocess", clock)
+        self.smoother.reset()
+        canvas, geom = self.renderer.base(frame.image)
+        self.view.verdict, self.view.guidance = "", guidance
+        self.renderer.text(canvas, self.view, geom)
+        clock = _lap(t, "render", clock)
         self._show(canvas)
         _lap(t, "display", clock)
         self.frames += 1

@@ -30,6 +30,8 @@ class View:
     positive_class: str = "mpox"
     class_probs: tuple[tuple[str, float], ...] = ()  # shown for multi-class bundles
     status: str = ""  # "no camera - retrying in 2 s", "FROZEN - space to resume", ...
+    guidance: str = ""  # instead of a verdict on a poor frame: "Hold steady", "More light", ...
+    hint: str = "Fill the square with the lesion"
     fps: float = 0.0
     infer_ms: float = 0.0
     model: str = ""
@@ -91,8 +93,14 @@ class Renderer:
         if g is not None:
             x, y, side = g.square
             cv2.rectangle(canvas, (x, y), (x + side - 1, y + side - 1), WHITE, max(1, round(u)))
-        head = round(58 * u) if view.verdict else round(34 * u)
+        head = round(58 * u) if view.verdict or view.guidance else round(34 * u)
         _shade(canvas, 0, head)
+        if view.guidance and not view.verdict:
+            cv2.rectangle(canvas, (0, 0), (round(10 * u), head), STATUS, -1)
+            self._put(
+                canvas, view.guidance, (round(18 * u), round(27 * u)), 0.85, STATUS, bold=True
+            )
+            self._put(canvas, "no result on this frame", (round(18 * u), round(50 * u)), 0.5, WHITE)
         if view.verdict:
             colour = LIKELY if view.positive else UNLIKELY
             cv2.rectangle(canvas, (0, 0), (round(10 * u), head), colour, -1)
@@ -106,6 +114,10 @@ class Renderer:
         if len(view.class_probs) > 2:
             self._class_list(canvas, view.class_probs, head)
         foot = round(40 * u)
+        if view.hint and g is not None:
+            self._put(
+                canvas, view.hint, (round(8 * u), canvas.shape[0] - foot - round(8 * u)), 0.45, GREY
+            )
         _shade(canvas, canvas.shape[0] - foot, canvas.shape[0])
         self._put(canvas, DISCLAIMER, (round(8 * u), canvas.shape[0] - round(23 * u)), 0.5, WHITE)
         speed = f"{view.fps:4.1f} fps  {view.infer_ms:4.1f} ms  {view.model}"

@@ -88,7 +88,8 @@ def test_onnx_and_tflite_int8_agree_on_the_held_out_images(msid, tmp_path):
     paths = [msid / split.files[i] for i in split.val + split.test]
     labels = {}
     for backend in ("onnx", "tflite"):
-        proc = run_cli("device.cli", "classify", "--backend", backend, "--json", *paths)
+        args = ("--backend", backend, "--json", "--no-quality-gate")  # a verdict on every one
+        proc = run_cli("device.cli", "classify", *args, *paths)
         labels[backend] = [json.loads(line)["label"] for line in proc.stdout.splitlines()]
     assert len(labels["onnx"]) == len(paths) == 201
     same = np.mean([a == b for a, b in zip(labels["onnx"], labels["tflite"], strict=True)])

@@ -146,15 +146,18 @@ def test_classify_json_with_both_backends(bundle, photos, tmp_path):
         lines = json_lines(proc)
         errors = [r for r in lines if "error" in r]
         assert [r["path"] for r in errors] == [str(photos / "mpox" / "broken.png")]
-        ok = [r for r in lines if "error" not in r]
-        assert len(ok) == 60
+        ok = [r for r in lines if r.get("status") == "ok"]
+        poor = [r for r in lines if r.get("status") == "poor_quality"]
+        assert len(ok) + len(poor) == 60 and len(poor) <= 6  # the gate refuses few real photos
+        for r in poor:
+            assert r["guidance"] and "label" not in r and "prob" not in r
         for r in ok:
             assert set(r) >= {"path", "label", "prob", "probs", "latency_ms"}
             assert r["label"] in ("mpox", "other") and set(r["probs"]) == {"other", "mpox"}
             assert 0 <= r["prob"] <= 1 and r["prob"] == r["probs"]["mpox"]
             assert r["latency_ms"] > 0
         rows[backend] = {r["path"]: r for r in ok}
-        assert len(list((tmp_path / backend).glob("*.cam.png"))) == 60
+        assert len(list((tmp_path / backend).glob("*.cam.png"))) == len(ok)
     same = [rows["onnx"][p]["label"] == rows["tflite"][p]["label"] for p in rows["onnx"]]
     assert np.mean(same) >= 0.95  # >= 99 % over all 201 held-out images: test_committed_models
     truth = {p: p.split("/")[-2] == "mpox" for p in rows["onnx"]}
@@ -179,6 +182,33 @@ def test_classify_text_output_and_errors(bundle, photos, tmp_path):
     assert proc.returncode == 2 and "not a model bundle" in proc.stderr
     proc = classify("--bundle", bundle, "--threads", "0", one, ok=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "spoil, problem, guidance",
+    [
+        (
+            lambda im: cv2.GaussianBlur(im, (0, 0), 4 * min(im.shape[:2]) / 224),
+            "blur",
+            "Hold steady",
+        ),
+        (lambda im: (im * 0.1).astype(np.uint8), "dark", "More light"),
+        (lambda im: np.clip(im * 4.0, 0, 255).astype(np.uint8), "bright", "Too bright"),
+    ],
+)
+def test_quality_gate_gives_guidance_not_a_verdict(
+    bundle, photos, tmp_path, spoil, problem, guidance
+):
+    one = next(p for p in sorted((photos / "mpox").glob("*.png")) if p.name != "broken.png")
+    bad = tmp_path / "spoilt.png"
+    cv2.imwrite(str(bad), spoil(cv2.imread(str(one)).astype(np.float32)).astype(np.uint8))
+    (row,) = json_lines(classify("--bundle", bundle, "--json", bad))
+    assert row["status"] == "poor_quality" and row["problem"] == problem
+    assert row["guidance"] == guidance and "label" not in row
+    text = classify("--bundle", bundle, bad).stdout
+    assert f"no verdict, poor quality ({problem}): {guidance}" in text
+    (forced,) = json_lines(classify("--bundle", bundle, "--json", "--no-quality-gate", bad))
+    assert forced["status"] == "ok" and forced["label"] in ("mpox", "other")
 
 
 def test_device_never_imports_torch_onnx_or_host(bundle, photos):

@@ -11,6 +11,7 @@ import struct
 import threading
 import time
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -271,3 +272,32 @@ def test_only_bad_frames_keep_the_watchdog_fed(tmp_path, monkeypatch):
     assert daemon.run() == 0
     assert len(pings) >= 3 and "waiting for camera" in statuses
     assert max(np.diff(pings)) < 1.0
+
+
+def test_quality_limits_default_to_the_config_defaults():
+    from dataclasses import asdict
+
+    from device.config import quality_limits
+    from device.quality import QualityLimits
+
+    assert asdict(quality_limits(Config())) == asdict(QualityLimits())
+
+
+def test_daemon_shows_guidance_on_a_blurred_stream(tmp_path, photo):
+    folder = tmp_path / "blurred"
+    folder.mkdir()
+    img = cv2.imread(str(photo[0]))
+    cv2.imwrite(str(folder / "b.png"), cv2.GaussianBlur(img, (0, 0), 6))
+    shown: list[np.ndarray] = []
+    cfg = Config(
+        display="null", source=f"dir://{folder}", loop=True, log_dir=str(tmp_path / "l"),
+        max_frames=5, width=96, height=64,
+    )  # fmt: skip
+    daemon = Daemon(cfg)
+    real = daemon.display.show
+    daemon.display.show = lambda c: shown.append(c) or real(c)
+    assert daemon.run() == 0
+    assert daemon.view.guidance == "Hold steady" and daemon.view.verdict == ""
+    assert daemon.frames == 5 and len(shown) >= 5
+    off = Daemon(replace(cfg, quality_gate=False, log_dir=str(tmp_path / "m")))
+    assert off.run() == 0 and off.view.verdict.startswith("Mpox")

@@ -1,0 +1,81 @@
+"""The image-quality gate: no verdict on a frame the model should not be trusted with.
+
+Measured on the square the model reads (centre crop, resized to `SIDE` so the focus measure does
+not depend on the camera's resolution): focus as the variance of the Laplacian, exposure as the
+mean level and the clipped dark / bright fractions, glare as the share of white, colourless
+specular pixels. The limits live in the config (quality_* keys); their defaults were calibrated
+on real photos of every collection with synthetic blur, under- and over-exposure
+(`mpox-bench quality`, benchmarks/results/quality.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+SIDE = 224
+
+
+@dataclass(frozen=True)
+class QualityLimits:
+    """Defaults equal the config's quality_* defaults (a test holds them together)."""
+
+    min_focus: float = 4.0  # variance of the Laplacian at SIDE px
+    min_mean: float = 40.0  # mean grey level (0-255)
+    max_mean: float = 235.0
+    max_dark: float = 0.5  # share of pixels at grey <= 10
+    max_bright: float = 0.5  # share of pixels at grey >= 250
+    max_glare: float = 0.35  # share of white (V >= 245), colourless (S <= 25) pixels
+
+
+@dataclass(frozen=True)
+class Quality:
+    focus: float
+    mean: float
+    dark: float
+    bright: float
+    glare: float
+    problem: str | None  # None = fine; else a key of GUIDANCE
+
+    def as_dict(self) -> dict:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+GUIDANCE = {
+    "dark": "More light",
+    "bright": "Too bright",
+    "glare": "Glare: tilt the camera",
+    "blur": "Hold steady",
+}
+
+
+def square(image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    s = min(h, w)
+    y, x = (h - s) // 2, (w - s) // 2
+    return cv2.resize(image[y : y + s, x : x + s], (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+
+
+def assess(image: np.ndarray, limits: QualityLimits, bgr: bool = False) -> Quality:
+    """Quality of the model's square of an HxWx3 uint8 image (RGB, or BGR from a camera)."""
+    sq = square(image)
+    grey = cv2.cvtColor(sq, cv2.COLOR_BGR2GRAY if bgr else cv2.COLOR_RGB2GRAY)
+    hsv = cv2.cvtColor(sq, cv2.COLOR_BGR2HSV if bgr else cv2.COLOR_RGB2HSV)
+    focus = float(cv2.Laplacian(grey, cv2.CV_64F).var())
+    mean = float(grey.mean())
+    dark, bright = float((grey <= 10).mean()), float((grey >= 250).mean())
+    glare = float(((hsv[..., 2] >= 245) & (hsv[..., 1] <= 25)).mean())
+    # exposure first: a dark or washed-out frame also reads as blurred
+    if mean < limits.min_mean or dark > limits.max_dark:
+        problem = "dark"
+    elif mean > limits.max_mean or bright > limits.max_bright:
+        problem = "bright"
+    elif glare > limits.max_glare:
+        problem = "glare"
+    elif focus < limits.min_focus:
+        problem = "blur"
+    else:
+        problem = None
+    return Quality(focus, mean, dark, bright, glare, problem)
