@@ -87,7 +87,13 @@ def add_run_parser(sub) -> None:
     for f in fields(Config):
         flag = "--" + f.name.replace("_", "-")
         if f.type in ("bool", bool):
-            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
+            p.add_argument(
+                flag,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f.metadata["help"],
+            )
         else:
             p.add_argument(
                 flag, dest=f.name, default=None, metavar=f.type.upper(), help=f.metadata["help"]

@@ -301,3 +301,23 @@ def test_daemon_shows_guidance_on_a_blurred_stream(tmp_path, photo):
     assert daemon.frames == 5 and len(shown) >= 5
     off = Daemon(replace(cfg, quality_gate=False, log_dir=str(tmp_path / "m")))
     assert off.run() == 0 and off.view.verdict.startswith("Mpox")
+
+
+def test_train_cli_without_the_train_extra_is_one_line():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch'] = None; from train_host.cli import main; "
+        "sys.exit(main(['models']))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "install the train extra" in proc.stderr
+
+
+def test_peak_rss_is_never_below_rss():
+    from device import board
+
+    rss, peak = board.memory_mb()
+    assert 0 < rss <= peak

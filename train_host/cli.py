@@ -10,9 +10,12 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from device import DeviceError
 from train_host import UserError, __version__
 
 log = logging.getLogger("mpox-train")
+# what a device-only install lacks: a clear hint instead of a chained traceback
+TRAIN_MODULES = {"torch", "torchvision", "torchmetrics", "sklearn", "tqdm", "PIL", "captum"}
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -612,16 +615,25 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.INFO)
     try:
         COMMANDS[args.command](args)
-    except UserError as exc:
+    except (UserError, DeviceError) as exc:  # the export gate runs the device's code
         print(f"mpox-train: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        if exc.name not in TRAIN_MODULES:
+            raise
+        print(
+            f"mpox-train: error: {exc.name} is not installed: install the train extra "
+            '(pip install -e ".[train,export]")',
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("mpox-train: interrupted", file=sys.stderr)
         return 130
     finally:
-        from train_host import distributed
-
-        distributed.teardown()
+        distributed = sys.modules.get("train_host.distributed")  # only if a command used it
+        if distributed is not None:
+            distributed.teardown()
     return 0
 
 
