@@ -144,7 +144,7 @@ def calibration(spec, calib_data: Path | None, n: int) -> list[np.ndarray]:
     if calib_data is not None:
         from device.images import find_images, read_rgb
 
-        files = list(find_images([calib_data]))[:n]
+        files = [f.path for f in find_images([calib_data]) if not f.problem][:n]
         if not files:
             raise BenchError(f"no images under {calib_data}")
         return [preprocess(read_rgb(f), spec) for f in files]

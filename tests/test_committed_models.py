@@ -43,15 +43,21 @@ def test_committed_checkpoint_reproduces_its_report(name, task, msid):
 
 
 @pytest.mark.parametrize(
-    "name", ["micrompoxnet-binary", "micrompoxnet-4class", "micrompoxnet-camaug-binary"]
+    "name, binary_gate, n",
+    [
+        ("micrompoxnet-binary", False, 201),
+        ("micrompoxnet-4class", False, 201),
+        ("micrompoxnet-camaug-binary", False, 201),
+        ("micrompoxnet-distilled-binary", True, 201 + 523 + 87),  # gated on every collection
+    ],
 )
-def test_committed_bundle_loads_and_passed_the_gate(name, msid):
+def test_committed_bundle_loads_and_passed_the_gate(name, binary_gate, n, msid):
     bundle = load_bundle(MODELS / name)  # sha256 of every file checked
     limits = gate.Limits()
     for f in bundle.files():
         m = bundle.manifest["files"][f.name]["metrics"]
-        gate.check(f.name, f.precision, m, limits)
-        assert m["n"] == 201
+        gate.check(f.name, f.precision, m, limits, binary=binary_gate)
+        assert m["n"] == n
     # the fp32 ONNX file reproduces the checkpoint's own test-set probabilities
     rows = list(csv.DictReader((MODELS / name / "predictions.csv").open()))
     screener = Screener(bundle, bundle.select("onnx", "fp32"))
@@ -66,6 +72,7 @@ def test_committed_bundle_loads_and_passed_the_gate(name, msid):
         "micrompoxnet-binary",
         "micrompoxnet-4class",
         "micrompoxnet-camaug-binary",
+        "micrompoxnet-distilled-binary",
         "efficientnet-lite0-binary",
     ],
 )
@@ -76,10 +83,20 @@ def test_committed_bundles_carry_their_grouped_cv(name):
     assert cv["auc_mean"] == stated["auc_mean"] and cv["auc_sd"] == stated["auc_sd"]
 
 
-def test_default_bundle_is_the_camera_augmented_binary_micrompoxnet():
-    """The best-generalising MicroMPoxNet whose files pass the gate (README, "Generalisation")."""
-    assert default_bundle_dir() == MODELS / "micrompoxnet-camaug-binary"
-    assert load_bundle(default_bundle_dir()).manifest["metrics"]["cv"]["grouped"] is True
+def test_default_bundle_is_the_one_the_collection_shift_table_supports():
+    """The selection rule (docs/external-validity.md) over the shipped bundles in the committed
+    collection-shift table picks models/DEFAULT, and it costs no more than MicroMPoxNet."""
+    from train_host.collection_shift import selection_key
+
+    rows = json.loads((MODELS / "collection-shift" / "collection_shift.json").read_text())
+    shipped = [r for r in rows if (MODELS / r["model"] / "manifest.json").is_file()]
+    best = max(shipped, key=selection_key)
+    assert default_bundle_dir() == MODELS / best["model"]
+    assert best["model"] == "micrompoxnet-distilled-binary"
+    m = load_bundle(default_bundle_dir()).manifest
+    assert m["model"]["architecture"] == "micrompoxnet" and m["metrics"]["cv"]["grouped"] is True
+    assert set(m["metrics"]["collections"]) == {"msid", "idscabies", "skin8"}
+    assert m["operating_point"]["chosen_on"] == "kit-framed validation crops"
 
 
 def test_onnx_and_tflite_int8_agree_on_the_held_out_images(msid, tmp_path):

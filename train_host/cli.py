@@ -267,6 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="ship only the int8 files (the fp32 ones are still built and gated)",
     )
     p.add_argument(
+        "--tflite-headroom",
+        type=float,
+        default=1.5,
+        help="widen the int8 TFLite activation ranges from calibration by this factor (>= 1)",
+    )
+    p.add_argument(
         "--gate-collection",
         type=Path,
         action="append",
@@ -438,7 +444,7 @@ def cmd_calibrate(args) -> None:
     from train_host.calibrate import calibrate
     from train_host.checkpoint import load_model
     from train_host.data import default_data_dir, load_dataset
-    from train_host.evaluate import full_metrics, score
+    from train_host.evaluate import full_metrics, score, write_outputs
     from train_host.export.exporter import _split_path
     from train_host.grouping import Split
 
@@ -446,17 +452,23 @@ def cmd_calibrate(args) -> None:
     data = load_dataset(args.data or default_data_dir(), "binary")
     r = calibrate(args.checkpoint, split.part(data, "val"))
     model, ckpt = load_model(args.checkpoint)
-    test = split.part(data, "test")
+    thr = r["threshold"]["value"]
+    val, test = split.part(data, "val"), split.part(data, "test")
+    result = {"threshold": r["threshold"], "val": full_metrics(val, score(model, ckpt, val), thr)}
+    held, probs, name = val, None, "val"
     if len(test):
-        ckpt["metrics"]["test"] = full_metrics(
-            test, score(model, ckpt, test), r["threshold"]["value"]
-        )
-        torchfile.save(ckpt, args.checkpoint)
+        held, probs, name = test, score(model, ckpt, test), "test"
+        result["test"] = full_metrics(test, probs, thr)
+    ckpt["metrics"] = result
+    torchfile.save(ckpt, args.checkpoint)
+    probs = probs if probs is not None else score(model, ckpt, val)
+    report = {**result, "reported_on": name, "calibration": r}
+    write_outputs(args.checkpoint.parent, ckpt, held, probs, report, None)  # reports: new numbers
     print(
         f"temperature {r['temperature']:.3f}; ECE {r['before']:.3f} -> {r['after']:.3f} on "
         f"{r['n_photos']} validation photos + {r['n_crops']} crops; threshold "
-        f"{r['threshold']['value']:.3f} ({r['threshold']['rule']}, val sensitivity "
-        f"{r['threshold']['val_sensitivity']:.3f})"
+        f"{thr:.3f} ({r['threshold']['rule']}, val sensitivity "
+        f"{r['threshold']['val_sensitivity']:.3f}); reports rewritten in {args.checkpoint.parent}"
     )
 
 
@@ -556,6 +568,8 @@ def cmd_export(args) -> None:
 
     if args.calib_count < 100:
         raise UserError("--calib-count must be at least 100")
+    if not 1 <= args.tflite_headroom <= 10:
+        raise UserError("--tflite-headroom must be in 1..10")
     if args.card_notes and not args.card_notes.is_file():
         raise UserError(f"--card-notes {args.card_notes}: no such file")
     m = export_bundle(
@@ -570,6 +584,7 @@ def cmd_export(args) -> None:
             card_notes=args.card_notes,
             ship_fp32=args.ship_fp32,
             collections=args.gate_collection,
+            tflite_headroom=args.tflite_headroom,
         )
     )
     for name, f in m["files"].items():

@@ -114,7 +114,7 @@ def markdown(path: Path, ckpt: dict, result: dict) -> None:
         "",
         f"Classes: {', '.join(ckpt['class_names'])}; positive class `{ckpt['positive_class']}`.",
         f"Decision threshold on P(mpox): **{thr['value']:.4f}** ({thr['rule']}, chosen on the "
-        "validation split only).",
+        f"{thr.get('chosen_on', 'validation split')} only).",
         "",
         *screening_table(sets),
         "",

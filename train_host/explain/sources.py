@@ -40,8 +40,9 @@ def collect(paths: list[Path], class_names: list[str], positive: str) -> list[It
     for root in paths:
         if not root.exists():
             raise UserError(f"no such file or folder: {root}")
-        for f in find_images([root]):
-            if f.resolve() in seen:
+        for found in find_images([root]):
+            f = found.path
+            if found.problem or f.resolve() in seen:
                 continue
             seen.add(f.resolve())
             rel = f.relative_to(root) if root.is_dir() else Path(f.name)

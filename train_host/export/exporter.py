@@ -54,6 +54,7 @@ class ExportRequest:
     ship_fp32: bool = True  # False: fp32 files are built and gated but not kept (size)
     # binary bundles: also gate on these collections (None = every folder beside `data`)
     collections: list[Path] | None = None
+    tflite_headroom: float = tflite_export.HEADROOM  # int8 TFLite activation range widening
     limits: gate.Limits = field(default_factory=gate.Limits)
 
 
@@ -88,11 +89,17 @@ def held_out(data: Dataset, checkpoint: Path, split: Path | None = None) -> Data
 
 
 def calibration_images(train: Dataset, count: int) -> list[np.ndarray]:
-    """`count` training images spread evenly over the (class-sorted) list, so every class shows."""
+    """`count` training images spread evenly over the (class-sorted) list, so every class shows:
+    half as whole photos, half as kit-framed crops of them (a user fills the square with the
+    lesion: int8 ranges from whole web photos alone clip on such close-ups)."""
+    from train_host.kitframe import lesion_crops
+
     if len(train) < min(count, 100):
         raise UserError(f"only {len(train)} training images for calibration; need >= 100")
     take = np.linspace(0, len(train) - 1, min(count, len(train))).round().astype(int)
-    return [train.images[i] for i in take]
+    whole = [train.images[i] for i in take[::2]]
+    crops = [lesion_crops(train.images[i])[j % 6] for j, i in enumerate(take[1::2])]
+    return whole + crops
 
 
 def input_range(spec: PreprocessSpec) -> tuple[float, float]:
@@ -102,13 +109,19 @@ def input_range(spec: PreprocessSpec) -> tuple[float, float]:
     return float(((0 - mean) / std).min()), float(((1 - mean) / std).max())
 
 
-def build_files(model, spec: PreprocessSpec, calib: list[np.ndarray], stage: Path) -> None:
+def build_files(
+    model,
+    spec: PreprocessSpec,
+    calib: list[np.ndarray],
+    stage: Path,
+    headroom: float = tflite_export.HEADROOM,
+) -> None:
     size, rng = spec.size, input_range(spec)
     onnx_export.export_fp32(model, size, stage / "model.fp32.onnx")
     onnx_export.quantize_int8(stage / "model.fp32.onnx", calib, stage / "model.int8.onnx", rng)
     tflite_export.export_fp32(model, size, stage / "model.fp32.tflite")
     tflite_export.quantize_int8(
-        stage / "model.fp32.tflite", calib, stage / "model.int8.tflite", rng
+        stage / "model.fp32.tflite", calib, stage / "model.int8.tflite", rng, headroom
     )
 
 
@@ -141,7 +154,7 @@ def export_bundle(req: ExportRequest) -> dict:
     stage.mkdir()
     try:
         log.info("exporting %s with %d calibration images", req.checkpoint, len(calib))
-        build_files(cam_model, spec, calib, stage)
+        build_files(cam_model, spec, calib, stage, req.tflite_headroom)
         ref = gate.reference(cam_model, held.images, held.binary_targets(), spec)
         metrics = verify(stage, ref, held, ckpt, data.positive_index, req.limits)
         files = {
@@ -161,6 +174,10 @@ def export_bundle(req: ExportRequest) -> dict:
     names = [_collection(p, data.root) for p in held.paths]
     where = per_collection(ref.probs[:, data.positive_index], held.binary_targets(), names, ckpt)
     m = manifest.build(req.name or req.out.resolve().name, ckpt, files, cam_shape, cv, where)
+    m["export"] = {
+        "calibration": f"{len(calib)} training images: whole photos and kit-framed crops",
+        "tflite_headroom": req.tflite_headroom,
+    }
     manifest.write(req.out, m, notes)
     return m
 

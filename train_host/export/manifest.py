@@ -159,7 +159,7 @@ def card(m: dict) -> str:
         f"test {m['data'].get('test')}.",
         "",
         "## Decision threshold",
-        f"P({m['positive_class']}) >= {m['threshold']:.3f}, chosen on validation "
+        f"P({m['positive_class']}) >= {m['threshold']:.3f}, chosen on the {op['chosen_on']} "
         f"({op['rule']}): sensitivity {_pct(op['val_sensitivity'])}, specificity "
         f"{_pct(op['val_specificity'])} on val; {_pct(op['test_sensitivity'])} / "
         f"{_pct(op['test_specificity'])} on the held-out test split.",
