@@ -72,15 +72,15 @@ def cam_folder(path: Path) -> Path:
     return path
 
 
-def _poor(path: Path, q: Quality, opts: ClassifyOptions, out) -> None:
+def _poor(path: Path, q: Quality, warning: str, opts: ClassifyOptions, out) -> None:
     """No verdict: what is wrong with the photo and what to do, instead."""
     if opts.json:
         row = {"path": str(path), "status": "poor_quality", "problem": q.problem}
-        print(
-            json.dumps({**row, "guidance": GUIDANCE[q.problem], "quality": q.as_dict()}), file=out
-        )
+        row |= {"guidance": GUIDANCE[q.problem], "quality": q.as_dict()}
+        print(json.dumps(row | ({"warning": warning} if warning else {})), file=out)
     else:
-        print(f"{path}: no verdict, poor quality ({q.problem}): {GUIDANCE[q.problem]}", file=out)
+        text = f"{path}: no verdict, poor quality ({q.problem}): {GUIDANCE[q.problem]}"
+        print(text + (f"  WARNING: {warning}" if warning else ""), file=out)
 
 
 def _skip(path: Path, why: str, opts: ClassifyOptions, out, err) -> None:
@@ -110,16 +110,19 @@ def classify(opts: ClassifyOptions, out=sys.stdout, err=sys.stderr) -> int:
             _skip(path, str(e), opts, out, err)
             continue
         quality = assess(rgb, QualityLimits())
+        warning = (
+            f"tiny image ({rgb.shape[1]}x{rgb.shape[0]} px): a result means little"
+            if tiny(rgb)
+            else ""
+        )
         if opts.quality_gate and quality.problem:
-            _poor(path, quality, opts, out)
+            _poor(path, quality, warning, opts, out)
             continue
         pred = screener.predict(rgb)
         if opts.cam_out:
             write_cam(cam_path(opts.cam_out, path, used), rgb, pred, bundle.input)
-        small = tiny(rgb)
-        warning = f"tiny image ({rgb.shape[1]}x{rgb.shape[0]} px): the verdict means little"
         if opts.json:
-            extra = {"warning": warning} if small else {}
+            extra = {"warning": warning} if warning else {}
             row = {"path": str(path), "status": "ok", **pred.as_dict(), **extra}
             print(json.dumps({**row, "quality": quality.as_dict()}), file=out)
         else:
@@ -127,7 +130,7 @@ def classify(opts: ClassifyOptions, out=sys.stdout, err=sys.stderr) -> int:
                 f"{path}: {verdict(pred, bundle.manifest['positive_class'])}  "
                 f"P({bundle.manifest['positive_class']})={pred.positive_prob:.3f} "
                 f"(threshold {bundle.threshold:.3f})  {pred.latency_ms:.1f} ms"
-                + (f"  WARNING: {warning}" if small else ""),
+                + (f"  WARNING: {warning}" if warning else ""),
                 file=out,
             )
     if seen == 0:
