@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 
@@ -32,8 +33,18 @@ def run(*args, ok=True):
 
 def test_cv_then_evaluate(small_msid, tmp_path):
     out = tmp_path / "cv"
-    proc = run("cv", "--data", small_msid, "--folds", "2", "--out", out, *FAST)
-    assert "grouped 2-fold AUC" in proc.stdout
+    skin8 = small_msid.parent / "skin8"  # a negatives-only collection: a few real photos
+    if not skin8.exists():
+        for f in sorted((small_msid / "chickenpox").glob("*.png"))[:4]:
+            (skin8 / "chickenpox").mkdir(parents=True, exist_ok=True)
+            shutil.copy(f, skin8 / "chickenpox" / f.name)
+    proc = run(
+        "cv", "--data", small_msid, "--folds", "2", "--collection", skin8, "--out", out, *FAST
+    )
+    assert "grouped 2-fold AUC" in proc.stdout and "per collection (mean over folds)" in proc.stdout
+    (r,) = json.loads((out / "collection_shift.json").read_text())
+    assert r["folds"] == 2 and r["collections"]["skin8"]["as_is"]["n"] == 2 * 4
+    assert (out / "collection_shift.png").stat().st_size > 0
     summary = json.loads((out / "cv.json").read_text())
     assert summary["folds"] == 2 and summary["grouped"] is True
     assert len(summary["auc_per_fold"]) == 2

@@ -10,6 +10,7 @@ from train_host import checkpoint
 from train_host.data import load_dataset
 from train_host.evaluate import calibrate_and_evaluate
 from train_host.grouping import make_split, near_duplicate_groups
+from train_host.models import create_model
 from train_host.train import Trainer
 
 pytestmark = pytest.mark.slow
@@ -66,3 +67,23 @@ def test_resume_continues_where_it_stopped(small_msid, tmp_path):
     assert [h["epoch"] for h in lines] == [1, 2, 3]
     assert [json.dumps(h) for h in lines[:2]] == first
     assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 3
+
+
+def test_lp_ft_with_kit_augmentations_trains(small_msid, tmp_path):
+    """LP-FT end to end: the probe fits the head, BatchNorm statistics stay frozen through the
+    epoch, and the kit-framing, text and tone augmentations run on real photos."""
+    data = load_dataset(small_msid, "binary")
+    groups = near_duplicate_groups(data.images)
+    split = make_split(data.relpaths(), data.labels, groups, 0, 0.25, 0.0)
+    cfg = fast_config(
+        epochs=1, linear_probe=1, freeze_bn=True, backbone_lr=0.2, lesion_crop=0.5,
+        text_paste=0.3, tone_aug=0.5,
+    )  # fmt: skip
+    trainer = Trainer(cfg, data, split, tmp_path / "lpft")
+    best = trainer.run()
+    model, _ = checkpoint.load_model(best)
+    fresh = create_model("micrompoxnet", 2, 64)
+    bn = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    bn0 = [m for m in fresh.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(torch.equal(a.running_var, b.running_var) for a, b in zip(bn, bn0, strict=True))
+    assert not torch.equal(model.fc.weight, fresh.fc.weight)  # the probe set the head
