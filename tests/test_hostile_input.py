@@ -321,3 +321,24 @@ def test_peak_rss_is_never_below_rss():
 
     rss, peak = board.memory_mb()
     assert 0 < rss <= peak
+
+
+def test_an_unlistable_folder_is_reported_and_the_walk_goes_on(tmp_path, photo, monkeypatch):
+    """A folder the kit may not list (root ignores chmod 000, so the kernel's refusal is
+    simulated at os.scandir): reported as a problem, the other photos still found."""
+    root = tmp_path / "walk"
+    (root / "a").mkdir(parents=True)
+    (root / "locked").mkdir()
+    shutil.copy(photo[0], root / "a" / "p.png")
+    real = os.scandir
+
+    def scandir(path="."):
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    found = list(find_images([root]))
+    assert [f.path.name for f in found if not f.problem] == ["p.png"]
+    (bad,) = [f for f in found if f.problem]
+    assert bad.path.name == "locked" and bad.problem == "Permission denied"
