@@ -197,7 +197,7 @@ def card(m: dict) -> str:
         "",
         "## Limits",
         "- Trained on 756 web-collected photos: other cameras, lighting and skin tones lower the "
-        "AUC (see the README's generalisation notes). Distrust confident results on unusual "
+        "AUC (docs/external-validity.md). Distrust confident results on unusual "
         "photos.",
         "- The heat-map is coarse (the last feature map) and shows where the model looked, not "
         "what a lesion is.",

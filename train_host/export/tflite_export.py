@@ -62,7 +62,7 @@ def head_ops(fp32: Path) -> list[tuple[str, str]]:
 # Activation ranges from calibration are widened by this factor (away from zero). Unusual photos
 # drive LiteRT's fully int8 activations far past the ranges seen on training images (2-3x on
 # MSID's normal196), and clipping there moved P(mpox) by up to 0.46; 1.5x halves the mean error
-# and the worst one on training images the calibration did not use (README, "Model bundles").
+# and the worst one on training images the calibration did not use (docs/training.md, bundles).
 HEADROOM = 1.5
 
 
