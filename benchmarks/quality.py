@@ -18,10 +18,12 @@ import cv2
 import numpy as np
 
 from benchmarks import BenchError, plots
+from device.config import Config, quality_limits
 from device.images import EXTENSIONS, UnreadableImage, read_rgb
-from device.quality import SIDE, QualityLimits, assess
+from device.quality import SIDE, QualityLimits, assess, judge
 
 TARGETS = {"clean_refused": 0.05, "degraded_caught": 0.90}
+DEFAULTS = quality_limits(Config())  # the limits the kit ships
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OUT = Path(__file__).resolve().parent / "results" / "quality"
 
@@ -73,7 +75,7 @@ def measure(sets: dict[str, list[Path]], args) -> dict[str, dict[str, list[dict]
             except UnreadableImage:
                 continue
             for kind in KINDS:
-                q = assess(img if kind == "clean" else degrade(img, kind, args), QualityLimits())
+                q = assess(img if kind == "clean" else degrade(img, kind, args), DEFAULTS)
                 out[name][kind].append(q.as_dict())
     print(file=sys.stderr)
     return out
@@ -81,15 +83,8 @@ def measure(sets: dict[str, list[Path]], args) -> dict[str, dict[str, list[dict]
 
 def refused(rows: list[dict], limits: QualityLimits) -> float:
     """Share refused by `limits`, re-deciding from the stored measurements."""
-    bad = [
-        r["mean"] < limits.min_mean
-        or r["dark"] > limits.max_dark
-        or r["mean"] > limits.max_mean
-        or r["bright"] > limits.max_bright
-        or r["glare"] > limits.max_glare
-        or r["focus"] < limits.min_focus
-        for r in rows
-    ]
+    keys = ("focus", "mean", "dark", "bright", "glare")
+    bad = [judge(*(r[k] for k in keys), limits) is not None for r in rows]
     return float(np.mean(bad)) if bad else float("nan")
 
 
@@ -108,7 +103,7 @@ def _pooled(m: dict) -> dict:
 def fit(m: dict) -> QualityLimits:
     """Loosest focus and glare limits that still catch >= 90 % of the degraded photos, i.e.
     the fewest clean photos refused."""
-    pooled, base = _pooled(m), QualityLimits()
+    pooled, base = _pooled(m), DEFAULTS
     focus = float(np.quantile([r["focus"] for r in pooled["blur"]], TARGETS["degraded_caught"]))
     glare = float(np.quantile([r["glare"] for r in pooled["clean"]], 0.99))
     return replace(base, min_focus=round(focus * 1.2, 1), max_glare=round(max(glare, 0.15), 2))
@@ -165,7 +160,7 @@ def plot(m: dict, limits: QualityLimits, path: Path) -> None:
 
 def run(args) -> int:
     m = measure(photos(args.data, args.stride), args)
-    limits = QualityLimits()
+    limits = DEFAULTS
     rows = table(m, limits)
     suggested = fit(m)
     doc = {

@@ -12,10 +12,11 @@ import cv2
 
 from device import DeviceError
 from device.bundle import default_bundle_dir, load_bundle
+from device.config import Config, quality_limits
 from device.images import MAX_PIXELS, UnreadableImage, find_images, read_rgb, tiny
 from device.overlay import heat_overlay
 from device.preprocess import crop
-from device.quality import GUIDANCE, Quality, QualityLimits, assess
+from device.quality import GUIDANCE, Quality, assess
 from device.screener import Prediction, Screener, likelihood
 
 
@@ -97,6 +98,7 @@ def classify(opts: ClassifyOptions, out=sys.stdout, err=sys.stderr) -> int:
     if opts.cam_out:
         cam_folder(opts.cam_out)
     seen = failed = 0
+    limits = quality_limits(Config())
     used: set[str] = set()
     for found in find_images(opts.paths):
         path = found.path
@@ -109,7 +111,7 @@ def classify(opts: ClassifyOptions, out=sys.stdout, err=sys.stderr) -> int:
             failed += 1
             _skip(path, str(e), opts, out, err)
             continue
-        quality = assess(rgb, QualityLimits())
+        quality = assess(rgb, limits)
         warning = (
             f"tiny image ({rgb.shape[1]}x{rgb.shape[0]} px): a result means little"
             if tiny(rgb)

@@ -215,8 +215,8 @@ class Daemon:
         t = {"capture": self.capture_ms}
         clock = time.perf_counter()
         small = frame.small if frame.small is not None else frame.image
-        if self.cfg.quality_gate:
-            quality = assess(small, self.limits, bgr=True)
+        if self.cfg.quality_gate:  # on the full frame's square: the gate was calibrated at 224 px
+            quality = assess(frame.image, self.limits, bgr=True)
             if quality.problem:
                 return self._poor_frame(frame, GUIDANCE[quality.problem], t, clock)
         self.view.guidance = ""
@@ -236,9 +236,7 @@ class Daemon:
         clock = _lap(t, "render", clock)
         t["render"] += render_ms
         self._show(canvas)
-        _lap(t, "display", clock)
-        self.frames += 1
-        self.timing.frame(t, sum(ms for stage, ms in t.items() if stage != "capture"))
+        self._finish(t, clock)
 
     def _poor_frame(self, frame: Frame, guidance: str, t: dict, clock: float) -> None:
         """No verdict on a frame the model should not judge: the guidance instead, and the
@@ -250,6 +248,10 @@ class Daemon:
         self.renderer.text(canvas, self.view, geom)
         clock = _lap(t, "render", clock)
         self._show(canvas)
+        self._finish(t, clock)
+
+    def _finish(self, t: dict[str, float], clock: float) -> None:
+        """A frame was shown: time the display stage and count the frame."""
         _lap(t, "display", clock)
         self.frames += 1
         self.timing.frame(t, sum(ms for stage, ms in t.items() if stage != "capture"))

@@ -64,24 +64,21 @@ def _collect(problems: list[Found]):
     return onerror
 
 
-def _header_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from the header without decoding pixels; None if Pillow cannot tell."""
+def _header(path: Path) -> tuple[tuple[int, int] | None, int]:
+    """((width, height), EXIF orientation) from one header read, no pixels decoded; (None, 1)
+    when Pillow cannot tell (OpenCV may still decode it)."""
     limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # the kit checks itself
     try:
         with Image.open(path) as im:
-            return im.size
+            try:
+                tag = int(im.getexif().get(0x0112, 1))
+            except (OSError, ValueError, TypeError):
+                tag = 1
+            return im.size, tag
     except (UnidentifiedImageError, OSError, ValueError):
-        return None
+        return None, 1
     finally:
         Image.MAX_IMAGE_PIXELS = limit
-
-
-def _orientation(path: Path) -> int:
-    try:
-        with Image.open(path) as im:
-            return int(im.getexif().get(0x0112, 1))
-    except (UnidentifiedImageError, OSError, ValueError, TypeError, Image.DecompressionBombError):
-        return 1
 
 
 def _orient(img: np.ndarray, tag: int) -> np.ndarray:
@@ -135,7 +132,7 @@ def read_rgb(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise UnreadableImage(e.strerror or str(e)) from None
     if not stat.S_ISREG(st.st_mode):
         raise UnreadableImage("not a regular file")
-    size = _header_size(path)
+    size, orientation = _header(path)
     if size and size[0] * size[1] > max_pixels:
         w, h = size
         raise UnreadableImage(f"{w}x{h} pixels is more than the limit of {max_pixels:,}")
@@ -148,7 +145,7 @@ def read_rgb(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise UnreadableImage("not a readable image")
     if raw.shape[0] * raw.shape[1] > max_pixels:  # a format Pillow could not size
         raise UnreadableImage(f"{raw.shape[1]}x{raw.shape[0]} pixels is more than the limit")
-    return _orient(to_rgb8(raw), _orientation(path))
+    return _orient(to_rgb8(raw), orientation)
 
 
 def tiny(image: np.ndarray) -> bool:

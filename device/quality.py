@@ -20,14 +20,15 @@ SIDE = 224
 
 @dataclass(frozen=True)
 class QualityLimits:
-    """Defaults equal the config's quality_* defaults (a test holds them together)."""
+    """From the config's quality_* keys (`device.config.quality_limits`): the defaults live
+    there."""
 
-    min_focus: float = 4.0  # variance of the Laplacian at SIDE px
-    min_mean: float = 40.0  # mean grey level (0-255)
-    max_mean: float = 235.0
-    max_dark: float = 0.5  # share of pixels at grey <= 10
-    max_bright: float = 0.5  # share of pixels at grey >= 250
-    max_glare: float = 0.35  # share of white (V >= 245), colourless (S <= 25) pixels
+    min_focus: float  # variance of the Laplacian at SIDE px
+    min_mean: float  # mean grey level (0-255)
+    max_mean: float
+    max_dark: float  # share of pixels at grey <= 10
+    max_bright: float  # share of pixels at grey >= 250
+    max_glare: float  # share of white (V >= 245), colourless (S <= 25) pixels
 
 
 @dataclass(frozen=True)
@@ -67,15 +68,21 @@ def assess(image: np.ndarray, limits: QualityLimits, bgr: bool = False) -> Quali
     mean = float(grey.mean())
     dark, bright = float((grey <= 10).mean()), float((grey >= 250).mean())
     glare = float(((hsv[..., 2] >= 245) & (hsv[..., 1] <= 25)).mean())
-    # exposure first: a dark or washed-out frame also reads as blurred
+    measured = (focus, mean, dark, bright, glare)
+    return Quality(*measured, judge(*measured, limits))
+
+
+def judge(
+    focus: float, mean: float, dark: float, bright: float, glare: float, limits: QualityLimits
+) -> str | None:
+    """The problem a frame with these measurements has under `limits`, or None. Exposure
+    first: a dark or washed-out frame also reads as blurred."""
     if mean < limits.min_mean or dark > limits.max_dark:
-        problem = "dark"
-    elif mean > limits.max_mean or bright > limits.max_bright:
-        problem = "bright"
-    elif glare > limits.max_glare:
-        problem = "glare"
-    elif focus < limits.min_focus:
-        problem = "blur"
-    else:
-        problem = None
-    return Quality(focus, mean, dark, bright, glare, problem)
+        return "dark"
+    if mean > limits.max_mean or bright > limits.max_bright:
+        return "bright"
+    if glare > limits.max_glare:
+        return "glare"
+    if focus < limits.min_focus:
+        return "blur"
+    return None

@@ -274,13 +274,11 @@ def test_only_bad_frames_keep_the_watchdog_fed(tmp_path, monkeypatch):
     assert max(np.diff(pings)) < 1.0
 
 
-def test_quality_limits_default_to_the_config_defaults():
-    from dataclasses import asdict
-
+def test_quality_limits_come_from_the_config_keys():
     from device.config import quality_limits
-    from device.quality import QualityLimits
 
-    assert asdict(quality_limits(Config())) == asdict(QualityLimits())
+    limits = quality_limits(Config(quality_min_focus=9.5, quality_max_glare=0.1))
+    assert (limits.min_focus, limits.max_glare, limits.min_mean) == (9.5, 0.1, 40.0)
 
 
 def test_daemon_shows_guidance_on_a_blurred_stream(tmp_path, photo):

@@ -34,6 +34,13 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit-per-class", type=int, default=None, help="use at most N images/class")
 
 
+def _paths_arg(p, flag: str, help: str, metavar: str = "DIR", unset_is_none: bool = False) -> None:
+    """A repeatable folder option (`--collection A --collection B`): a list, [] when not given,
+    or None with `unset_is_none` (the command then picks its own default)."""
+    default = None if unset_is_none else []
+    p.add_argument(flag, type=Path, action="append", default=default, metavar=metavar, help=help)
+
+
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and training")
     g.add_argument(
@@ -170,13 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="run only fold N (repeat; e.g. one process per core); the summary is written "
         "when every fold is done",
     )
-    p.add_argument(
+    _paths_arg(
+        p,
         "--collection",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="with the summary, the collection-shift protocol under CV on these collections "
+        "with the summary, the collection-shift protocol under CV on these collections "
         "(repeat): each fold's model on its fold, kit-framed, and on every collection",
     )
     p.add_argument("--out", type=Path, required=True)
@@ -190,13 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.add_argument("--split", type=Path, default=None, help="only the images of one split part")
     p.add_argument("--subset", choices=["train", "val", "test"], default="test")
-    p.add_argument(
+    _paths_arg(
+        p,
         "--collection",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="also score this collection (repeat; negatives-only folders allowed): per-"
+        "also score this collection (repeat; negatives-only folders allowed): per-"
         "collection and pooled AUC, sensitivity, specificity at the threshold, with 95 %% CIs",
     )
     p.add_argument("--out", type=Path, required=True)
@@ -210,23 +211,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--checkpoint", type=Path, action="append", default=[], help="repeat")
     p.add_argument("--bundle", type=Path, action="append", default=[], help="repeat (int8 ONNX)")
-    p.add_argument(
+    _paths_arg(
+        p,
         "--cv",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="CV_DIR",
-        help="a `mpox-train cv` folder: each fold's model on its held-out fold; mean and "
+        "a `mpox-train cv` folder: each fold's model on its held-out fold; mean and "
         "t-interval over folds (repeat)",
+        metavar="CV_DIR",
     )
     p.add_argument("--data", type=Path, default=None, help="MSID (default: $MPOX_DATA or ...)")
-    p.add_argument(
+    _paths_arg(
+        p,
         "--collection",
-        type=Path,
-        action="append",
-        default=None,
-        metavar="DIR",
-        help="other collections (default: every folder beside --data)",
+        "other collections (default: every folder beside --data)",
+        unset_is_none=True,
     )
     p.add_argument("--split", type=Path, default=None, help="default: split.json beside each")
     p.add_argument("--out", type=Path, required=True)
@@ -281,14 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.5,
         help="widen the int8 TFLite activation ranges from calibration by this factor (>= 1)",
     )
-    p.add_argument(
+    _paths_arg(
+        p,
         "--gate-collection",
-        type=Path,
-        action="append",
-        default=None,
-        metavar="DIR",
-        help="binary bundles: also gate on every photo of DIR (repeat; default: every folder "
+        "binary bundles: also gate on every photo of DIR (repeat; default: every folder "
         "beside the data folder)",
+        unset_is_none=True,
     )
     p.add_argument("--out", type=Path, required=True, help="bundle folder")
 
@@ -415,13 +410,14 @@ def cmd_cv(args) -> None:
 
 
 def _cv_collections(args) -> None:
+    from train_host import collection_report
     from train_host import collection_shift as cs
     from train_host.data import default_data_dir, load_dataset
 
     msid = load_dataset(args.data or default_data_dir(), "binary")
     sets = {c.name: cs.load_collection(c) for c in args.collection}
     r = cs.cv_protocol(args.out, msid, sets)
-    cs.write(args.out, [r], list(sets))
+    collection_report.write(args.out, [r], list(sets))
     spec = ", ".join(f"{n} {c['as_is']['specificity']:.2f}" for n, c in r["collections"].items())
     print(
         f"per collection (mean over folds): kit-framing AUC {r['kit_framing']['auc']:.3f}; "
@@ -435,11 +431,7 @@ def cmd_evaluate(args) -> None:
 
     data = _load(args)
     if args.split:
-        split = Split.load(args.split)
-        wanted = {split.files[i] for i in getattr(split, args.subset)}
-        data = data.subset([i for i, f in enumerate(data.relpaths()) if f in wanted])
-        if not len(data):
-            raise UserError(f"no image of {args.split}'s {args.subset} part is in {data.root}")
+        data = Split.load(args.split).part(data, args.subset)
     res = evaluate_checkpoint(args.checkpoint, data, args.out)
     s = res["folder"]["screening"]
     print(
@@ -451,12 +443,13 @@ def cmd_evaluate(args) -> None:
 
 
 def _evaluate_collections(args, data) -> None:
+    from train_host import collection_report
     from train_host import collection_shift as cs
 
     scorer = cs.checkpoint_scorer(args.checkpoint)
     sets = {data.root.name: data, **{c.name: cs.load_collection(c) for c in args.collection}}
     res = cs.per_collection(scorer, sets)
-    cs.write_per_collection(args.out, scorer.name, res)
+    collection_report.write_per_collection(args.out, scorer.name, res)
     for name, m in res.items():
         print(
             f"{name}: n {m['n']}, AUC {m['auc']:.3f}, sensitivity {m['sensitivity']:.3f}, "
@@ -466,39 +459,28 @@ def _evaluate_collections(args, data) -> None:
 
 
 def cmd_calibrate(args) -> None:
-    from train_host import torchfile
     from train_host.calibrate import calibrate
-    from train_host.checkpoint import load_model
     from train_host.data import default_data_dir, load_dataset
-    from train_host.evaluate import full_metrics, score, write_outputs
+    from train_host.evaluate import calibrate_and_evaluate
     from train_host.export.exporter import _split_path
     from train_host.grouping import Split
 
     split = Split.load(_split_path(args.checkpoint, args.split))
     data = load_dataset(args.data or default_data_dir(), "binary")
-    r = calibrate(args.checkpoint, split.part(data, "val"))
-    model, ckpt = load_model(args.checkpoint)
-    thr = r["threshold"]["value"]
     val, test = split.part(data, "val"), split.part(data, "test")
-    result = {"threshold": r["threshold"], "val": full_metrics(val, score(model, ckpt, val), thr)}
-    held, probs, name = val, None, "val"
-    if len(test):
-        held, probs, name = test, score(model, ckpt, test), "test"
-        result["test"] = full_metrics(test, probs, thr)
-    ckpt["metrics"] = result
-    torchfile.save(ckpt, args.checkpoint)
-    probs = probs if probs is not None else score(model, ckpt, val)
-    report = {**result, "reported_on": name, "calibration": r}
-    write_outputs(args.checkpoint.parent, ckpt, held, probs, report, None)  # reports: new numbers
+    r = calibrate(args.checkpoint, val)
+    # reports (metrics.json, predictions, plots) beside the checkpoint, at the new threshold
+    calibrate_and_evaluate(args.checkpoint, val, test, args.checkpoint.parent, None, r["threshold"])
     print(
         f"temperature {r['temperature']:.3f}; ECE {r['before']:.3f} -> {r['after']:.3f} on "
         f"{r['n_photos']} validation photos + {r['n_crops']} crops; threshold "
-        f"{thr:.3f} ({r['threshold']['rule']}, val sensitivity "
+        f"{r['threshold']['value']:.3f} ({r['threshold']['rule']}, val sensitivity "
         f"{r['threshold']['val_sensitivity']:.3f}); reports rewritten in {args.checkpoint.parent}"
     )
 
 
 def cmd_collection_shift(args) -> None:
+    from train_host import collection_report
     from train_host import collection_shift as cs
     from train_host.data import default_data_dir, load_dataset
     from train_host.export.exporter import held_out
@@ -523,7 +505,7 @@ def cmd_collection_shift(args) -> None:
             f"{r['model']}: kit-framing AUC {r['kit_framing']['auc']:.3f}; specificity at the "
             f"threshold: {spec}; MSID held-out AUC {r['msid_heldout']['auc']:.3f}"
         )
-    cs.write(args.out, results, list(collections))
+    collection_report.write(args.out, results, list(collections))
     print(f"wrote {args.out}/collection_shift.md, .json and .png")
 
 

@@ -61,18 +61,28 @@ def full_metrics(data: Dataset, probs: np.ndarray, threshold: float, seed: int =
 
 
 def calibrate_and_evaluate(
-    ckpt_path: Path, val: Dataset, test: Dataset, out: Path, history: list[dict] | None = None
+    ckpt_path: Path,
+    val: Dataset,
+    test: Dataset,
+    out: Path,
+    history: list[dict] | None = None,
+    threshold: dict | None = None,
 ) -> dict:
-    """Pick the threshold on `val`, store it in the checkpoint, evaluate `test`, write reports.
-    Without a test set the report is on `val` and says so (optimistic: it chose the threshold)."""
+    """Pick the threshold on `val` (or take `threshold`, e.g. from `mpox-train calibrate`), store
+    it in the checkpoint, evaluate `test`, write reports. Without a test set the report is on
+    `val` and says so (optimistic: it chose the threshold)."""
     model, ckpt = checkpoint.load_model(ckpt_path)
     val_probs = score(model, ckpt, val)
-    thr = choose_threshold(val.binary_targets(), val_probs[:, val.positive_index])
-    result = {"threshold": threshold_dict(thr), "val": full_metrics(val, val_probs, thr.value)}
+    if threshold is None:
+        threshold = threshold_dict(
+            choose_threshold(val.binary_targets(), val_probs[:, val.positive_index])
+        )
+    thr = threshold["value"]
+    result = {"threshold": threshold, "val": full_metrics(val, val_probs, thr)}
     held, probs, name = val, val_probs, "val"
     if len(test):
         held, probs, name = test, score(model, ckpt, test), "test"
-        result["test"] = full_metrics(test, probs, thr.value)
+        result["test"] = full_metrics(test, probs, thr)
     ckpt.update(threshold=result["threshold"], metrics=result)
     torchfile.save(ckpt, ckpt_path)
     write_outputs(out, ckpt, held, probs, {**result, "reported_on": name}, history)

@@ -99,15 +99,16 @@ class Split:
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=1))
 
-    def part(self, data, name: str):
-        """The dataset's images of split part `name` ("train", "val" or "test"), by file name."""
+    def part(self, data, *names: str):
+        """The dataset's images of split parts `names` ("train", "val", "test"), by file name:
+        the one way every command picks a split's images."""
         index = {f: i for i, f in enumerate(data.relpaths())}
         missing = [f for f in self.files if f not in index]
         if missing:
             raise UserError(
                 f"the split lists {len(missing)} files not in {data.root}: {missing[0]}"
             )
-        return data.subset([index[self.files[i]] for i in getattr(self, name)])
+        return data.subset([index[self.files[i]] for n in names for i in getattr(self, n)])
 
     @classmethod
     def load(cls, path: Path) -> Split:

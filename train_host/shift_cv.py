@@ -34,10 +34,7 @@ def fold_models(cv_dir: Path) -> dict[int, Path]:
 
 
 def fold_test_part(data: Dataset, split_path: Path) -> Dataset:
-    split = Split.load(split_path)
-    if split.files != data.relpaths():
-        raise UserError(f"{split_path} lists other files than {data.root}")
-    return data.subset(split.test)
+    return Split.load(split_path).part(data, "test")
 
 
 def fold_shift_test(

@@ -68,12 +68,7 @@ def _beside(ckpt: Path, given: Path | None, rel: str) -> Path | None:
 def split_parts(data: Dataset, split_path: Path) -> tuple[Dataset, Dataset]:
     """(calibration pool = train part, held-out = val + test) as datasets."""
     split = Split.load(split_path)
-    index = {f: i for i, f in enumerate(data.relpaths())}
-    missing = [f for f in split.files if f not in index]
-    if missing:
-        raise UserError(f"{split_path} lists {len(missing)} files not in {data.root}: {missing[0]}")
-    pick = lambda ids: data.subset([index[split.files[i]] for i in ids])  # noqa: E731
-    return pick(split.train), pick(split.val + split.test)
+    return split.part(data, "train"), split.part(data, "val", "test")
 
 
 def _split_path(checkpoint: Path, split: Path | None) -> Path:

@@ -1,0 +1,125 @@
+"""Reports of the collection-shift protocol (`train_host.collection_shift`): the comparison table
+in the selection rule's order, its PNG, and the per-collection report of `mpox-train evaluate`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from train_host.collection_shift import selection_key, worst_auc
+
+
+def _ci(m: dict, key: str) -> str:
+    lo, hi = m.get(f"{key}_ci95", [float("nan")] * 2)
+    return f"{m[key]:.2f} ({lo:.2f}-{hi:.2f})"
+
+
+def markdown(results: list[dict], names: list[str]) -> str:
+    cols = " | ".join(f"spec. on {n} at thr. (95 % CI)" for n in names)
+    kit = " | ".join(f"kit mpox vs {n}: AUC" for n in names)
+    lines = [
+        "| model | worst kit AUC | kit-framing AUC (95 % CI) | kit-framing sens. / spec. | "
+        f"{cols} | {kit} | MSID held-out AUC | threshold |",
+        "|---" * (6 + 2 * len(names)) + "|",
+    ]
+    for r in sorted(results, key=selection_key, reverse=True):
+        k = r["kit_framing"]
+        per = " | ".join(_ci(r["collections"][n]["as_is"], "specificity") for n in names)
+        vs = " | ".join(
+            _ci(r["collections"][n]["kit_mpox_vs"], "auc")
+            if "kit_mpox_vs" in r["collections"][n]
+            else "-"
+            for n in names
+        )
+        lines.append(
+            f"| {r['model']} | {worst_auc(r):.2f} | {_ci(k, 'auc')} | "
+            f"{k['sensitivity']:.2f} / {k['specificity']:.2f} "
+            f"| {per} | {vs} | {_ci(r['msid_heldout'], 'auc')} | {r['threshold']:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(path: Path, results: list[dict], names: list[str]) -> None:
+    """Per-collection specificity at the threshold and kit-framing AUC, one bar group a model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = ["kit-framing AUC", *(f"spec. {n}" for n in names), "MSID AUC"]
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(labels), 3.6))
+    width = 0.8 / max(1, len(results))
+    for j, r in enumerate(results):
+        ms = [r["kit_framing"], *(r["collections"][n]["as_is"] for n in names), r["msid_heldout"]]
+        keys = ["auc", *(["specificity"] * len(names)), "auc"]
+        vals = [m[k] for m, k in zip(ms, keys, strict=True)]
+        err = np.array([m.get(f"{k}_ci95", [v, v]) for m, k, v in zip(ms, keys, vals, strict=True)])
+        x = np.arange(len(labels)) + j * width
+        ax.bar(x, vals, width, label=r["model"])
+        ax.errorbar(x, vals, yerr=[vals - err[:, 0], err[:, 1] - vals], fmt="none", c="k", lw=0.8)
+    ax.set_xticks(np.arange(len(labels)) + width * (len(results) - 1) / 2, labels, fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.axhline(0.8, ls=":", c="grey", lw=0.8)
+    ax.legend(fontsize=7, loc="lower left")
+    ax.set_title("collection-shift protocol (95 % CI)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(out: Path, results: list[dict], names: list[str]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "collection_shift.json").write_text(json.dumps(results, indent=1))
+    (out / "collection_shift.md").write_text(markdown(results, names))
+    plot(out / "collection_shift.png", results, names)
+
+
+def write_per_collection(out: Path, model: str, res: dict) -> None:
+    """collections.json, collections.md and collections.png (AUC where both classes exist,
+    specificity always, with 95 % intervals)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "collections.json").write_text(json.dumps({"model": model, **res}, indent=1))
+    lines = [
+        f"# {model} per collection\n",
+        "| collection | n | mpox | AUC (95 % CI) | sensitivity (95 % CI) | specificity (95 % CI) "
+        "| flagged | ECE |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m in res.items():
+        auc = _ci(m, "auc") if m["positives"] and m["positives"] < m["n"] else "-"
+        sens = _ci(m, "sensitivity") if m["positives"] else "-"
+        spec = _ci(m, "specificity") if m["positives"] < m["n"] else "-"
+        lines.append(
+            f"| {name} | {m['n']} | {m['positives']} | {auc} | {sens} | {spec} | "
+            f"{m['flagged']:.2f} | {m['ece']:.3f} |"
+        )
+    (out / "collections.md").write_text("\n".join(lines) + "\n")
+    fig, ax = plt.subplots(figsize=(2 + 1.2 * len(res), 3.2))
+    for j, key in enumerate(("auc", "sensitivity", "specificity")):
+        vals = np.array([m[key] for m in res.values()], dtype=float)
+        ci = np.array([m.get(f"{key}_ci95", [np.nan] * 2) for m in res.values()], dtype=float)
+        x = np.arange(len(res)) + (j - 1) * 0.27
+        ax.bar(x, np.nan_to_num(vals), 0.27, label=key)
+        ok = ~np.isnan(vals)
+        ax.errorbar(
+            x[ok],
+            vals[ok],
+            yerr=[vals[ok] - ci[ok, 0], ci[ok, 1] - vals[ok]],
+            fmt="none",
+            c="k",
+            lw=0.8,
+        )
+    ax.set_xticks(np.arange(len(res)), list(res), fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    ax.set_title(f"{model} at its threshold, per collection", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "collections.png", dpi=110)
+    plt.close(fig)
