@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "export-baselines": ("benchmarks.baselines", "host: export registry baselines for latency"),
     "quality": ("benchmarks.quality", "image-quality gate on real photos, clean and degraded"),
+    "ood": ("benchmarks.ood", "cannot-judge rates: non-skin photographs, demo frames, lesions"),
 }
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from device import DeviceError
-from device.manifest_check import inside, read_manifest, validate
+from device.manifest_check import inside, pinned_files, read_manifest, validate
+from device.ood import OodModel, from_bytes
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
@@ -61,6 +62,14 @@ class Bundle:
             for n, f in self.manifest["files"].items()
         ]
 
+    def ood(self) -> OodModel | None:
+        """The "cannot judge" parameters, or None for a bundle made before them."""
+        entry = self.manifest.get("ood")
+        if entry is None:
+            return None
+        data = self.blobs.get(entry["file"]) or verified_bytes(self.root, entry["file"], entry)
+        return from_bytes(data, entry["limit"], f"bundle {self.root}: {entry['file']}")
+
     def select(self, backend: str, precision: str) -> ModelFile:
         for f in self.files():
             if f.format == backend and f.precision == precision:
@@ -103,7 +112,7 @@ def load_bundle(root: Path | str, verify: bool = True) -> Bundle:
     validate(manifest, str(path))
     blobs = {}
     if verify:
-        blobs = {n: verified_bytes(root, n, e) for n, e in manifest["files"].items()}
+        blobs = {n: verified_bytes(root, n, e) for n, e in pinned_files(manifest).items()}
     return Bundle(root, manifest, blobs)
 
 

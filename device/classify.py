@@ -17,7 +17,7 @@ from device.images import MAX_PIXELS, UnreadableImage, find_images, read_rgb, ti
 from device.overlay import heat_overlay
 from device.preprocess import crop
 from device.quality import GUIDANCE, Quality, assess
-from device.screener import Prediction, Screener, likelihood
+from device.screener import CANNOT_JUDGE, Prediction, Screener, likelihood
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class ClassifyOptions:
     cam_out: Path | None = None
     max_pixels: int = MAX_PIXELS
     quality_gate: bool = True
+    ood_gate: bool = True
 
 
 def verdict(pred: Prediction, positive_class: str) -> str:
@@ -84,6 +85,20 @@ def _poor(path: Path, q: Quality, warning: str, opts: ClassifyOptions, out) -> N
         print(text + (f"  WARNING: {warning}" if warning else ""), file=out)
 
 
+def _cannot_judge(path: Path, pred: Prediction, limit: float, warning: str, opts, out) -> None:
+    """No verdict: the photo is not like any the model was trained on."""
+    if opts.json:
+        row = {"path": str(path), "status": "cannot_judge", "guidance": CANNOT_JUDGE}
+        row |= {"ood_score": round(pred.ood_score, 4), "ood_limit": round(limit, 4)}
+        print(json.dumps(row | ({"warning": warning} if warning else {})), file=out)
+    else:
+        text = (
+            f"{path}: no verdict, {CANNOT_JUDGE[0].lower()}{CANNOT_JUDGE[1:]} "
+            f"(OOD score {pred.ood_score:.2f} > limit {limit:.2f})"
+        )
+        print(text + (f"  WARNING: {warning}" if warning else ""), file=out)
+
+
 def _skip(path: Path, why: str, opts: ClassifyOptions, out, err) -> None:
     msg = {"path": str(path), "error": why}
     print(
@@ -121,6 +136,9 @@ def classify(opts: ClassifyOptions, out=sys.stdout, err=sys.stderr) -> int:
             _poor(path, quality, warning, opts, out)
             continue
         pred = screener.predict(rgb)
+        if opts.ood_gate and not pred.judgeable:
+            _cannot_judge(path, pred, screener.ood.limit, warning, opts, out)
+            continue
         if opts.cam_out:
             write_cam(cam_path(opts.cam_out, path, used), rgb, pred, bundle.input)
         if opts.json:

@@ -64,12 +64,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="give a verdict on blurred, dark, bright or glaring photos too",
     )
     p.add_argument(
+        "--no-ood-gate",
+        dest="ood_gate",
+        action="store_false",
+        help='give a verdict on photos unlike every training photo too (no "cannot judge")',
+    )
+    p.add_argument(
         "--max-pixels",
         type=pixels,
         default=MAX_PIXELS,
         help=f"refuse larger images, checked before decoding (default {MAX_PIXELS:,})",
     )
     add_run_parser(sub)
+    from device import bundle_cli, cases_cli
+
+    cases_cli.add_parser(sub)
+    bundle_cli.add_parser(sub)
     p = sub.add_parser("config", help="the daemon's configuration file")
     p.add_argument("--print-default", action="store_true", help="print a commented default file")
     p = sub.add_parser("timing-report", help="table and PNG of a timing.jsonl")
@@ -120,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                 cam_out=args.cam_out,
                 max_pixels=args.max_pixels,
                 quality_gate=args.quality_gate,
+                ood_gate=args.ood_gate,
             )
             return classify(opts)
         if args.command == "run":
@@ -129,6 +140,14 @@ def main(argv: list[str] | None = None) -> int:
 
             print(default_toml())
             return 0
+        if args.command == "bundle":
+            from device import bundle_cli
+
+            return bundle_cli.run(args)
+        if args.command == "cases":
+            from device import cases_cli
+
+            return cases_cli.run(args)
         if args.command == "timing-report":
             from device.timing_report import report
 

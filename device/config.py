@@ -51,6 +51,21 @@ class Config:
     source_fps: float = field(
         default=0.0, metadata=_key("pace file:// and dir:// sources (0 = unpaced)", 0, 240)
     )
+    af_mode: str = field(
+        default="continuous",
+        metadata=_key(
+            "autofocus (cameras that have it): continuous, auto (one cycle at start and before "
+            "each saved case) or manual",
+            choices=("continuous", "auto", "manual"),
+        ),
+    )
+    af_range: str = field(
+        default="macro",
+        metadata=_key("autofocus range: macro for close-ups", choices=("normal", "macro", "full")),
+    )
+    lens_position: float = field(
+        default=6.0, metadata=_key("manual focus in dioptres (1/m): 6 = about 17 cm", 0, 32)
+    )
     display: str = field(
         default="fb:///dev/fb0",
         metadata=_key("window, fb:///dev/fbN, file://DIR, file://out.mp4 or null"),
@@ -96,6 +111,10 @@ class Config:
     quality_gate: bool = field(
         default=True, metadata=_key("no verdict on a blurred, dark, bright or glaring frame")
     )
+    ood_gate: bool = field(
+        default=True,
+        metadata=_key('no verdict on a frame unlike every training photo ("Cannot judge")'),
+    )
     quality_min_focus: float = field(
         default=4.0, metadata=_key("quality: least variance of the Laplacian at 224 px", 0, 1e6)
     )
@@ -114,6 +133,25 @@ class Config:
     quality_max_glare: float = field(
         default=0.35,
         metadata=_key("quality: largest share of white colourless (glare) pixels", 0, 1),
+    )
+    keys_dir: str = field(
+        default="/etc/mpox-screen/keys",
+        metadata=_key("trusted public keys: the screen says whether the bundle is signed"),
+    )
+    state_dir: str = field(
+        default="", metadata=_key("saved cases (default: $STATE_DIRECTORY, else ./state)")
+    )
+    capture_every: float = field(
+        default=0.0, metadata=_key("save a case every N seconds unattended (0 = off)", 0, 86400)
+    )
+    button_pin: int = field(
+        default=0, metadata=_key("GPIO (BCM) pin of a save-case push button (0 = none)", 0, 27)
+    )
+    max_cases: int = field(
+        default=0, metadata=_key("keep at most N cases, deleting the oldest (0 = keep all)", 0)
+    )
+    min_free_mb: int = field(
+        default=200, metadata=_key("below this free space (MB) no case is saved", 0, 10**7)
     )
     stall_timeout: float = field(
         default=5.0, metadata=_key("seconds without a frame before the camera is reopened", 0.1, 10)
@@ -204,6 +242,12 @@ def quality_limits(cfg: Config):
 
 def log_dir(cfg: Config) -> Path:
     return Path(cfg.log_dir or os.environ.get("LOGS_DIRECTORY", "").split(":")[0] or "logs")
+
+
+def state_dir(cfg: Config | None = None) -> Path:
+    """Saved cases: the config's state_dir, systemd's $STATE_DIRECTORY, else ./state."""
+    given = (cfg.state_dir if cfg else "") or os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(given or "state")
 
 
 def _toml_value(value: Any) -> str:

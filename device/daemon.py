@@ -12,19 +12,22 @@ import logging
 import signal
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
 from device import DeviceError
 from device.bundle import Bundle, default_bundle_dir, load_bundle
 from device.capture import LatestFrame
+from device.case_capture import CaseRecorder, Shown
 from device.config import Config, log_dir, quality_limits
 from device.displays import Display, DisplayOptions, open_display
 from device.instance_lock import InstanceLock, lock_dir
 from device.notify import Notifier
 from device.quality import GUIDANCE, assess
 from device.screen import Renderer, View
-from device.screener import Screener, likelihood, normalise_cam, softmax
+from device.screener import CANNOT_JUDGE, Screener, likelihood, normalise_cam
+from device.signing import signed_by
 from device.smoothing import Smoother
 from device.sources import Frame, SourceOptions, SourceUnavailable, open_source, scheme_of
 from device.timing import Timing
@@ -77,15 +80,18 @@ class Daemon:
             log_dir(cfg), cfg.summary_interval, cfg.log_max_bytes, cfg.log_backups, cfg.trace_frames
         )
         version = self.bundle.manifest["model"].get("version", "")
+        signer = signed_by(self.bundle.root, Path(cfg.keys_dir))  # a bad signature: refused
         self.view = View(
             threshold=self.bundle.threshold,
             positive_class=self.bundle.manifest["positive_class"],
-            model=f"{self.bundle.name} {version}".strip(),
+            model=f"{self.bundle.name} {version} {'signed' if signer else 'unsigned'}",
         )
         self.heatmap, self.frozen, self.ready = cfg.heatmap, None, False
-        self.frames, self.state, self.grabber = 0, "starting", None
+        self.frames, self.state, self.grabber, self.focused = 0, "starting", None, False
         self.dropped_closed, self.capture_ms = 0, 0.0
         self.last_good = time.monotonic()
+        self.cases = CaseRecorder(cfg, self.bundle, self.screener.file)
+        self.note, self.note_until = self.cases.problem, time.monotonic() + 10.0  # a problem: 10 s
 
     # ---- lifecycle -------------------------------------------------------------------------
     def request_stop(self, *_: object) -> None:
@@ -105,6 +111,7 @@ class Daemon:
             self.notifier.stopping()
             self._close_source()
             self.display.close()
+            self.cases.close()
             self.timing.summary(self._dropped(), "stopped")
             self.timing.close()
             self.notifier.close()
@@ -143,6 +150,9 @@ class Daemon:
             self.cfg.source_fps,
             small_size=int(self.bundle.input["size"]),
             max_pixels=self.cfg.max_pixels,
+            af_mode=self.cfg.af_mode,
+            af_range=self.cfg.af_range,
+            lens_position=self.cfg.lens_position,
         )
         source = open_source(self.cfg.source, opts)
         log.info("source: %s", source.description)
@@ -209,44 +219,79 @@ class Daemon:
                 self._wait_for_camera(f"only unreadable frames for {bad_for:.0f} s", 0.0)
             return
         self.last_good = time.monotonic()
+        if frame.camera:
+            self.timing.camera = frame.camera
         if self.frozen is not None:
             self._show(self.frozen)
             return
         t = {"capture": self.capture_ms}
         clock = time.perf_counter()
         small = frame.small if frame.small is not None else frame.image
+        quality = {}
         if self.cfg.quality_gate:  # on the full frame's square: the gate was calibrated at 224 px
-            quality = assess(frame.image, self.limits, bgr=True)
-            if quality.problem:
-                return self._poor_frame(frame, GUIDANCE[quality.problem], t, clock)
+            q = assess(frame.image, self.limits, bgr=True)
+            quality = q.as_dict()
+            if q.problem:
+                clock = _lap(t, "preprocess", clock)
+                shown = Shown("poor_quality", GUIDANCE[q.problem], quality=quality)
+                return self._no_verdict(frame, shown, t, clock)
         self.view.guidance = ""
         tensor = self.screener.tensor(small, bgr=True)
         clock = _lap(t, "preprocess", clock)
-        logits, cams = self.screener.runtime.run(tensor)
+        out = self.screener.runtime.run(tensor)
         clock = _lap(t, "inference", clock)
+        pred = self.screener.to_prediction(out, t["preprocess"] + t["inference"])
+        score = pred.ood_score
+        if self.cfg.ood_gate and not pred.judgeable:
+            shown = Shown("cannot_judge", CANNOT_JUDGE, ood_score=score, quality=quality)
+            return self._no_verdict(frame, shown, t, clock)
         canvas, geom = self.renderer.base(frame.image)
         render_ms = (time.perf_counter() - clock) * 1000.0
         clock = time.perf_counter()
-        probs, chosen = self.smoother.add(softmax(logits.astype(np.float64)))
+        probs, chosen = self.smoother.add(pred.probs)  # the verdict over the last frames
         if self.heatmap:
-            self.renderer.heat(canvas, geom, normalise_cam(cams[chosen]))
+            self.renderer.heat(canvas, geom, normalise_cam(out.cam[chosen]))
         clock = _lap(t, "cam", clock)
         self._update_view(probs, t["inference"])
         self.renderer.text(canvas, self.view, geom)
         clock = _lap(t, "render", clock)
         t["render"] += render_ms
+        self._save_if_asked(
+            frame, canvas, Shown("ok", self.view.verdict, self.view.prob, score, quality)
+        )
         self._show(canvas)
         self._finish(t, clock)
 
-    def _poor_frame(self, frame: Frame, guidance: str, t: dict, clock: float) -> None:
-        """No verdict on a frame the model should not judge: the guidance instead, and the
-        smoothed verdict starts again from the next good frame."""
-        clock = _lap(t, "preprocess", clock)
+    def _save_if_asked(self, frame: Frame, canvas: np.ndarray, shown: Shown) -> None:
+        """A case saves what the screen shows; the confirmation stays up for 3 s. A camera with
+        autofocus first focuses once and holds exposure and white balance, and the case is the
+        next frame, taken that way."""
+        if not self.cases.due():
+            return
+        camera = self.grabber.source if self.grabber else None
+        if hasattr(camera, "autofocus") and not self.focused:
+            self.focused = True
+            camera.autofocus()
+            camera.hold_exposure(True)
+            return
+        note = self.cases.save(frame.image, canvas, shown)
+        self.note, self.note_until = note, time.monotonic() + 3.0
+        if self.focused:
+            self.focused = False
+            camera.hold_exposure(False)
+
+    def _no_verdict(self, frame: Frame, shown: Shown, t: dict, clock: float) -> None:
+        """No verdict on a frame the model should not judge (poor quality, or not like any
+        training photo): the guidance instead, and the smoothed verdict starts again from the
+        next good frame."""
         self.smoother.reset()
         canvas, geom = self.renderer.base(frame.image)
-        self.view.verdict, self.view.guidance = "", guidance
+        self.view.verdict, self.view.guidance = "", shown.verdict
+        self.view.fps = self.timing.fps() or self.view.fps
+        self.view.infer_ms = t.get("inference", self.view.infer_ms)
         self.renderer.text(canvas, self.view, geom)
         clock = _lap(t, "render", clock)
+        self._save_if_asked(frame, canvas, shown)
         self._show(canvas)
         self._finish(t, clock)
 
@@ -268,6 +313,8 @@ class Daemon:
         v.heatmap = self.heatmap
 
     def _show(self, canvas: np.ndarray) -> None:
+        if self.note and time.monotonic() < self.note_until:
+            self.renderer.notice(canvas, self.note)
         key = self.display.show(canvas)
         self.notifier.watchdog()
         if not self.ready:
@@ -282,9 +329,11 @@ class Daemon:
         elif key == "h":
             self.heatmap = not self.heatmap
         elif key == " ":
+            self.cases.request()
+        elif key == "f":
             if self.frozen is None:
                 self.frozen = canvas.copy()
-                self.renderer.notice(self.frozen, "FROZEN - space to resume")
+                self.renderer.notice(self.frozen, "FROZEN - f to resume")
             else:
                 self.frozen = None
 

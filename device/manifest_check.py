@@ -86,6 +86,8 @@ def validate(m, where: str) -> None:
         _fail(where, "lists no model files")
     for name, entry in m["files"].items():
         _file_entry(name, entry, f"{where} files[{name!r}]")
+    if "ood" in m:
+        _ood(m["ood"], m["outputs"], f"{where} ood")
 
 
 def _classes(m: dict, where: str) -> None:
@@ -143,6 +145,36 @@ def _file_entry(name, entry, where: str) -> None:
         _fail(where, "size must be a positive whole number of bytes")
 
 
+OOD_VERSION = 1
+
+
+def _ood(ood, outputs: dict, where: str) -> None:
+    """The optional "cannot judge" parameters (version 1: device/ood.py); older bundles lack it."""
+    _require(ood, ("version", "file", "sha256", "size", "limit"), where)
+    if ood["version"] != OOD_VERSION:
+        _fail(where, f"version {ood['version']!r} is not one this kit reads ({OOD_VERSION})")
+    name = ood["file"]
+    if not isinstance(name, str) or not PLAIN_NAME.fullmatch(name) or not name.endswith(".npz"):
+        _fail(where, "file must be a plain .npz file name inside the bundle")
+    if not isinstance(ood["sha256"], str) or not SHA256.fullmatch(ood["sha256"]):
+        _fail(where, "sha256 must be 64 lower-case hex digits")
+    size = ood["size"]
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        _fail(where, "size must be a positive whole number of bytes")
+    if not _number(ood["limit"]) or ood["limit"] <= 0:
+        _fail(where, f"limit {ood['limit']!r} is not a positive number")
+    if "features" not in outputs:
+        _fail(where, "needs the model's 'features' output, which 'outputs' does not list")
+
+
+def pinned_files(m: dict) -> dict[str, dict]:
+    """Every file the manifest pins by sha256: the model files and the OOD parameters."""
+    pinned = dict(m["files"])
+    if "ood" in m:
+        pinned[m["ood"]["file"]] = m["ood"]
+    return pinned
+
+
 def inside(root: Path, name: str) -> Path:
     """root/name, refused unless it is a regular file whose real path stays in the bundle."""
     path = root / name
@@ -162,7 +194,7 @@ def main(argv: list[str]) -> int:
         root = Path(argv[0])
         m = read_manifest(root / "manifest.json")
         validate(m, str(root / "manifest.json"))
-        for name, entry in m["files"].items():
+        for name, entry in pinned_files(m).items():
             inside(root, name)
             print(f"{entry['sha256']} {name}")
     except DeviceError as e:

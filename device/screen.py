@@ -29,7 +29,7 @@ class View:
     threshold: float = 0.5
     positive_class: str = "mpox"
     class_probs: tuple[tuple[str, float], ...] = ()  # shown for multi-class bundles
-    status: str = ""  # "no camera - retrying in 2 s", "FROZEN - space to resume", ...
+    status: str = ""  # "no camera - retrying in 2 s", "FROZEN - f to resume", ...
     guidance: str = ""  # instead of a verdict on a poor frame: "Hold steady", "More light", ...
     hint: str = "Fill the square with the lesion"
     fps: float = 0.0
@@ -109,7 +109,7 @@ class Renderer:
             self._put(canvas, label, (round(18 * u), round(50 * u)), 0.5, WHITE)
             self._bar(canvas, view, (round(150 * u), round(40 * u)))
         if view.status:
-            y = head + round(24 * u) if view.verdict else round(24 * u)
+            y = head + round(24 * u) if view.verdict or view.guidance else round(24 * u)
             self._put(canvas, view.status, (round(18 * u), y), 0.55, STATUS, bold=True)
         if len(view.class_probs) > 2:
             self._class_list(canvas, view.class_probs, head)

@@ -9,8 +9,9 @@ import numpy as np
 
 from device import DeviceError
 from device.bundle import Bundle, ModelFile
+from device.ood import OodModel
 from device.preprocess import preprocess
-from device.runtimes import Runtime, open_runtime
+from device.runtimes import Outputs, Runtime, open_runtime
 
 
 @dataclass(frozen=True)
@@ -22,15 +23,22 @@ class Prediction:
     positive: bool  # positive_prob >= the manifest threshold
     cam: np.ndarray  # [h, w] map of `label`'s class, ReLU'd, in [0, 1]
     latency_ms: float  # preprocess + inference
+    ood_score: float | None = None  # None: the bundle has no "cannot judge" parameters
+    judgeable: bool = True  # False: not a photo like the training photos; show no verdict
 
     def as_dict(self) -> dict:
+        ood = {} if self.ood_score is None else {"ood_score": round(self.ood_score, 4)}
         return {
             "label": self.label,
             "prob": round(self.positive_prob, 6),
             "probs": {c: round(float(p), 6) for c, p in zip(self.classes, self.probs, strict=True)},
             "positive": self.positive,
             "latency_ms": round(self.latency_ms, 3),
+            **ood,
         }
+
+
+CANNOT_JUDGE = "Cannot judge: not a skin-lesion photo"
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -68,27 +76,51 @@ class Screener:
                 f"{file.name}: model input ({self.runtime.layout}, {self.runtime.input_size} px) "
                 f"disagrees with the manifest ({file.layout}, {bundle.input['size']} px)"
             )
+        self.ood: OodModel | None = bundle.ood()
+        self._check_features()
+
+    def _check_features(self) -> None:
+        if self.ood is None:
+            return
+        out = self.runtime.run(np.zeros(self._input_shape(), np.float32))
+        width = None if out.features is None else out.features.shape[-1]
+        if width != self.ood.dim:
+            raise DeviceError(
+                f"{self.file.name}: features output {width} wide; the bundle's OOD parameters "
+                f"need {self.ood.dim}"
+            )
+
+    def _input_shape(self) -> tuple[int, ...]:
+        size = self.runtime.input_size
+        return (1, 3, size, size) if self.file.layout == "NCHW" else (1, size, size, 3)
 
     def tensor(self, image: np.ndarray, bgr: bool = False) -> np.ndarray:
         return preprocess(image, self.bundle.input, self.file.layout, bgr)
 
     def predict(self, image_rgb: np.ndarray) -> Prediction:
         t0 = time.perf_counter()
-        logits, cam = self.runtime.run(self.tensor(image_rgb))
+        out = self.runtime.run(self.tensor(image_rgb))
         latency = (time.perf_counter() - t0) * 1000.0
-        return self.to_prediction(logits, cam, latency)
+        return self.to_prediction(out, latency)
 
-    def to_prediction(self, logits: np.ndarray, cam: np.ndarray, latency_ms: float) -> Prediction:
-        """Raw runtime outputs -> probabilities, the decision and the decided class's map."""
-        probs = softmax(logits.astype(np.float64))
+    def ood_score(self, out: Outputs) -> float | None:
+        return None if self.ood is None else self.ood.score(out.features)
+
+    def to_prediction(self, out: Outputs, latency_ms: float) -> Prediction:
+        """Raw runtime outputs -> probabilities, the decision, the decided class's map and
+        whether the photo can be judged at all."""
+        probs = softmax(out.logits.astype(np.float64))
         pos = self.bundle.positive_index
         chosen = decide(probs, pos, self.bundle.threshold)
+        score = self.ood_score(out)
         return Prediction(
             probs=probs,
             classes=self.bundle.classes,
             label=self.bundle.classes[chosen],
             positive_prob=float(probs[pos]),
             positive=bool(probs[pos] >= self.bundle.threshold),
-            cam=normalise_cam(cam[chosen]),
+            cam=normalise_cam(out.cam[chosen]),
             latency_ms=latency_ms,
+            ood_score=score,
+            judgeable=score is None or self.ood.judgeable(score),
         )

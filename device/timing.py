@@ -97,6 +97,7 @@ class Timing:
         self.rings = {s: Ring() for s in (*STAGES, "frame")}
         self.interval, self.start = interval, time.monotonic()
         self.last, self.frames_at_last, self.frames, self.malformed = self.start, 0, 0, 0
+        self.camera: dict | None = None  # the newest frame's camera readings, if it has any
 
     def frame(self, stages: dict[str, float], frame_ms: float) -> None:
         self.frames += 1
@@ -133,6 +134,7 @@ class Timing:
             "throttled": board.throttled(),
             "rss_mb": rss,
             "peak_rss_mb": peak,
+            "camera": self.camera,  # lens position (dioptres), exposure (us), gain: CSI cameras
         }
         self.last, self.frames_at_last = now, self.frames
         line = json.dumps(row)

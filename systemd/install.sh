@@ -47,7 +47,7 @@ EOF
 
 SERVICE=mpox-screen
 SVC_USER=mpox-screen
-SVC_GROUPS=(video render input)
+SVC_GROUPS=(video render input gpio)
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CHECKOUT="$(dirname "$HERE")"
 
@@ -266,9 +266,19 @@ step_bundle() {
     BUNDLE_DIR="$dest"
 }
 
+step_keys() { # the public keys `mpox-screen bundle install` trusts (systemd/keys/*.pub)
+    local key
+    run install -d -m 0755 "$R$CONF_DIR/keys"
+    for key in "$CHECKOUT"/systemd/keys/*.pub; do
+        [ -f "$key" ] || continue
+        run install -m 0644 "$key" "$R$CONF_DIR/keys/$(basename "$key")"
+    done
+}
+
 step_config() {
     say "4. config $CONF"
     run install -d -m 0755 "$R$CONF_DIR"
+    step_keys
     if [ -e "$R$CONF" ]; then
         note "kept the existing $CONF (not overwritten)"
         return

@@ -3,6 +3,7 @@ without it they skip with a reason, except in CI (`CI=true`), where a missing da
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -14,6 +15,15 @@ import pytest
 from train_host.data import default_data_dir
 
 CLASSES = ("chickenpox", "measles", "mpox", "normal")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def state_directory(tmp_path_factory) -> Path:
+    """Saved cases of every daemon a test starts (in-process or not) go to a temporary folder,
+    as systemd's StateDirectory= does for the service, never into the checkout."""
+    path = tmp_path_factory.mktemp("state")
+    os.environ["STATE_DIRECTORY"] = str(path)
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -75,6 +85,13 @@ def run_cli(module: str, *args, ok: bool = True, timeout: int = 900):
     if ok:
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
+
+
+def edit_manifest(root: Path, change) -> None:
+    """Apply `change(manifest_dict)` to a bundle's manifest.json in place."""
+    m = json.loads((root / "manifest.json").read_text())
+    change(m)
+    (root / "manifest.json").write_text(json.dumps(m))
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from device.config import Config
 from device.daemon import Daemon
 from device.images import read_rgb
 from device.notify import Notifier
-from device.screen import LIKELY, UNLIKELY, Renderer
+from device.screen import LIKELY, STATUS, UNLIKELY, Renderer
 from device.screener import Screener
 from device.sources import SourceOptions, open_source
 from device.timing import STAGES
@@ -48,8 +48,13 @@ def test_real_photos_to_annotated_frames(photos, tmp_path):
     outs = {}
     for heat in (True, False):
         out = tmp_path / f"heat-{heat}"
-        cfg = config(
-            tmp_path, source=f"dir://{photos}", display=f"file://{out}", smoothing=1, heatmap=heat
+        cfg = config(  # the verdict path on every photo (cannot judge: tests/test_ood.py)
+            tmp_path,
+            source=f"dir://{photos}",
+            display=f"file://{out}",
+            smoothing=1,
+            heatmap=heat,
+            ood_gate=False,
         )
         assert Daemon(cfg).run() == 0
         outs[heat] = sorted(out.glob("*.png"))
@@ -156,6 +161,65 @@ def test_picamera2_fake_real_call_order(tmp_path, monkeypatch):
     assert lores["format"] == "YUV420" and min(lores["size"]) == 128  # the model's input size
 
 
+def _fake_picamera2(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "fakes"))
+    monkeypatch.delitem(sys.modules, "picamera2", raising=False)
+    import picamera2
+
+    picamera2.CALLS.clear()
+    return picamera2
+
+
+def test_close_up_focus_and_a_case_taken_in_focus(tmp_path, monkeypatch):
+    """Camera Module 3 (the fake has its control names): continuous autofocus in the macro
+    range from the start; space focuses once, holds exposure and white balance, saves the next
+    frame, frees them again; the timing summary carries the lens position and exposure."""
+    from device.cases import CaseStore
+
+    picamera2 = _fake_picamera2(monkeypatch)
+    cfg = config(tmp_path, source="csi://0", max_frames=6, state_dir=str(tmp_path / "s"))
+    daemon = Daemon(cfg)
+    shown = []
+    real = daemon.display.show
+    monkeypatch.setattr(
+        daemon.display,
+        "show",
+        lambda c: shown.append(c) or real(c) or (" " if len(shown) == 2 else None),
+    )
+    assert daemon.run() == 0
+    calls = [
+        (n, a[0] if a else None)
+        for n, a, _ in picamera2.CALLS
+        if n in ("set_controls", "autofocus_cycle")
+    ]
+    assert calls == [
+        ("set_controls", {"AfMode": 2, "AfRange": 1}),
+        ("set_controls", {"AfMode": 1}),
+        ("autofocus_cycle", None),
+        ("set_controls", {"AfMode": 2}),
+        ("set_controls", {"AeEnable": False, "AwbEnable": False}),
+        ("set_controls", {"AeEnable": True, "AwbEnable": True}),
+    ]
+    with CaseStore(tmp_path / "s", create=False) as store:
+        assert store.count() == 1
+    camera = summaries(tmp_path)[-1]["camera"]
+    assert camera == {"LensPosition": 7.5, "ExposureTime": 16000, "AnalogueGain": 2.0}
+
+
+def test_fixed_focus_module_and_manual_focus(tmp_path, monkeypatch):
+    picamera2 = _fake_picamera2(monkeypatch)
+    manual = config(tmp_path, source="csi://0", max_frames=2, af_mode="manual", lens_position=20)
+    assert Daemon(manual).run() == 0
+    first = next(c for c in picamera2.CALLS if c[0] == "set_controls")
+    assert first[1][0] == {"AfMode": 0, "AfRange": 1, "LensPosition": 15.0}  # the lens's limit
+    picamera2.CALLS.clear()
+    fixed = {k: v for k, v in picamera2.CONTROLS.items() if not k.startswith(("Af", "Lens"))}
+    monkeypatch.setattr(picamera2, "CONTROLS", fixed)  # a v2 or HQ module: no autofocus
+    assert Daemon(config(tmp_path, source="csi://0", max_frames=2)).run() == 0
+    assert not [c for c in picamera2.CALLS if c[0] in ("set_controls", "autofocus_cycle")]
+    assert "LensPosition" not in summaries(tmp_path)[-1]["camera"]
+
+
 def test_picamera2_closed_when_start_fails(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(Path(__file__).parent / "fakes"))
     monkeypatch.delitem(sys.modules, "picamera2", raising=False)
@@ -181,7 +245,9 @@ def test_missing_picamera2_is_a_clear_error(tmp_path, monkeypatch):
 def test_trace_frames_and_timing_report(tmp_path, capsys):
     from device.cli import main
 
-    cfg = config(tmp_path, source="demo://", max_frames=20, fps=240, trace_frames=True)
+    cfg = config(
+        tmp_path, source="demo://", max_frames=20, fps=240, trace_frames=True, ood_gate=False
+    )
     assert Daemon(cfg).run() == 0
     frames = [json.loads(x) for x in (tmp_path / "logs" / "frames.jsonl").read_text().splitlines()]
     assert len(frames) == 20 and all(set(STAGES) <= set(f) for f in frames)
@@ -237,11 +303,9 @@ def test_daemon_on_a_framebuffer_file(tmp_path):
     )
     assert Daemon(cfg).run() == 0
     pixels = np.frombuffer(fb.read_bytes(), "<u2").reshape(320, 480)
-    strip = pixels[20, 3]  # the verdict strip, as RGB565
+    strip = pixels[20, 3]  # the verdict strip, as RGB565: drawn skin is "Cannot judge"
     b, g, r = ((strip & 31) << 3, (strip >> 5 & 63) << 2, (strip >> 11) << 3)
-    assert (int(b), int(g), int(r)) in {
-        (c[0] & 0xF8, c[1] & 0xFC, c[2] & 0xF8) for c in (LIKELY, UNLIKELY)
-    }
+    assert (int(b), int(g), int(r)) == (STATUS[0] & 0xF8, STATUS[1] & 0xFC, STATUS[2] & 0xF8)
 
 
 def test_board_readings_from_sysfs(tmp_path):

@@ -3,6 +3,7 @@ parity with PyTorch, the in-graph CAM against captum, int8 scales, the gate and 
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,14 @@ def test_manifest_describes_every_file(bundle):
     assert "not a diagnosis" in card and "model.int8.tflite" in card
     assert card.rstrip().endswith("| test row | 0.5 |")  # --card-notes appended
     assert not (bundle / ".export-staging").exists()
+    ood = m["ood"]  # the cannot-judge score, fitted at export (tests/test_ood.py)
+    assert ood["version"] == 1 and ood["layers"] == [128, 256] and ood["limit"] > 0
+    assert m["outputs"]["features"]["shape"] == [1, 384]
+    assert (
+        ood["sha256"] == sha256(bundle / "ood.npz") and not (bundle / "manifest.json.sig").exists()
+    )
+    for f in m["files"].values():
+        assert f["metrics"]["ood_firm_agreement"] >= 0.95
 
 
 @pytest.mark.parametrize("name", ["model.fp32.onnx", "model.fp32.tflite"])
@@ -90,7 +99,8 @@ def test_fp32_file_matches_torch_and_captum(bundle, torch_model, images, name):
         x = torch.from_numpy(preprocess(img, spec))[None]
         with torch.no_grad():
             logits = model(x)[0].numpy()
-        out_logits, cam = screener.runtime.run(screener.tensor(img))
+        out = screener.runtime.run(screener.tensor(img))
+        out_logits, cam = out.logits, out.cam
         np.testing.assert_allclose(out_logits, logits, atol=1e-4)
         for c in range(2):
             ref = gradcam.attribute(x, target=c)[0, 0].detach().numpy()
@@ -134,7 +144,7 @@ def test_int8_tflite_headroom_cuts_the_error_on_held_out_photos(bundle, msid, tm
     files["headroom"] = bundle / "model.int8.tflite"
     probs = {}
     for name, path in files.items():
-        logits, _ = gate.run_file(path, held.images, ckpt["preprocess"], "NHWC")
+        logits = gate.run_file(path, held.images, ckpt["preprocess"], "NHWC").logits
         probs[name] = torch.softmax(torch.from_numpy(logits.reshape(len(held), -1)), 1)[:, 1]
     err = {k: (probs[k] - probs["fp32"]).abs().numpy() for k in ("plain", "headroom")}
     unusual = held.relpaths().index("normal/normal42.png")
@@ -192,7 +202,8 @@ def test_binary_gate_tolerates_flips_near_the_threshold_only():
     """A decision flip next to the threshold is int8 noise; one far from it fails the gate."""
     n, thr = 400, 0.3
     ref_p = np.linspace(0.01, 0.99, n)
-    ref = gate.Reference(np.zeros(n, int), np.stack([1 - ref_p, ref_p], 1), np.ones((n, 2, 2)))
+    probs = np.stack([1 - ref_p, ref_p], 1)
+    ref = gate.Reference(np.zeros(n, int), probs, np.ones((n, 2, 2)), np.zeros(n))
     cams = np.ones((n, 2, 2, 2))
 
     def metrics(shift):
@@ -217,6 +228,7 @@ def test_cam_export_wraps_any_registry_model():
     with torch.no_grad():
         logits, cam = cam_model(torch.randn(1, 3, 96, 96))
     assert logits.shape == (1, 3) and cam.shape == (1, 3, 3, 3)
+    assert cam_model.output_names == ("logits", "cam")
     np.testing.assert_allclose((cam.sum((2, 3)) + model.fc.bias).detach(), logits, atol=1e-5)
 
 
@@ -238,9 +250,16 @@ def test_export_refuses_too_few_calibration_images(tmp_path):
 
 
 def test_int8_only_bundle_drops_fp32_files(bundle, msid, tmp_path):
-    out = tmp_path / "int8"
+    from device.signing import keygen, signed_by
+
+    out, keys = tmp_path / "int8", tmp_path / "keys"
+    keys.mkdir()
+    pub = keygen(tmp_path / "release.key")
+    shutil.copy(pub, keys / pub.name)
     shutil.copytree(bundle, out)  # holds fp32 files from the full export
-    m = export_bundle(ExportRequest(CKPT, msid, out, ship_fp32=False, collections=[]))
+    req = ExportRequest(CKPT, msid, out, ship_fp32=False, collections=[])
+    m = export_bundle(replace(req, sign=tmp_path / "release.key"))
+    assert signed_by(out, keys) == "release.pub"  # `mpox-train export --sign`
     assert set(m["files"]) == {"model.int8.onnx", "model.int8.tflite"}
     assert not (out / "model.fp32.onnx").exists() and not (out / "model.fp32.tflite").exists()
     b = load_bundle(out)

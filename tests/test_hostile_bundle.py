@@ -10,7 +10,7 @@ import pytest
 from device import DeviceError
 from device.bundle import load_bundle
 from device.screener import Screener
-from tests.conftest import MODELS, run_cli
+from tests.conftest import MODELS, edit_manifest, run_cli
 
 SRC = MODELS / "micrompoxnet-binary"
 
@@ -27,12 +27,6 @@ def root(tmp_path):
     }
     (out / "manifest.json").write_text(json.dumps(m))
     return out
-
-
-def edit(root, change):
-    m = json.loads((root / "manifest.json").read_text())
-    change(m)
-    (root / "manifest.json").write_text(json.dumps(m))
 
 
 def _rename_file(m, new):
@@ -64,7 +58,7 @@ BAD = [
 
 @pytest.mark.parametrize("change, message", BAD)
 def test_bad_manifest_values_are_refused_in_one_line(root, change, message):
-    edit(root, change)
+    edit_manifest(root, change)
     with pytest.raises(DeviceError, match=message.replace("(", r"\(")):
         load_bundle(root)
 
@@ -103,6 +97,6 @@ def test_a_bare_bundle_name_gets_a_hint(tmp_path, monkeypatch):
 def test_installer_validator_prints_sums_or_one_line(root):
     ok = run_cli("device.manifest_check", root)
     assert len(ok.stdout.split()) == 4 and "model.int8.onnx" in ok.stdout
-    edit(root, lambda m: _rename_file(m, "../../etc/passwd"))
+    edit_manifest(root, lambda m: _rename_file(m, "../../etc/passwd"))
     bad = run_cli("device.manifest_check", root, ok=False)
     assert bad.returncode == 2 and "plain file name" in bad.stderr and not bad.stdout

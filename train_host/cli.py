@@ -285,6 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
         "beside the data folder)",
         unset_is_none=True,
     )
+    p.add_argument(
+        "--sign",
+        type=Path,
+        default=None,
+        metavar="KEY",
+        help="sign the manifest with this Ed25519 private key (mpox-screen bundle keygen)",
+    )
     p.add_argument("--out", type=Path, required=True, help="bundle folder")
 
     p = sub.add_parser(
@@ -580,6 +587,8 @@ def cmd_export(args) -> None:
         raise UserError("--tflite-headroom must be in 1..10")
     if args.card_notes and not args.card_notes.is_file():
         raise UserError(f"--card-notes {args.card_notes}: no such file")
+    if args.sign and not args.sign.is_file():
+        raise UserError(f"--sign {args.sign}: no such key file")
     m = export_bundle(
         ExportRequest(
             checkpoint=args.checkpoint,
@@ -593,6 +602,7 @@ def cmd_export(args) -> None:
             ship_fp32=args.ship_fp32,
             collections=args.gate_collection,
             tflite_headroom=args.tflite_headroom,
+            sign=args.sign,
         )
     )
     for name, f in m["files"].items():

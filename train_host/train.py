@@ -136,7 +136,7 @@ class TrainConfig:
     def preprocess_spec(self) -> PreprocessSpec:
         size = self.input_size or get_spec(self.model).default_input_size
         cc = self.colour_constancy
-        if self.model == "efficientnet_lite0":
+        if self.model.startswith("efficientnet_lite"):  # TF-style [-1, 1] weights
             return PreprocessSpec(size, mean=LITE0_MEAN, std=LITE0_STD, colour_constancy=cc)
         return PreprocessSpec(size, colour_constancy=cc)
 

@@ -1,12 +1,13 @@
 """Inference runtimes, picked by model file suffix from a registry (like Frigate's detectors).
 
 A runtime takes the preprocessed float32 batch in its file's layout and returns float32
-(logits [C], cam [C, h, w]); int8 input/output scales are read from the model and handled inside.
+`Outputs`; int8 input/output scales are read from the model and handled inside.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -15,11 +16,18 @@ import numpy as np
 from device import DeviceError
 
 
+@dataclass(frozen=True)
+class Outputs:
+    logits: np.ndarray  # [C]
+    cam: np.ndarray  # [C, h, w]
+    features: np.ndarray | None = None  # [D] standardised OOD features (bundles with `ood`)
+
+
 class Runtime(Protocol):
     layout: str  # "NCHW" or "NHWC", read from the model's input shape
     input_size: int
 
-    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+    def run(self, x: np.ndarray) -> Outputs: ...
 
 
 Factory = Callable[[Path, int, "bytes | None"], Runtime]

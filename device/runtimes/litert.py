@@ -1,8 +1,9 @@
 """LiteRT for `.tflite` files: ai-edge-litert, or the old tflite-runtime as a fallback import.
 
 Int8 tensors are (de)quantized here with the scale and zero point stored in the model, so a
-fully int8 file and a float one look the same to the caller. Outputs are told apart by rank
-(logits 2-D, cam 4-D): converters rename them.
+fully int8 file and a float one look the same to the caller. Outputs are told apart by shape,
+as converters rename them: cam is the 4-D one; of the 2-D ones logits is the narrowest (a few
+classes) and features, when present, the other (hundreds of channels).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from device import DeviceError
-from device.runtimes import layout_of, register
+from device.runtimes import Outputs, layout_of, register
 
 
 def _interpreter_class():
@@ -55,14 +56,19 @@ class LiteRtRuntime:
         self.input = self.interp.get_input_details()[0]
         self.layout = layout_of(self.input["shape"])
         self.input_size = int(self.input["shape"][2])
-        by_rank = {len(d["shape"]): d for d in self.interp.get_output_details()}
-        if set(by_rank) != {2, 4}:
-            raise DeviceError(f"{path.name}: expected a 2-D logits and a 4-D cam output")
-        self.logits, self.cam = by_rank[2], by_rank[4]
+        outs = self.interp.get_output_details()
+        flat = sorted((d for d in outs if len(d["shape"]) == 2), key=lambda d: d["shape"][1])
+        maps = [d for d in outs if len(d["shape"]) == 4]
+        if len(maps) != 1 or len(flat) not in (1, 2) or len(outs) != len(flat) + 1:
+            raise DeviceError(f"{path.name}: expected a 2-D logits, a 4-D cam (and 2-D features)")
+        self.logits, self.cam = flat[0], maps[0]
+        self.features = flat[1] if len(flat) == 2 else None
 
-    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _get(self, detail: dict) -> np.ndarray:
+        return dequantize(self.interp.get_tensor(detail["index"]), detail)[0]
+
+    def run(self, x: np.ndarray) -> Outputs:
         self.interp.set_tensor(self.input["index"], quantize(x, self.input))
         self.interp.invoke()
-        logits = dequantize(self.interp.get_tensor(self.logits["index"]), self.logits)
-        cam = dequantize(self.interp.get_tensor(self.cam["index"]), self.cam)
-        return logits[0], cam[0]
+        feats = self._get(self.features) if self.features is not None else None
+        return Outputs(self._get(self.logits), self._get(self.cam), feats)

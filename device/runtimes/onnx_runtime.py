@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from device import DeviceError
-from device.runtimes import layout_of, register
+from device.runtimes import Outputs, layout_of, register
 
 
 @register(".onnx")
@@ -34,9 +34,12 @@ class OnnxRuntime:
         self.layout = layout_of(inp.shape)
         self.input_size = int(inp.shape[2])
         names = [o.name for o in self.session.get_outputs()]
-        if names != ["logits", "cam"]:
-            raise DeviceError(f"{path.name}: outputs are {names}, expected ['logits', 'cam']")
+        if names not in (["logits", "cam"], ["logits", "cam", "features"]):
+            raise DeviceError(
+                f"{path.name}: outputs are {names}, expected ['logits', 'cam'(, 'features')]"
+            )
 
-    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        logits, cam = self.session.run(None, {self.input_name: x})
-        return logits[0].astype(np.float32), cam[0].astype(np.float32)
+    def run(self, x: np.ndarray) -> Outputs:
+        logits, cam, *features = self.session.run(None, {self.input_name: x})
+        feats = features[0][0].astype(np.float32) if features else None
+        return Outputs(logits[0].astype(np.float32), cam[0].astype(np.float32), feats)

@@ -34,12 +34,16 @@ class SourceOptions:
     pace_fps: float = 0.0  # recordings only; 0 = as fast as the loop takes them
     small_size: int = 0  # a camera's second, small stream for inference (0 = none)
     max_pixels: int = MAX_PIXELS  # stored images: refuse larger ones before decoding
+    af_mode: str = "continuous"  # cameras with autofocus: continuous | auto | manual
+    af_range: str = "macro"  # normal | macro | full (where the module has the control)
+    lens_position: float = 6.0  # manual focus, dioptres (1 / metres): 6 = about 17 cm
 
 
 @dataclass(frozen=True)
 class Frame:
     image: np.ndarray  # BGR, what the screen shows
     small: np.ndarray | None = None  # same view, small, BGR: what the model reads if present
+    camera: dict | None = None  # lens position and exposure, where the camera reports them
 
 
 class Source(Protocol):

@@ -27,6 +27,25 @@ def import_picamera2():
     return Picamera2
 
 
+# libcamera's AfModeEnum and AfRangeEnum values (picamera2 takes the integers)
+AF_MODES = {"manual": 0, "auto": 1, "continuous": 2}
+AF_RANGES = {"normal": 0, "macro": 1, "full": 2}
+
+
+def focus_controls(available: dict, opts: SourceOptions) -> dict:
+    """The focus controls for close-ups that this camera has (Camera Module 3: all; v2 and
+    HQ: none, fixed focus). picamera2 leaves autofocus off unless asked."""
+    if "AfMode" not in available:
+        return {}
+    controls = {"AfMode": AF_MODES[opts.af_mode]}
+    if "AfRange" in available:
+        controls["AfRange"] = AF_RANGES[opts.af_range]
+    if opts.af_mode == "manual" and "LensPosition" in available:
+        lo, hi, _ = available["LensPosition"]
+        controls["LensPosition"] = float(min(max(opts.lens_position, lo), hi))
+    return controls
+
+
 def lores_size(width: int, height: int, small: int) -> tuple[int, int]:
     """The main stream's aspect, short side `small`, even sizes (YUV420 needs them)."""
     scale = small / min(width, height)
@@ -54,6 +73,28 @@ class PiCamera:
             raise SourceUnavailable(f"CSI camera {index} cannot start: {e}") from None
         model = cameras[index].get("Model", "camera")
         self.description = f"CSI camera {index} ({model}, {opts.width}x{opts.height})"
+        self.focus = focus_controls(self.cam.camera_controls, opts)
+        if self.focus:
+            self.cam.set_controls(self.focus)
+            if opts.af_mode == "auto":
+                self.autofocus()
+        else:
+            log.info("%s has no autofocus: fixed focus", self.description)
+
+    def autofocus(self) -> bool:
+        """One autofocus cycle (af_mode auto, and before a case is saved); False if it failed
+        or the camera has no autofocus."""
+        if not self.focus or self.focus.get("AfMode") == AF_MODES["manual"]:
+            return False
+        self.cam.set_controls({"AfMode": AF_MODES["auto"]})
+        ok = bool(self.cam.autofocus_cycle())
+        if self.focus["AfMode"] == AF_MODES["continuous"]:
+            self.cam.set_controls({"AfMode": AF_MODES["continuous"]})
+        return ok
+
+    def hold_exposure(self, hold: bool) -> None:
+        """Lock (or free) exposure and white balance, so a saved case is taken as seen."""
+        self.cam.set_controls({"AeEnable": not hold, "AwbEnable": not hold})
 
     def _configure(self, opts: SourceOptions) -> bool:
         """Main + lores if the camera takes that configuration, else main only."""
@@ -77,12 +118,15 @@ class PiCamera:
 
     def read(self) -> Frame:
         try:
-            if not self.lores:
-                return Frame(self.cam.capture_array("main"))
-            (image, yuv), _ = self.cam.capture_arrays(["main", "lores"])
+            names = ["main", "lores"] if self.lores else ["main"]
+            arrays, meta = self.cam.capture_arrays(names)
         except Exception as e:  # libcamera reports a lost camera in several ways
             raise SourceUnavailable(f"{self.description}: capture failed: {e}") from None
-        return Frame(image, cv2.cvtColor(np.ascontiguousarray(yuv), cv2.COLOR_YUV2BGR_I420))
+        camera = {k: meta[k] for k in ("LensPosition", "ExposureTime", "AnalogueGain") if k in meta}
+        if not self.lores:
+            return Frame(arrays[0], camera=camera)
+        small = cv2.cvtColor(np.ascontiguousarray(arrays[1]), cv2.COLOR_YUV2BGR_I420)
+        return Frame(arrays[0], small, camera)
 
     def close(self) -> None:
         cam = getattr(self, "cam", None)

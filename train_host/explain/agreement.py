@@ -44,9 +44,9 @@ def bundle_agreement(
     """file name -> agreement with captum, for every file the manifest lists."""
     out = {}
     for f in bundle.files():
-        logits, cams = run_file(f.path, images, bundle.input, f.layout)
+        run = run_file(f.path, images, bundle.input, f.layout)
         entry = file_agreement(
-            logits, cams, targets, torch_cams, bundle.positive_index, bundle.threshold
+            run.logits, run.cams, targets, torch_cams, bundle.positive_index, bundle.threshold
         )
         out[f.name] = {"format": f.format, "precision": f.precision, **entry}
     return out

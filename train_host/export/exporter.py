@@ -14,15 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
-from train_host import UserError
+from device.signing import SIGNATURE, sign
+from train_host import UserError, ood
 from train_host.checkpoint import load_model, preprocess_spec
 from train_host.data import Dataset, load_dataset, with_extra_negatives
 from train_host.export import gate, manifest, onnx_export, tflite_export
-from train_host.export.camgraph import wrap
+from train_host.export.camgraph import CamExport, wrap
 from train_host.grouping import Split
 from train_host.preprocess import PreprocessSpec, preprocess
 
 log = logging.getLogger(__name__)
+OOD_FILE = "ood.npz"
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class ExportRequest:
     collections: list[Path] | None = None
     tflite_headroom: float = tflite_export.HEADROOM  # int8 TFLite activation range widening
     limits: gate.Limits = field(default_factory=gate.Limits)
+    sign: Path | None = None  # private Ed25519 key: sign the manifest (device/signing.py)
 
 
 def _beside(ckpt: Path, given: Path | None, rel: str) -> Path | None:
@@ -131,16 +134,38 @@ def _read_extras(req: ExportRequest) -> tuple[dict | None, str]:
     return cv, notes
 
 
+OOD_CROPS = 2  # kit-framed crops per photo for the cannot-judge fit (of the 6 lesion_crops)
+
+
+def with_crops(images: list[np.ndarray]) -> list[np.ndarray]:
+    """The photos and their best kit-framed crops: what a user may show the kit."""
+    from train_host.kitframe import lesion_crops
+
+    return images + [c for im in images for c in lesion_crops(im)[:OOD_CROPS]]
+
+
+def fit_ood(cam_model: CamExport, data: Dataset, split: Path, spec) -> ood.OodFit:
+    parts = Split.load(split)
+    train, val = parts.part(data, "train"), parts.part(data, "val")
+    log.info("fitting the cannot-judge score on %d training photos and their crops", len(train))
+    fitted = ood.fit(cam_model, with_crops(train.images), with_crops(val.images), spec)
+    ood.attach(cam_model, fitted)
+    return fitted
+
+
 def export_bundle(req: ExportRequest) -> dict:
     model, ckpt = load_model(req.checkpoint)
     spec = preprocess_spec(ckpt)
     cv, notes = _read_extras(req)
     data = load_dataset(req.data, ckpt["task"])
-    train, held = split_parts(data, _split_path(req.checkpoint, req.split))
+    split = _split_path(req.checkpoint, req.split)
+    train, held = split_parts(data, split)
     if ckpt["task"] == "binary":
         held = gate_set(held, req)
     calib = [preprocess(img, spec) for img in calibration_images(train, req.calib_count)]
-    cam_model = wrap(model, spec.size)
+    cam_model = wrap(model, spec.size, ood=True)
+    fitted = fit_ood(cam_model, data, split, spec)
+    names = [_collection(p, data.root) for p in held.paths]
     shipped = [f for f in FILES if req.ship_fp32 or f.precision != "fp32"]
 
     req.out.mkdir(parents=True, exist_ok=True)
@@ -150,30 +175,36 @@ def export_bundle(req: ExportRequest) -> dict:
     try:
         log.info("exporting %s with %d calibration images", req.checkpoint, len(calib))
         build_files(cam_model, spec, calib, stage, req.tflite_headroom)
-        ref = gate.reference(cam_model, held.images, held.binary_targets(), spec)
-        metrics = verify(stage, ref, held, ckpt, data.positive_index, req.limits)
+        (stage / OOD_FILE).write_bytes(fitted.model.to_bytes())
+        ref = gate.reference(cam_model, held.images, held.binary_targets(), spec, fitted.model)
+        metrics = verify(stage, ref, held, ckpt, data.positive_index, req.limits, fitted.model)
         files = {
             f.name: manifest.file_entry(
                 stage / f.name, f.format, f.precision, f.layout, metrics[f.name]
             )
             for f in shipped
         }
-        for f in FILES:
-            (req.out / f.name).unlink(missing_ok=True)  # no stale file beside the new manifest
-        for f in shipped:
-            (stage / f.name).chmod(0o644)  # the quantizer writes one executable
-            (stage / f.name).replace(req.out / f.name)
+        ood_entry = manifest.ood_entry(stage / OOD_FILE, fitted.model, ref.ood_scores, names)
+        for name in [f.name for f in FILES] + [OOD_FILE]:
+            (req.out / name).unlink(missing_ok=True)  # no stale file beside the new manifest
+        for name in [f.name for f in shipped] + [OOD_FILE]:
+            (stage / name).chmod(0o644)  # the quantizer writes one executable
+            (stage / name).replace(req.out / name)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     cam_shape = [1, len(ckpt["class_names"]), *ref.gradcam.shape[1:]]
-    names = [_collection(p, data.root) for p in held.paths]
     where = per_collection(ref.probs[:, data.positive_index], held.binary_targets(), names, ckpt)
     m = manifest.build(req.name or req.out.resolve().name, ckpt, files, cam_shape, cv, where)
+    m["outputs"]["features"] = manifest.FEATURES_OUTPUT | {"shape": [1, fitted.model.dim]}
+    m["ood"] = ood_entry
     m["export"] = {
         "calibration": f"{len(calib)} training images: whole photos and kit-framed crops",
         "tflite_headroom": req.tflite_headroom,
     }
     manifest.write(req.out, m, notes)
+    (req.out / SIGNATURE).unlink(missing_ok=True)  # an old signature never covers a new manifest
+    if req.sign:
+        sign(req.out, req.sign)
     return m
 
 
@@ -206,11 +237,15 @@ def per_collection(p: np.ndarray, y: np.ndarray, names: list[str], ckpt: dict) -
     return out
 
 
-def verify(stage: Path, ref: gate.Reference, held: Dataset, ckpt, positive: int, limits) -> dict:
+def verify(
+    stage: Path, ref: gate.Reference, held: Dataset, ckpt, positive: int, limits, ood_model
+) -> dict:
     entries = {}
     for f in FILES:
-        logits, cams = gate.run_file(stage / f.name, held.images, ckpt["preprocess"], f.layout)
-        metrics = gate.file_metrics(ref, logits, cams, positive, ckpt["threshold"]["value"])
+        run = gate.run_file(stage / f.name, held.images, ckpt["preprocess"], f.layout)
+        metrics = gate.file_metrics(ref, run.logits, run.cams, positive, ckpt["threshold"]["value"])
+        scores = ood_model.scores(run.features)
+        metrics |= gate.ood_metrics(ref.ood_scores, scores, ood_model.limit, limits.ood_band)
         log.info("%s: %s", f.name, {k: round(v, 4) for k, v in metrics.items()})
         gate.check(f.name, f.precision, metrics, limits, binary=ckpt["task"] == "binary")
         entries[f.name] = metrics

@@ -35,6 +35,12 @@ class Limits:
     band: float = 0.05
     mean_prob_error: float = 0.03
     p99_prob_error: float = 0.15
+    # "cannot judge": the file refuses the same photos as the fp32 model. As with the decision,
+    # a flip next to the limit (fp32 score within a factor `ood_band` of it) is int8 noise; a
+    # flip of a photo far from it is a failure.
+    ood_agreement: float = 0.90
+    ood_firm_agreement: float = 0.95
+    ood_band: float = 1.25
 
     def cam_floor(self, precision: str) -> float:
         return self.cam_pearson[precision]
@@ -47,26 +53,29 @@ class Reference:
     labels: np.ndarray  # 1 = positive class
     probs: np.ndarray  # [N, C]
     gradcam: np.ndarray  # [N, h, w] for the top-1 class
+    ood_scores: np.ndarray  # [N] "cannot judge" scores of the fp32 graph
 
     @property
     def top1(self) -> np.ndarray:
         return self.probs.argmax(1)
 
 
-def reference(model: CamExport, images, labels, spec: PreprocessSpec) -> Reference:
+def reference(model: CamExport, images, labels, spec: PreprocessSpec, ood_model) -> Reference:
     from captum.attr import LayerGradCam
 
     net = model.model
     gradcam = LayerGradCam(net, net.backbone)
-    probs, cams = [], []
+    probs, cams, feats = [], [], []
     for img in tqdm(images, desc="reference (torch + captum)", leave=False):
         x = torch.from_numpy(preprocess(img, spec))[None]
         with torch.no_grad():
             p = torch.softmax(net(x), 1)[0]
+            feats.append(model(x)[2][0].numpy())
         cam = gradcam.attribute(x, target=int(p.argmax()))
         probs.append(p.numpy())
         cams.append(cam[0, 0].detach().numpy())
-    return Reference(np.asarray(labels), np.stack(probs), np.stack(cams))
+    scores = ood_model.scores(np.stack(feats))
+    return Reference(np.asarray(labels), np.stack(probs), np.stack(cams), scores)
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -75,14 +84,35 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / denom) if denom > 0 else float(np.allclose(a, b))
 
 
-def run_file(path: Path, images, input_spec: dict, layout: str) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class FileRun:
+    logits: np.ndarray  # [N, C]
+    cams: np.ndarray  # [N, C, h, w]
+    features: np.ndarray | None  # [N, D], files with a features output
+
+
+def run_file(path: Path, images, input_spec: dict, layout: str) -> FileRun:
     rt = open_runtime(path, threads=2)
-    logits, cams = [], []
-    for img in tqdm(images, desc=f"gate {path.name}", leave=False):
-        lg, cam = rt.run(device_preprocess(img, input_spec, layout))
-        logits.append(lg)
-        cams.append(cam)
-    return np.stack(logits), np.stack(cams)
+    outs = [
+        rt.run(device_preprocess(img, input_spec, layout))
+        for img in tqdm(images, desc=f"gate {path.name}", leave=False)
+    ]
+    feats = None if outs[0].features is None else np.stack([o.features for o in outs])
+    return FileRun(np.stack([o.logits for o in outs]), np.stack([o.cam for o in outs]), feats)
+
+
+def ood_metrics(
+    ref_scores: np.ndarray, scores: np.ndarray, limit: float, band: float = Limits.ood_band
+) -> dict:
+    """How far a file's "cannot judge" decisions follow the fp32 model's: overall, and on the
+    photos whose fp32 score is not within `band` (a factor) of the limit."""
+    same = (scores <= limit) == (ref_scores <= limit)
+    firm = np.abs(np.log(np.maximum(ref_scores, 1e-12) / limit)) >= np.log(band)
+    return {
+        "ood_agreement": float(same.mean()),
+        "ood_firm_agreement": float(same[firm].mean()) if firm.any() else 1.0,
+        "ood_rank_corr": float(spearmanr(scores, ref_scores).statistic),
+    }
 
 
 def saturated(logits: np.ndarray) -> float:
@@ -164,5 +194,12 @@ def check(name: str, precision: str, m: dict, limits: Limits, binary: bool = Fal
         failures.append(f"probability rank correlation {m['rank_corr']:.3f} < {limits.rank_corr}")
     if m["saturated"] > 0:
         failures.append(f"{m['saturated']:.1%} of images have clipped (saturated) logits")
+    if m.get("ood_agreement", 1.0) < limits.ood_agreement:
+        failures.append(f"cannot-judge agreement {m['ood_agreement']:.3f} < {limits.ood_agreement}")
+    if m.get("ood_firm_agreement", 1.0) < limits.ood_firm_agreement:
+        failures.append(
+            f"cannot-judge agreement {m['ood_firm_agreement']:.3f} away from the limit "
+            f"(x{limits.ood_band}) < {limits.ood_firm_agreement}"
+        )
     if failures:
         raise UserError(f"export gate failed for {name}: " + "; ".join(failures))

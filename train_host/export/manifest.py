@@ -19,6 +19,33 @@ SOURCES = {
 }
 
 
+FEATURES_OUTPUT = {
+    "meaning": "pooled mid-level and head activations, standardised; the cannot-judge score's "
+    "input (ood)"
+}
+
+
+def ood_entry(path: Path, model, scores, names: list[str]) -> dict:
+    """The manifest's `ood` field (version 1): the parameter file, pinned, its limit, and the
+    share of the gate photos the fp32 model refuses, per collection."""
+    refused = {}
+    for name in dict.fromkeys(names):
+        pick = [s for s, n in zip(scores, names, strict=True) if n == name]
+        refused[name] = {"n": len(pick), "refused": sum(s > model.limit for s in pick) / len(pick)}
+    return {
+        "version": 1,
+        "method": "Mahalanobis distance per layer (mid-level stage, head map), summed",
+        "file": path.name,
+        "sha256": sha256(path),
+        "size": path.stat().st_size,
+        "limit": model.limit,
+        "layers": list(model.sizes),
+        "fitted_on": "training photos and their kit-framed crops; limit: 95th percentile of the "
+        "validation photos and their crops",
+        "refused": refused,
+    }
+
+
 def cv_summary(cv: dict | None) -> dict | None:
     if cv is None:
         return None
@@ -129,6 +156,19 @@ def _collection_lines(collections: dict | None) -> list[str]:
     return lines
 
 
+def _ood_lines(ood: dict | None) -> list[str]:
+    if not ood:
+        return []
+    rates = ", ".join(f"{n} {_pct(r['refused'])} of {r['n']}" for n, r in ood["refused"].items())
+    return [
+        "",
+        "## Cannot judge",
+        f"No verdict when the {ood['method'].lower()} is above {ood['limit']:.3g} "
+        f"(fitted on {ood['fitted_on']}). Lesion photos refused (fp32): {rates}. Non-skin "
+        "photographs: `mpox-bench ood`.",
+    ]
+
+
 def _pct(v) -> str:
     return "n/a" if v is None else f"{100 * v:.1f} %"
 
@@ -190,6 +230,7 @@ def card(m: dict) -> str:
             f"{_pct(q.get('decision_agreement'))} | {q['cam_pearson']:.3f} |"
         )
     lines += _collection_lines(m["metrics"].get("collections"))
+    lines += _ood_lines(m.get("ood"))
     lines += [
         "",
         f"File metrics are on the {m['metrics']['gate_images']} images (n="

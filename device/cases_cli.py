@@ -1,0 +1,108 @@
+"""`mpox-screen cases ...`: list, show, verify, export and purge the kit's saved cases."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import date
+from pathlib import Path
+
+from device.case_export import export
+from device.cases import CaseStore
+from device.config import state_dir
+
+
+def _day(v: str) -> str:
+    try:
+        return date.fromisoformat(v).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{v!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _case_id(v: str) -> int:
+    if not v.isdigit():
+        raise argparse.ArgumentTypeError(f"{v!r} is not a case number")
+    return int(v)
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("cases", help="saved cases: list, show, verify, export, purge")
+    p.add_argument(
+        "--state-dir", type=Path, default=None, help="default: $STATE_DIRECTORY, else ./state"
+    )
+    cmd = p.add_subparsers(dest="cases_command", metavar="ACTION", required=True)
+    q = cmd.add_parser("list", help="one line per case")
+    q.add_argument("--json", action="store_true", help="one JSON line per case")
+    cmd.add_parser("show", help="everything about one case").add_argument("id", type=_case_id)
+    cmd.add_parser("verify", help="database and every image checked; exit 0 only if all whole")
+    q = cmd.add_parser("export", help="copy every case to a folder (a USB stick)")
+    q.add_argument("--to", type=Path, required=True, metavar="DIR")
+    q = cmd.add_parser("purge", help="delete cases saved before a day")
+    q.add_argument("--before", type=_day, required=True, metavar="YYYY-MM-DD")
+    q = cmd.add_parser("ref", help="attach a patient reference (typed or scanned) to a case")
+    q.add_argument("id", type=_case_id)
+    q.add_argument("reference")
+
+
+def run(args) -> int:
+    root = args.state_dir or state_dir()
+    with CaseStore(root, create=False) as store:
+        return ACTIONS[args.cases_command](store, args)
+
+
+def _list(store: CaseStore, args) -> int:
+    for c in store.cases():
+        if args.json:
+            print(json.dumps(c.as_dict()))
+        else:
+            prob = "" if c.prob is None else f"  P={c.prob:.3f}"
+            ref = f"  ref {c.reference}" if c.reference else ""
+            print(f"{c.id:5d}  {c.saved_at}  {c.verdict}{prob}{ref}")
+    return 0
+
+
+def _show(store: CaseStore, args) -> int:
+    c = store.get(args.id)
+    for key, value in c.as_dict().items():
+        print(f"{key:15s} {value}")
+    print(f"{'images':15s} {store.images / c.frame_file}, {store.images / c.view_file}")
+    return 0
+
+
+def _verify(store: CaseStore, args) -> int:
+    problems = store.verify()
+    for p in problems:
+        print(p)
+    print(
+        f"{store.count()} cases: " + ("all whole" if not problems else f"{len(problems)} problems")
+    )
+    return 1 if problems else 0
+
+
+def _export(store: CaseStore, args) -> int:
+    r = export(store, args.to)
+    print(f"exported {r.cases} cases to {r.folder} ({r.new_images} new images)")
+    return 0
+
+
+def _purge(store: CaseStore, args) -> int:
+    old = store.cases(before=args.before)
+    store.delete(old)
+    print(f"deleted {len(old)} cases saved before {args.before}; {store.count()} remain")
+    return 0
+
+
+def _ref(store: CaseStore, args) -> int:
+    store.set_reference(args.id, args.reference)
+    print(f"case {args.id}: reference {args.reference!r}")
+    return 0
+
+
+ACTIONS = {
+    "list": _list,
+    "show": _show,
+    "verify": _verify,
+    "export": _export,
+    "purge": _purge,
+    "ref": _ref,
+}

@@ -1,0 +1,80 @@
+"""The "cannot judge" score: how far a frame's features lie from the training photos'.
+
+The bundle's graph returns, beside logits and CAM, the pooled activations of a mid-level stage and
+of the map the head reads, standardised with the training photos' means and stds (`features`).
+Per layer, a Mahalanobis distance (Ledoit-Wolf covariance fitted on training photos, whole and
+kit-framed), divided by its 99th percentile there; the score is the sum. The mid-level layer sees
+textures and colours no lesion photo has, the last layer what the model never learned: together
+they refuse far more non-skin photos than either alone (docs/field-kit.md, "Cannot judge").
+Above the manifest's `ood.limit` the kit gives no verdict.
+
+The parameters live in a small `.npz` beside the model files, pinned by sha256 in the manifest
+(manifest field `ood`, version 1); bundles without it still load and are never refused.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+from device import DeviceError
+
+VERSION = 1
+MAX_DIM = 4096
+
+
+@dataclass(frozen=True)
+class OodModel:
+    sizes: tuple[int, ...]  # features per layer, in the graph's order
+    precisions: tuple[np.ndarray, ...]  # one [d, d] inverse covariance per layer
+    refs: np.ndarray  # per-layer distance that 99 % of training photos stay under
+    limit: float  # above this summed score: cannot judge
+
+    @property
+    def dim(self) -> int:
+        return sum(self.sizes)
+
+    def scores(self, z: np.ndarray) -> np.ndarray:
+        """[n, dim] standardised features -> [n] scores."""
+        z = np.atleast_2d(np.asarray(z, np.float64))
+        total, start = np.zeros(len(z)), 0
+        for size, prec, ref in zip(self.sizes, self.precisions, self.refs, strict=True):
+            block = z[:, start : start + size]
+            total += np.einsum("ij,jk,ik->i", block, prec, block) / ref
+            start += size
+        return total
+
+    def score(self, z: np.ndarray) -> float:
+        return float(self.scores(z)[0])
+
+    def judgeable(self, score: float) -> bool:
+        return bool(score <= self.limit)
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        arrays = {f"precision_{i}": p.astype(np.float32) for i, p in enumerate(self.precisions)}
+        np.savez(buf, sizes=np.asarray(self.sizes, np.int64), refs=self.refs, **arrays)
+        return buf.getvalue()
+
+
+def from_bytes(data: bytes, limit: float, where: str) -> OodModel:
+    """The verified bytes of the bundle's `.npz` (never pickles), checked for shape and values."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            sizes = tuple(int(s) for s in z["sizes"])
+            refs = np.asarray(z["refs"], np.float64)
+            precisions = tuple(
+                np.asarray(z[f"precision_{i}"], np.float64) for i in range(len(sizes))
+            )
+    except (ValueError, KeyError, OSError, TypeError) as e:
+        raise DeviceError(f"{where}: not a readable OOD parameter file ({e})") from None
+    if not sizes or any(s < 1 for s in sizes) or sum(sizes) > MAX_DIM or len(refs) != len(sizes):
+        raise DeviceError(f"{where}: OOD layer sizes {sizes} do not fit together")
+    for size, p in zip(sizes, precisions, strict=True):
+        if p.shape != (size, size) or not np.isfinite(p).all():
+            raise DeviceError(f"{where}: an OOD precision matrix is not {size}x{size} finite")
+    if not (np.isfinite(refs).all() and (refs > 0).all()):
+        raise DeviceError(f"{where}: OOD reference distances must be finite and positive")
+    return OodModel(sizes, precisions, refs, float(limit))
