@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from device import KitError
 
-class BenchError(Exception):
+
+class BenchError(KitError):
     """A problem the user can fix (missing tool, file or model): one line, exit status 2."""
 
 

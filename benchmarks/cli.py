@@ -11,8 +11,7 @@ import importlib
 import logging
 import sys
 
-from benchmarks import BenchError
-from device import DeviceError
+from device import KitError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "latency": ("benchmarks.latency", "time every model file: p50/p95/p99, peak RSS, size, MACs"),
@@ -58,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args._run(args))
-    except (BenchError, DeviceError) as e:
+    except KitError as e:  # BenchError, DeviceError
         print(f"mpox-bench {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -12,7 +12,6 @@ Rates with Wilson 95 % intervals, to OUT.json/.md/.png.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import cv2
@@ -176,6 +175,3 @@ def run(args) -> int:
     plot(doc, args.out.with_suffix(".png"))
     print(markdown(doc))
     return 0
-
-
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")

@@ -9,8 +9,8 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from device import DeviceError, __version__
-from device.config import MAX_PIXELS, SYSTEM_CONFIG, Config
+from device import KitError, __version__
+from device.config import MAX_PIXELS, SYSTEM_CONFIG, Config, flag_type
 
 MAX_THREADS = 64  # more than any board has; 100000 would exhaust the process table
 
@@ -35,8 +35,15 @@ def pixels(v: str) -> int:
     return n
 
 
+class Parser(argparse.ArgumentParser):
+    """A flag error is one line (the run command's usage alone is 30), with where to look."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mpox-screen",
         description="Mpox skin-lesion screening kit. A screening aid, not a diagnosis.",
     )
@@ -105,8 +112,14 @@ def add_run_parser(sub) -> None:
                 help=f.metadata["help"],
             )
         else:
+            choices = f.metadata["choices"]
             p.add_argument(
-                flag, dest=f.name, default=None, metavar=f.type.upper(), help=f.metadata["help"]
+                flag,
+                dest=f.name,
+                default=None,
+                type=flag_type(f.name),
+                metavar="|".join(map(str, choices)) if choices else f.type.upper(),
+                help=f.metadata["help"],
             )
 
 
@@ -154,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             return report(args.file, args.png)
         build_parser().print_help()
         return 2
-    except DeviceError as e:
+    except KitError as e:
         print(f"mpox-screen: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

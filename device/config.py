@@ -10,6 +10,7 @@ cannot drift apart.
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import sys
@@ -42,7 +43,10 @@ class Config:
     threads: int = field(default=2, metadata=_key("inference threads", 1, 64))
     source: str = field(
         default="auto",
-        metadata=_key("csi://N, v4l2:///dev/videoN, file://clip.mp4, dir://PATH, a glob, or auto"),
+        metadata=_key(
+            "csi://N, v4l2:///dev/videoN, file://clip.mp4, dir://PATH, a glob, demo:// "
+            "(generated frames, no camera) or auto"
+        ),
     )
     width: int = field(default=640, metadata=_key("capture width (px)", 16, 8192))
     height: int = field(default=480, metadata=_key("capture height (px)", 16, 8192))
@@ -165,6 +169,22 @@ class Config:
             _check(f.name, getattr(self, f.name), f.metadata)
 
 
+def flag_type(name: str):
+    """argparse `type` for the key's flag: its type and range, the error without the words
+    "config key" (no config file is involved)."""
+
+    def parse(text: str):
+        try:
+            value = coerce(name, text)
+            _check(name, value, KEYS[name].metadata)
+        except DeviceError as e:
+            raise argparse.ArgumentTypeError(str(e).split(": ", 1)[-1]) from None
+        return value
+
+    parse.__name__ = TYPES[name].__name__
+    return parse
+
+
 def _check(name: str, value: Any, meta) -> None:
     if isinstance(value, float) and not math.isfinite(value):
         raise DeviceError(f"config key {name!r}: {value} is not a finite number")
@@ -177,6 +197,7 @@ def _check(name: str, value: Any, meta) -> None:
 
 
 TYPES = {f.name: type(f.default) for f in fields(Config)}
+KEYS = {f.name: f for f in fields(Config)}
 
 
 def coerce(name: str, value: Any) -> Any:
@@ -206,7 +227,8 @@ def _parse_text(name: str, text: str, want: type) -> Any:
     try:
         return want(text)
     except ValueError:
-        raise DeviceError(f"config key {name!r}: expected {want.__name__}, got {text!r}") from None
+        what = {int: "a whole number", float: "a number"}.get(want, want.__name__)
+        raise DeviceError(f"config key {name!r}: {text!r} is not {what}") from None
 
 
 def read_toml(path: Path) -> dict[str, Any]:

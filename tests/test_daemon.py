@@ -255,6 +255,8 @@ def test_trace_frames_and_timing_report(tmp_path, capsys):
     assert main(["timing-report", str(tmp_path / "logs" / "timing.jsonl")]) == 0
     out = capsys.readouterr().out
     assert "20 frames" in out and all(f"\n{s} " in out for s in STAGES)
+    capture = next(line for line in out.splitlines() if line.startswith("capture "))
+    assert capture.endswith("wait"), "the camera wait is no share of the frame's own time"
     png = tmp_path / "logs" / "timing.png"
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
 

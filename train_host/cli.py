@@ -10,7 +10,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from device import DeviceError
+from device import KitError
 from train_host import UserError, __version__
 
 log = logging.getLogger("mpox-train")
@@ -648,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.INFO)
     try:
         COMMANDS[args.command](args)
-    except (UserError, DeviceError) as exc:  # the export gate runs the device's code
+    except KitError as exc:  # UserError, and DeviceError from the device code the gate runs
         print(f"mpox-train: error: {exc}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:
