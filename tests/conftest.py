@@ -26,14 +26,21 @@ def state_directory(tmp_path_factory) -> Path:
     return path
 
 
+def require(ok: bool, why: str) -> None:
+    """What a test needs from the machine (the dataset, a tool, a build): skipped with the reason
+    here, a failure under CI=true, where `.ci/run` must provide it."""
+    if ok:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{why}: CI must provide it (.ci/run)")
+    pytest.skip(why)
+
+
 @pytest.fixture(scope="session")
 def msid() -> Path:
     root = default_data_dir()
-    if not all((root / c).is_dir() for c in CLASSES):
-        msg = f"MSID images not found at {root} (set MPOX_DATA)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{msg}: CI must have the dataset")
-        pytest.skip(msg)
+    ok = all((root / c).is_dir() for c in CLASSES)
+    require(ok, f"MSID images not found at {root} (set MPOX_DATA)")
     return root
 
 

@@ -6,12 +6,11 @@ except under CI=true, where .ci/run installs the tools and a missing one is a fa
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import numpy as np
 import pytest
-from conftest import MODELS, run_cli
+from conftest import MODELS, require, run_cli
 
 from benchmarks import BenchError, report
 from benchmarks.accuracy import roc_auc
@@ -246,9 +245,7 @@ def arm64_tools():
     try:
         arm64.check_host()
     except BenchError as e:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"arm64 emulation unavailable in CI: {e}")
-        pytest.skip(f"arm64 emulation unavailable: {e}")
+        require(False, f"arm64 emulation unavailable: {e}")
     return arm64
 
 

@@ -18,9 +18,9 @@ from device.displays import DisplayOptions, letterbox, open_display
 from device.displays.framebuffer import Framebuffer
 from device.displays.window import gui_backend, why_no_window
 from device.screen import STATUS
+from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parent.parent
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 def fake_sysfs(tmp_path: Path, w: int, h: int, bpp: int, stride: int) -> Path:
@@ -111,21 +111,12 @@ def test_window_without_desktop_is_a_one_line_error(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def _need(tool: str) -> None:
-    if shutil.which(tool) is None:
-        if IN_CI:
-            pytest.fail(f"{tool} missing: .ci/run installs it")
-        pytest.skip(f"{tool} not installed")
-
-
 def test_window_under_xvfb_screenshot(tmp_path):
     """The real HighGUI window on a virtual X screen: a screenshot shows the kit's screen."""
-    _need("Xvfb")
-    _need("import")
-    if gui_backend(__import__("cv2").getBuildInformation()) == "NONE":
-        if IN_CI:
-            pytest.fail("CI must install the GUI build of OpenCV (opencv-python)")
-        pytest.skip("headless OpenCV here")
+    for tool in ("Xvfb", "import"):
+        require(shutil.which(tool) is not None, f"{tool} not installed")
+    gui = gui_backend(__import__("cv2").getBuildInformation()) != "NONE"
+    require(gui, "headless OpenCV here: the window needs opencv-python's GUI build")
     display = f":{90 + os.getpid() % 50}"
     xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "800x600x24", "-nolisten", "tcp"])
     env = {**os.environ, "DISPLAY": display}

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from device.manifest_check import pinned_files
+from tests.conftest import require
 
 try:
     import tomllib
@@ -54,17 +55,8 @@ CAMERA_SCREEN_BUTTON = {
 }
 
 
-def need(ok: bool, why: str) -> None:
-    """Skip locally when a tool is missing; under CI=true a missing tool is a failure."""
-    if ok:
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{why}: CI must have it (.ci/run)")
-    pytest.skip(why)
-
-
 def analyze(*args: str) -> subprocess.CompletedProcess:
-    need(shutil.which("systemd-analyze") is not None, "systemd-analyze not found")
+    require(shutil.which("systemd-analyze") is not None, "systemd-analyze not found")
     return subprocess.run(
         ["systemd-analyze", "--no-pager", *args], capture_output=True, text=True, timeout=60
     )
@@ -253,7 +245,7 @@ def test_security_test_catches_a_regression(tmp_path, installed):
 
 def test_script_is_executable_and_shellcheck_clean():
     assert INSTALL.stat().st_mode & 0o111 == 0o111
-    need(shutil.which("shellcheck") is not None, "shellcheck not installed")
+    require(shutil.which("shellcheck") is not None, "shellcheck not installed")
     result = subprocess.run(
         ["shellcheck", str(INSTALL)], capture_output=True, text=True, timeout=60
     )
@@ -481,7 +473,7 @@ def have_seccomp() -> bool:
 
 @pytest.fixture(scope="module")
 def sandbox():
-    need(
+    require(
         sys.platform == "linux" and have_seccomp(), "libseccomp's Python binding (python3-seccomp)"
     )
 
