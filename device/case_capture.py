@@ -68,6 +68,7 @@ class CaseRecorder:
     def __init__(self, cfg: Config, bundle: Bundle, file: ModelFile, clock=time.monotonic):
         self.cfg, self.clock = cfg, clock
         self.wanted = threading.Event()
+        self.held = None  # the camera whose exposure is held for the case being taken
         self.next_auto = clock() + cfg.capture_every if cfg.capture_every else None
         version = bundle.manifest["model"].get("version", "")
         self.model = (bundle.name, version, bundle.manifest["files"][file.name]["sha256"])
@@ -85,6 +86,30 @@ class CaseRecorder:
     def request(self) -> None:
         self.wanted.set()
 
+    def ready(self, camera) -> bool:
+        """Whether the frame on screen is to be saved now. A camera with autofocus first focuses
+        once and holds exposure and white balance: the case is then the next frame."""
+        if not self.due():
+            return False
+        if not hasattr(camera, "autofocus") or self.held is not None:
+            return True
+        try:
+            camera.autofocus()
+            camera.hold_exposure(True)
+        except Exception as e:  # libcamera errors come in several types; save unfocused
+            log.warning("focus before the case failed: %s", e)
+            return True
+        self.held = camera
+        return False
+
+    def _release(self) -> None:
+        camera, self.held = self.held, None
+        if camera is not None:
+            try:
+                camera.hold_exposure(False)
+            except Exception as e:  # the camera may be gone; the next one starts free anyway
+                log.warning("could not free exposure after the case: %s", e)
+
     def due(self) -> bool:
         if self.next_auto is not None and self.clock() >= self.next_auto:
             self.next_auto = self.clock() + self.cfg.capture_every
@@ -94,6 +119,7 @@ class CaseRecorder:
     def save(self, frame_bgr: np.ndarray, view_bgr: np.ndarray, shown: Shown) -> str:
         """Save one case; return the line the screen shows (saved, or why not)."""
         self.wanted.clear()
+        self._release()
         if self.store is None:
             return f"{self.problem}: case NOT saved"
         free = self.store.free_bytes()

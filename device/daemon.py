@@ -87,7 +87,7 @@ class Daemon:
             model=f"{self.bundle.name} {version} {'signed' if signer else 'unsigned'}",
         )
         self.heatmap, self.frozen, self.ready = cfg.heatmap, None, False
-        self.frames, self.state, self.grabber, self.focused = 0, "starting", None, False
+        self.frames, self.state, self.grabber = 0, "starting", None
         self.dropped_closed, self.capture_ms = 0, 0.0
         self.last_good = time.monotonic()
         self.cases = CaseRecorder(cfg, self.bundle, self.screener.file)
@@ -263,22 +263,12 @@ class Daemon:
         self._finish(t, clock)
 
     def _save_if_asked(self, frame: Frame, canvas: np.ndarray, shown: Shown) -> None:
-        """A case saves what the screen shows; the confirmation stays up for 3 s. A camera with
-        autofocus first focuses once and holds exposure and white balance, and the case is the
-        next frame, taken that way."""
-        if not self.cases.due():
-            return
-        camera = self.grabber.source if self.grabber else None
-        if hasattr(camera, "autofocus") and not self.focused:
-            self.focused = True
-            camera.autofocus()
-            camera.hold_exposure(True)
-            return
-        note = self.cases.save(frame.image, canvas, shown)
-        self.note, self.note_until = note, time.monotonic() + 3.0
-        if self.focused:
-            self.focused = False
-            camera.hold_exposure(False)
+        """A case saves what the screen shows; the confirmation stays up for 3 s."""
+        if self.cases.ready(self.grabber.source if self.grabber else None):
+            self.note, self.note_until = (
+                self.cases.save(frame.image, canvas, shown),
+                time.monotonic() + 3.0,
+            )
 
     def _no_verdict(self, frame: Frame, shown: Shown, t: dict, clock: float) -> None:
         """No verdict on a frame the model should not judge (poor quality, or not like any

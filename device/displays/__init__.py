@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from device import DeviceError
+from device.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -36,25 +37,18 @@ class Display(Protocol):
 
 
 Factory = Callable[[str, DisplayOptions], Display]
-_REGISTRY: dict[str, Factory] = {}
-
-
-def register(scheme: str):
-    def wrap(factory: Factory) -> Factory:
-        _REGISTRY[scheme] = factory
-        return factory
-
-    return wrap
+DISPLAYS: Registry[Factory] = Registry(
+    "display", tuple(f"device.displays.{m}" for m in ("files", "framebuffer", "null", "window"))
+)
+register = DISPLAYS.register  # @register("fb") in a display's module
 
 
 def open_display(uri: str, opts: DisplayOptions) -> Display:
-    from device.displays import files, framebuffer, null, window  # noqa: F401  (registration)
-
     scheme, _, rest = uri.partition("://")
-    if scheme not in _REGISTRY:
-        known = ", ".join(sorted(_REGISTRY))
-        raise DeviceError(f"unknown display {uri!r} (known: {known})")
-    return _REGISTRY[scheme](rest, opts)
+    factory = DISPLAYS.get(scheme)
+    if factory is None:
+        raise DeviceError(f"unknown display {uri!r} (known: {', '.join(DISPLAYS.names())})")
+    return factory(rest, opts)
 
 
 def letterbox(image: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from device import DeviceError
+from device.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -31,26 +32,19 @@ class Runtime(Protocol):
 
 
 Factory = Callable[[Path, int, "bytes | None"], Runtime]
-_REGISTRY: dict[str, Factory] = {}
-
-
-def register(suffix: str):
-    def wrap(factory: Factory) -> Factory:
-        _REGISTRY[suffix] = factory
-        return factory
-
-    return wrap
+RUNTIMES: Registry[Factory] = Registry(
+    "runtime", ("device.runtimes.litert", "device.runtimes.onnx_runtime")
+)
+register = RUNTIMES.register  # @register(".onnx") in a runtime's module
 
 
 def open_runtime(path: Path, threads: int = 2, data: bytes | None = None) -> Runtime:
     """The runtime for `path`'s file type; `data`: the model's verified bytes (then the file is
     not read again)."""
-    _load_builtins()
-    try:
-        factory = _REGISTRY[path.suffix]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise DeviceError(f"no runtime for {path.name} (known file types: {known})") from None
+    factory = RUNTIMES.get(path.suffix)
+    if factory is None:
+        known = ", ".join(RUNTIMES.names())
+        raise DeviceError(f"no runtime for {path.name} (known file types: {known})")
     return factory(path, threads, data)
 
 
@@ -62,7 +56,3 @@ def layout_of(shape) -> str:
     if len(shape) == 4 and shape[3] == 3:
         return "NHWC"
     raise DeviceError(f"model input shape {shape} is not one RGB image")
-
-
-def _load_builtins() -> None:
-    from device.runtimes import litert, onnx_runtime  # noqa: F401  (registration side effect)

@@ -19,6 +19,7 @@ import numpy as np
 
 from device import DeviceError
 from device.config import MAX_PIXELS
+from device.registry import Registry
 
 
 class SourceUnavailable(DeviceError):
@@ -56,16 +57,16 @@ class Source(Protocol):
 
 
 Factory = Callable[[str, SourceOptions], Source]
-_REGISTRY: dict[str, Factory] = {}
+SOURCES: Registry[Factory] = Registry(
+    "source",
+    tuple(
+        f"device.sources.{m}" for m in ("auto", "demo", "image_folder", "opencv_capture", "picam")
+    ),
+)
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".mjpg", ".mjpeg", ".h264"}
 
 
-def register(scheme: str):
-    def wrap(factory: Factory) -> Factory:
-        _REGISTRY[scheme] = factory
-        return factory
-
-    return wrap
+register = SOURCES.register  # @register("csi") in a source's module
 
 
 def scheme_of(uri: str) -> tuple[str, str]:
@@ -81,15 +82,11 @@ def scheme_of(uri: str) -> tuple[str, str]:
 
 
 def open_source(uri: str, opts: SourceOptions) -> Source:
-    _load_builtins()
     scheme, rest = scheme_of(uri)
     if scheme == "file" and Path(rest).suffix.lower() not in VIDEO_SUFFIXES:
         scheme = "dir"  # one photo, or a folder or glob written as file://
-    if scheme not in _REGISTRY:
-        known = ", ".join(f"{s}://" for s in sorted(_REGISTRY) if s != "auto")
+    factory = SOURCES.get(scheme)
+    if factory is None:
+        known = ", ".join(f"{s}://" for s in SOURCES.names() if s != "auto")
         raise DeviceError(f"unknown source {uri!r} (use {known}, a glob or auto)")
-    return _REGISTRY[scheme](rest, opts)
-
-
-def _load_builtins() -> None:
-    from device.sources import auto, demo, image_folder, opencv_capture, picam  # noqa: F401
+    return factory(rest, opts)

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from device.registry import Registry
 from train_host import UserError, torchfile
 
 
@@ -43,26 +44,27 @@ class ModelSpec:
     description: str
 
 
-_REGISTRY: dict[str, ModelSpec] = {}
+MODELS: Registry[ModelSpec] = Registry("model")  # the builders register on package import
 
 
 def register(name: str, default_input_size: int, description: str, pretrained: str = "none"):
     def wrap(builder: Callable[..., Classifier]) -> Callable[..., Classifier]:
-        _REGISTRY[name] = ModelSpec(name, builder, default_input_size, pretrained, description)
+        spec = ModelSpec(name, builder, default_input_size, pretrained, description)
+        MODELS.register(name)(spec)
         return builder
 
     return wrap
 
 
 def model_names() -> list[str]:
-    return sorted(_REGISTRY)
+    return MODELS.names()
 
 
 def get_spec(name: str) -> ModelSpec:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UserError(f"unknown model {name!r}; known: {', '.join(model_names())}") from None
+    spec = MODELS.get(name)
+    if spec is None:
+        raise UserError(f"unknown model {name!r}; known: {', '.join(model_names())}")
+    return spec
 
 
 def without_builtin_weights(name: str) -> dict:
