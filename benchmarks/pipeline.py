@@ -33,20 +33,24 @@ def add_arguments(p) -> None:
     report.add_output_arguments(p)
 
 
-def daemon_command(args, backend: str, precision: str, heatmap: bool, log_dir: Path) -> list[str]:
+def daemon_command(
+    args, backend: str, precision: str, heatmap: bool, log_dir: Path, pipeline: bool = True
+) -> list[str]:
     w, h = args.size.split("x")
     cmd = [sys.executable, "-m", "device.cli", "run", "--source", "demo://", "--display", "null"]
     cmd += ["--width", w, "--height", h, "--fps", "240", "--max-frames", str(args.frames)]
     cmd += ["--backend", backend, "--precision", precision, "--threads", str(args.threads)]
     cmd += ["--trace-frames", "--summary-interval", "3600", "--log-dir", str(log_dir)]
     cmd += ["--heatmap" if heatmap else "--no-heatmap"]
+    cmd += ["--pipeline" if pipeline else "--no-pipeline"]
     cmd += ["--no-ood-gate"]  # the drawn demo skin is "Cannot judge": time the whole verdict path
     return cmd + (["--bundle", args.bundle] if args.bundle else [])
 
 
-def measure(args, backend: str, precision: str, heatmap: bool) -> dict:
+def measure(args, backend: str, precision: str, heatmap: bool, pipeline: bool = True) -> dict:
     with tempfile.TemporaryDirectory(prefix="mpox-pipeline-") as tmp:
-        run = run_measured(daemon_command(args, backend, precision, heatmap, Path(tmp)), 900)
+        cmd = daemon_command(args, backend, precision, heatmap, Path(tmp), pipeline)
+        run = run_measured(cmd, 900)
         if run.returncode != 0:
             raise BenchError(f"daemon failed ({backend}/{precision}): {run.stderr.strip()[-400:]}")
         frames = [json.loads(x) for x in (Path(tmp) / "frames.jsonl").read_text().splitlines()]
@@ -58,6 +62,7 @@ def measure(args, backend: str, precision: str, heatmap: bool) -> dict:
         "backend": backend,
         "precision": precision,
         "heatmap": heatmap,
+        "pipeline": pipeline,
         "frames": len(frames),
         "fps": round((len(frames) - 1) / wall, 2) if wall > 0 else None,
         **{f"{s}_p50_ms": round(v, 3) for s, v in p50.items()},
@@ -74,14 +79,17 @@ def run(args) -> int:
         "size": args.size,
         "threads": args.threads,
         "source": "demo:// (generated), display null",
-        "frame": "p50 of preprocess + inference + cam + render + display per frame",
+        "frame": "p50 of the time between two frames shown (pipelined: the stages overlap); "
+        "serial rows: preprocess + inference + cam + render + display",
         "targets": TARGETS,
     }
     doc = report.document("pipeline", config, args.board)
     for backend in args.backends.split(","):
         for precision in args.precisions.split(","):
-            for heatmap in (True, False) if not args.no_heatmap_baseline else (True,):
-                row = measure(args, backend, precision, heatmap)
+            runs = [(True, True), (True, False)]  # (heat-map, pipelined): the serial baseline
+            runs += [] if args.no_heatmap_baseline else [(False, True)]
+            for heatmap, pipelined in runs:
+                row = measure(args, backend, precision, heatmap, pipelined)
                 print(json.dumps(row), file=sys.stderr)
                 doc["results"].append(row)
     report.finish(doc, args, {"pipeline": lambda path: stage_plot(doc["results"], path)})
@@ -94,6 +102,7 @@ def markdown(doc: dict) -> str:
         ("backend", "backend"),
         ("precision", "precision"),
         ("heatmap", "heat-map"),
+        ("pipeline", "pipelined"),
         ("fps", "fps"),
         ("preprocess_p50_ms", "preprocess ms"),
         ("inference_p50_ms", "inference ms"),
@@ -125,7 +134,10 @@ def stage_plot(rows: list[dict], path: Path) -> bool:
         return False
     work = ("preprocess", "inference", "cam", "render", "display")
     labels = [
-        f"{r['backend']} {r['precision']}" + ("" if r["heatmap"] else "\nno heat-map") for r in rows
+        f"{r['backend']} {r['precision']}"
+        + ("" if r["heatmap"] else "\nno heat-map")
+        + ("" if r.get("pipeline", True) else "\nserial")
+        for r in rows
     ]
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(rows)), 4.5), dpi=100)
     bottom = np.zeros(len(rows))

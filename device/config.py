@@ -84,6 +84,10 @@ class Config:
     fb_bpp: int = field(
         default=0, metadata=_key("framebuffer bits per pixel (0 = from sysfs)", choices=(0, 16, 32))
     )
+    pipeline: bool = field(
+        default=True,
+        metadata=_key("run the model on the next frame while this one is drawn (2 threads)"),
+    )
     heatmap: bool = field(default=True, metadata=_key("show the Grad-CAM heat-map (key h toggles)"))
     heat_floor: float = field(
         default=0.35, metadata=_key("heat-map drawn only where the map exceeds this", 0, 0.99)

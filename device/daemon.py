@@ -24,7 +24,8 @@ from device.config import Config, log_dir, quality_limits
 from device.displays import Display, DisplayOptions, open_display
 from device.instance_lock import InstanceLock, lock_dir
 from device.notify import Notifier
-from device.quality import GUIDANCE, assess
+from device.pipeline import InferenceWorker, Inferred, infer
+from device.quality import GUIDANCE
 from device.screen import Renderer, View
 from device.screener import CANNOT_JUDGE, Screener, likelihood, normalise_cam
 from device.signing import signed_by
@@ -75,7 +76,6 @@ class Daemon:
         w, h = self.display.size or (cfg.screen_width or cfg.width, cfg.screen_height or cfg.height)
         self.renderer = Renderer(w, h, cfg.heat_floor, cfg.heat_alpha)
         self.smoother = Smoother(cfg.smoothing, self.bundle.positive_index, self.bundle.threshold)
-        self.limits = quality_limits(cfg)
         self.timing = Timing(
             log_dir(cfg), cfg.summary_interval, cfg.log_max_bytes, cfg.log_backups, cfg.trace_frames
         )
@@ -90,6 +90,9 @@ class Daemon:
         self.frames, self.state, self.grabber = 0, "starting", None
         self.dropped_closed, self.capture_ms = 0, 0.0
         self.last_good = time.monotonic()
+        self.gate_limits = quality_limits(cfg) if cfg.quality_gate else None
+        self.worker = InferenceWorker(self.screener, self.gate_limits) if cfg.pipeline else None
+        self.last_shown: float | None = None
         self.cases = CaseRecorder(cfg, self.bundle, self.screener.file)
         self.note, self.note_until = self.cases.problem, time.monotonic() + 10.0  # a problem: 10 s
 
@@ -109,6 +112,8 @@ class Daemon:
             self._loop()
         finally:
             self.notifier.stopping()
+            if self.worker is not None:
+                self.worker.close()
             self._close_source()
             self.display.close()
             self.cases.close()
@@ -139,6 +144,8 @@ class Daemon:
             if self.timing.due():
                 row = self.timing.summary(self._dropped(), self.state)
                 self.notifier.status(f"{self.state}, {row['fps']:.1f} fps")
+        if self.worker is not None and (done := self.worker.collect()) is not None:
+            self._present(done)  # the source ended: its last frame is still shown
 
     # ---- source ----------------------------------------------------------------------------
     def _open_source(self) -> None:
@@ -224,33 +231,34 @@ class Daemon:
         if self.frozen is not None:
             self._show(self.frozen)
             return
-        t = {"capture": self.capture_ms}
+        if self.worker is None:  # serial: the model's work, then drawing, on this thread
+            self._present(infer(self.screener, frame, self.gate_limits))
+            return
+        done = self.worker.collect()  # frame N, while the worker takes frame N+1
+        self.worker.submit(frame)
+        if done is not None:
+            self._present(done)
+
+    def _present(self, done: Inferred) -> None:
+        """Draw and show one frame with its own verdict (or guidance), and time it."""
+        frame, quality = done.frame, done.quality
+        t = {"capture": self.capture_ms, **done.t}
         clock = time.perf_counter()
-        small = frame.small if frame.small is not None else frame.image
-        quality = {}
-        if self.cfg.quality_gate:  # on the full frame's square: the gate was calibrated at 224 px
-            q = assess(frame.image, self.limits, bgr=True)
-            quality = q.as_dict()
-            if q.problem:
-                clock = _lap(t, "preprocess", clock)
-                shown = Shown("poor_quality", GUIDANCE[q.problem], quality=quality)
-                return self._no_verdict(frame, shown, t, clock)
-        self.view.guidance = ""
-        tensor = self.screener.tensor(small, bgr=True)
-        clock = _lap(t, "preprocess", clock)
-        out = self.screener.runtime.run(tensor)
-        clock = _lap(t, "inference", clock)
-        pred = self.screener.to_prediction(out, t["preprocess"] + t["inference"])
+        if done.problem:
+            shown = Shown("poor_quality", GUIDANCE[done.problem], quality=quality)
+            return self._no_verdict(frame, shown, t, clock)
+        pred = done.pred
         score = pred.ood_score
         if self.cfg.ood_gate and not pred.judgeable:
             shown = Shown("cannot_judge", CANNOT_JUDGE, ood_score=score, quality=quality)
             return self._no_verdict(frame, shown, t, clock)
+        self.view.guidance = ""
         canvas, geom = self.renderer.base(frame.image)
         render_ms = (time.perf_counter() - clock) * 1000.0
         clock = time.perf_counter()
         probs, chosen = self.smoother.add(pred.probs)  # the verdict over the last frames
         if self.heatmap:
-            self.renderer.heat(canvas, geom, normalise_cam(out.cam[chosen]))
+            self.renderer.heat(canvas, geom, normalise_cam(done.cam[chosen]))
         clock = _lap(t, "cam", clock)
         self._update_view(probs, t["inference"])
         self.renderer.text(canvas, self.view, geom)
@@ -289,7 +297,13 @@ class Daemon:
         """A frame was shown: time the display stage and count the frame."""
         _lap(t, "display", clock)
         self.frames += 1
-        self.timing.frame(t, sum(ms for stage, ms in t.items() if stage != "capture"))
+        now = time.perf_counter()
+        if self.worker is not None and self.last_shown is not None:
+            frame_ms = (now - self.last_shown) * 1000.0  # stages overlap: the real period
+        else:
+            frame_ms = sum(ms for stage, ms in t.items() if stage != "capture")
+        self.last_shown = now
+        self.timing.frame(t, frame_ms)
 
     def _update_view(self, probs: np.ndarray, infer_ms: float) -> None:
         b, v = self.bundle, self.view

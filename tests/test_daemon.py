@@ -327,3 +327,30 @@ def test_board_readings_from_sysfs(tmp_path):
     assert board.throttled(tmp_path / "absent") is None
     rss, peak = board.memory_mb()
     assert 0 < rss <= peak
+
+
+def test_serial_and_pipelined_loops_show_the_same_verdicts(photos, tmp_path):
+    """The pipelined loop (the default) draws frame N while the model runs on N+1; each frame
+    still gets its own verdict, and no frame of a finite source is lost at its end."""
+    strips = {}
+    for pipelined in (True, False):
+        out = tmp_path / f"p-{pipelined}"
+        cfg = config(
+            tmp_path, source=f"dir://{photos}", display=f"file://{out}", smoothing=1,
+            ood_gate=False, pipeline=pipelined,
+        )  # fmt: skip
+        assert Daemon(cfg).run() == 0
+        strips[pipelined] = [tuple(cv2.imread(str(p))[20, 3]) for p in sorted(out.glob("*.png"))]
+    assert strips[True] == strips[False] and len(strips[True]) == 6
+
+
+def test_a_failing_model_stops_the_pipelined_loop_with_its_error(tmp_path, monkeypatch):
+    daemon = Daemon(config(tmp_path, source="demo://", max_frames=5))
+
+    def broken(x):
+        raise DeviceError("model file unreadable")
+
+    monkeypatch.setattr(daemon.screener.runtime, "run", broken)
+    with pytest.raises(DeviceError, match="model file unreadable"):
+        daemon.run()
+    assert not daemon.worker.thread.is_alive()

@@ -1,0 +1,92 @@
+"""The frame loop's two stages: the model's work on frame N+1 runs on its own thread while the
+main thread draws and shows frame N.
+
+Each result carries its own frame, so the screen never pairs an image with another frame's
+verdict; the main thread alone draws, shows and pings the watchdog, so a ping still means a
+frame was really shown. A worker stuck in inference blocks `collect`, and the watchdog restarts
+the kit as it did when inference ran on the main thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+from device.quality import QualityLimits, assess
+from device.screener import Prediction, Screener
+from device.sources import Frame
+
+
+@dataclass
+class Inferred:
+    frame: Frame
+    t: dict[str, float]  # ms: preprocess (quality gate included), inference
+    quality: dict = field(default_factory=dict)
+    problem: str | None = None  # a quality problem: no inference was run
+    pred: Prediction | None = None
+    cam: object = None  # [C, h, w] maps of every class (Outputs.cam)
+
+
+def infer(screener: Screener, frame: Frame, limits: QualityLimits | None) -> Inferred:
+    """Quality gate, preprocessing and the model for one frame (`limits` None: no gate)."""
+    t0 = time.perf_counter()
+    quality, problem = {}, None
+    if limits is not None:  # on the full frame's square: the gate was calibrated at 224 px
+        q = assess(frame.image, limits, bgr=True)
+        quality, problem = q.as_dict(), q.problem
+    if problem:
+        return Inferred(frame, {"preprocess": _ms(t0)}, quality, problem)
+    small = frame.small if frame.small is not None else frame.image
+    tensor = screener.tensor(small, bgr=True)
+    t = {"preprocess": _ms(t0)}
+    t1 = time.perf_counter()
+    out = screener.runtime.run(tensor)
+    t["inference"] = _ms(t1)
+    pred = screener.to_prediction(out, t["preprocess"] + t["inference"])
+    return Inferred(frame, t, quality, None, pred, out.cam)
+
+
+def _ms(since: float) -> float:
+    return (time.perf_counter() - since) * 1000.0
+
+
+class InferenceWorker:
+    def __init__(self, screener: Screener, limits: QualityLimits | None):
+        self.screener, self.limits = screener, limits
+        self.inbox: queue.Queue = queue.Queue(maxsize=1)
+        self.outbox: queue.Queue = queue.Queue(maxsize=1)
+        self.pending = False
+        self.thread = threading.Thread(target=self._run, name="inference", daemon=True)
+        self.thread.start()
+
+    def submit(self, frame: Frame) -> None:
+        assert not self.pending, "collect() the previous frame first"
+        self.inbox.put(frame)
+        self.pending = True
+
+    def collect(self) -> Inferred | None:
+        """The previous frame's result (waits for it), or None when nothing is in flight."""
+        if not self.pending:
+            return None
+        item = self.outbox.get()
+        self.pending = False
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        if self.pending:
+            with contextlib.suppress(Exception):  # closing: the frame is dropped either way
+                self.collect()
+        self.inbox.put(None)
+        self.thread.join(timeout=5.0)
+
+    def _run(self) -> None:
+        while (frame := self.inbox.get()) is not None:
+            try:
+                self.outbox.put(infer(self.screener, frame, self.limits))
+            except BaseException as e:  # raised again on the main thread by collect()
+                self.outbox.put(e)
