@@ -23,7 +23,7 @@ from pathlib import Path
 from device import DeviceError
 from device.bundle import load_bundle
 from device.manifest_check import pinned_files
-from device.signing import SIGNATURE, signed_by
+from device.signing import KEYS_DIR, SIGNATURE, signed_by
 
 STORE = Path("/opt/mpox-screen/bundles")
 SERVICE = "mpox-screen"
@@ -75,10 +75,8 @@ def stamp(created: str) -> str:
 
 
 class BundleStore:
-    def __init__(self, root: Path = STORE, keys_dir: Path | None = None):
-        from device.signing import KEYS_DIR
-
-        self.root, self.keys_dir = Path(root), keys_dir or KEYS_DIR
+    def __init__(self, root: Path = STORE, keys_dir: Path = KEYS_DIR):
+        self.root, self.keys_dir = Path(root), Path(keys_dir)
 
     def _link(self, name: str) -> Path | None:
         link = self.root / name

@@ -64,16 +64,22 @@ def export(store: CaseStore, to: Path) -> ExportResult:
         sums = "".join(f"{h}  images/{name}\n" for h, name in pairs)
         write_atomic(folder / "SHA256SUMS", sums.encode(), 0o644)
         write_atomic(folder / "cases.csv", _csv_bytes(ordered), 0o644)
+        problems = check_export(folder)
     except OSError as e:
         raise DeviceError(
             f"export to {folder} failed: {e.strerror or e}; the kit's cases are untouched and "
             "the previous export is as it was"
         ) from None
+    if problems:  # read back from the stick: a failing one keeps the kit's copy as the truth
+        raise DeviceError(
+            f"export to {folder}: {len(problems)} files read back wrong: {problems[0]}"
+        )
     return ExportResult(folder, len(ordered), new)
 
 
 def check_export(folder: Path) -> list[str]:
-    """Problems with an exported folder (what `verify` is to the store)."""
+    """Every file of an exported folder read back against SHA256SUMS (what `verify` is to the
+    store); `export` runs it on what it has just written."""
     problems = []
     for line in (folder / "SHA256SUMS").read_text().splitlines():
         want, name = line.split("  ", 1)

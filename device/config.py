@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from device import DeviceError
+from device.signing import KEYS_DIR
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -143,7 +144,7 @@ class Config:
         metadata=_key("quality: largest share of white colourless (glare) pixels", 0, 1),
     )
     keys_dir: str = field(
-        default="/etc/mpox-screen/keys",
+        default=str(KEYS_DIR),
         metadata=_key("trusted public keys: the screen says whether the bundle is signed"),
     )
     state_dir: str = field(

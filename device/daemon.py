@@ -31,7 +31,7 @@ from device.screener import CANNOT_JUDGE, Screener, likelihood, normalise_cam
 from device.signing import signed_by
 from device.smoothing import Smoother
 from device.sources import Frame, SourceOptions, SourceUnavailable, open_source, scheme_of
-from device.timing import Timing
+from device.timing import WAIT, Timing
 
 log = logging.getLogger(__name__)
 WAIT_SLICE = 0.1  # s: how often a wait for a frame or a retry looks at the stop flag
@@ -301,7 +301,7 @@ class Daemon:
         if self.worker is not None and self.last_shown is not None:
             frame_ms = (now - self.last_shown) * 1000.0  # stages overlap: the real period
         else:
-            frame_ms = sum(ms for stage, ms in t.items() if stage != "capture")
+            frame_ms = sum(ms for stage, ms in t.items() if stage != WAIT)
         self.last_shown = now
         self.timing.frame(t, frame_ms)
 

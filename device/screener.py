@@ -103,16 +103,13 @@ class Screener:
         latency = (time.perf_counter() - t0) * 1000.0
         return self.to_prediction(out, latency)
 
-    def ood_score(self, out: Outputs) -> float | None:
-        return None if self.ood is None else self.ood.score(out.features)
-
     def to_prediction(self, out: Outputs, latency_ms: float) -> Prediction:
         """Raw runtime outputs -> probabilities, the decision, the decided class's map and
         whether the photo can be judged at all."""
         probs = softmax(out.logits.astype(np.float64))
         pos = self.bundle.positive_index
         chosen = decide(probs, pos, self.bundle.threshold)
-        score = self.ood_score(out)
+        score = None if self.ood is None else self.ood.score(out.features)
         return Prediction(
             probs=probs,
             classes=self.bundle.classes,

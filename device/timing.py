@@ -20,6 +20,7 @@ import numpy as np
 from device import DeviceError, board
 
 STAGES = ("capture", "preprocess", "inference", "cam", "render", "display")
+WAIT = "capture"  # the wait for the camera: outside the frame's own work
 log = logging.getLogger("device.timing")
 
 

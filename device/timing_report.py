@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from device import DeviceError
-from device.timing import STAGES
+from device.timing import STAGES, WAIT
 
 COLUMNS = (*STAGES, "frame")
 REQUIRED = {"uptime_s", "frames", "fps", "stages_ms"}  # what a summary line always has
@@ -54,8 +54,7 @@ def table(rows: list[dict]) -> str:
         p50 = _median(_stage(rows, name, "p50"))
         p95 = _median(_stage(rows, name, "p95"))
         worst = max(_stage(rows, name, "max"), default=0.0)
-        # capture is the wait for the camera, outside the frame's own work: no share of it
-        share = f"{100 * p50 / frame_p50:7.1f}%" if name not in ("frame", "capture") else "wait"
+        share = f"{100 * p50 / frame_p50:7.1f}%" if name not in ("frame", WAIT) else "wait"
         lines.append(f"{name:<11}{p50:9.2f}{p95:9.2f}{worst:9.2f}{share:>8}")
     temps = [r["cpu_temp_c"] for r in rows if r.get("cpu_temp_c") is not None]
     if temps:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from device import DeviceError
 from device.case_export import FOLDER, check_export, export
 from device.cases import Case, CaseStore
 from tests.conftest import copy_subset, run_cli
@@ -303,3 +304,23 @@ def test_full_or_read_only_state_never_stops_screening(tmp_path, monkeypatch, tm
     assert (
         notices[0] == "Cases cannot be saved" and "Cases cannot be saved: case NOT saved" in notices
     )
+
+
+def test_export_reads_back_what_it_wrote(tmp_path, monkeypatch):
+    """A stick that stores other bytes than it was given (a failing or fake-capacity one): the
+    export reads every file back against SHA256SUMS and says so instead of reporting success."""
+    import device.case_export as case_export
+
+    real = case_export.write_atomic
+
+    def lying(path, data, mode=0o600):
+        real(path, data[:-1] + b"?" if path.suffix == ".jpg" else data, mode)
+
+    monkeypatch.setattr(case_export, "write_atomic", lying)
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    with CaseStore(tmp_path / "s") as store:
+        store.save(case(), b"frame!", b"view!")
+        with pytest.raises(DeviceError, match="2 files read back wrong"):
+            export(store, usb)
+        assert store.verify() == []  # the kit's copy is untouched

@@ -2,7 +2,7 @@
 
 A display says what canvas size it wants (`size`, None = the camera frame's), shows a finished BGR
 canvas and returns the key the user pressed, if it has a keyboard ('q' quit, 'h' heat-map, ' '
-freeze).
+save a case, 'f' freeze).
 """
 
 from __future__ import annotations

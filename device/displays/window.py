@@ -1,4 +1,4 @@
-"""`window`: an OpenCV HighGUI window on a desktop (keys: q quit, h heat-map, space freeze).
+"""`window`: an OpenCV HighGUI window on a desktop (keys: q quit, h heat-map, space save, f freeze).
 
 Two ways a window can kill the kit are refused with a message instead: a GUI build of OpenCV with
 no desktop aborts the whole process (Qt, SIGABRT), and the headless build has no HighGUI at all.
