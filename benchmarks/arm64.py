@@ -1,9 +1,11 @@
 """`mpox-bench arm64`: the kit on emulated aarch64 (../shared/docs/arm64-emulation.md).
 
-1. Smoke: a Debian 12 arm64 root (mmdebstrap) run through qemu-user + binfmt with a fake
-   Cortex-A72 /proc/cpuinfo; the project's `device` and `tflite` extras are installed from this
-   checkout into a venv inside; `platform.machine()` must say aarch64; `mpox-screen classify
-   --json` on a few images must give the labels x86 gives.
+1. Smoke: a Debian 12 (bookworm, default) or 13 (trixie, `--suite trixie`: Raspberry Pi OS
+   since October 2025, Python 3.13) arm64 root (mmdebstrap) run through qemu-user + binfmt with a
+   fake Cortex-A72 /proc/cpuinfo; the kit is installed from this checkout by its own installer
+   (`systemd/install.sh`: venv with the `device` and `tflite` extras, bundle, config, unit);
+   `platform.machine()` must say aarch64; the installed `mpox-screen classify --json` on a few
+   images must give the labels x86 gives.
 2. Instruction counts: the dynamic `qemu-aarch64` (which takes plugins; the static one refuses)
    runs each model file with `insn_count.c`, built against qemu-plugin.h from Debian's qemu source
    package (fetched with a private apt configuration: the host's apt sources stay untouched),
@@ -33,7 +35,7 @@ from benchmarks.arm64_root import (
     GUEST_BENCH,
     GUEST_SRC,
     GUEST_VENV,
-    SUITE,
+    SUITES,
     Root,
     check_host,
     default_arm64_cache,
@@ -87,7 +89,7 @@ def smoke(root: Root, images: list[Path], backends=("onnx", "tflite")) -> dict:
         opts += ["--no-quality-gate", "--no-ood-gate"]  # a label for every image: runtimes compared
         t0 = time.perf_counter()
         arm = classify_json(
-            [f"{GUEST_VENV}/bin/mpox-screen", *opts, f"{GUEST_BENCH}/images"], root.guest
+            ["/usr/local/bin/mpox-screen", *opts, f"{GUEST_BENCH}/images"], root.guest
         )
         arm_s = time.perf_counter() - t0
         x86 = classify_json(
@@ -140,6 +142,9 @@ def add_arguments(p) -> None:
     p.add_argument("--baselines", type=Path, default=None)
     p.add_argument("--cache", type=Path, default=None, help="root and plugin cache")
     p.add_argument("--mirror", default=None, help="Debian mirror (default: the host's)")
+    p.add_argument(
+        "--suite", choices=list(SUITES), default="bookworm", help="guest Debian: %(choices)s"
+    )
     report.add_output_arguments(p, "(default: qemu-aarch64)")
 
 
@@ -231,11 +236,11 @@ def targets(rows: list[dict], arch: str, reference: str = "mobilenet_v2") -> lis
 def run(args) -> int:
     check_host()
     cache = args.cache or default_arm64_cache()
-    root = Root(cache, args.mirror)
+    root = Root(cache, args.mirror, args.suite)
     doc = report.document(
         "arm64",
         {
-            "suite": f"Debian 12 ({SUITE}) arm64, mmdebstrap --variant=extract",
+            "suite": f"{SUITES[root.suite]} ({root.suite}) arm64, mmdebstrap --variant=extract",
             "mirror": root.mirror,
             "qemu": sh(["dpkg-query", "-W", "-f", "${Version}", "qemu-user"]).stdout.strip(),
             "counting": "TCG plugin insn_count.c: guest instructions in the marked region "

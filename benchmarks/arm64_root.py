@@ -1,4 +1,4 @@
-"""The emulated arm64 root: host checks, binfmt, the Debian 12 arm64 tree (mmdebstrap), its
+"""The emulated arm64 root: host checks, binfmt, a Debian 12 or 13 arm64 tree (mmdebstrap), its
 mounts and fake /proc/cpuinfo, and the checkout installed in a venv inside. Cached and locked;
 mounts are always undone."""
 
@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import logging
 import os
 import re
@@ -22,11 +21,12 @@ from benchmarks.models import default_cache
 
 log = logging.getLogger(__name__)
 
-SUITE = "bookworm"
+SUITES = {"bookworm": "Debian 12", "trixie": "Debian 13"}  # Raspberry Pi OS before / since 10.2025
+DEFAULT_SUITE = "bookworm"
 ROOT_PACKAGES = (
-    "python3,python3-venv,python3-pip,coreutils,dash,bash,libc-bin,libstdc++6,libgcc-s1,libgomp1"
+    "python3,python3-venv,python3-pip,coreutils,dash,bash,libc-bin,libstdc++6,libgcc-s1,libgomp1,"
+    "sed,grep,fonts-dejavu-core,libegl1,libegl-mesa0,libgles2,libgbm1"  # + install.sh's apt list
 )
-EXTRAS = "device,tflite"
 TOOLS = {  # command -> Debian package
     "mmdebstrap": "mmdebstrap",
     "qemu-aarch64": "qemu-user",
@@ -49,7 +49,8 @@ CPUS = {  # -cpu name -> (/proc/cpuinfo CPU part, Features) as a Pi 4 / Pi 5 rep
     ),
 }
 GUEST_SRC = "/opt/src"
-GUEST_VENV = "/opt/venv"
+GUEST_PREFIX = "/opt/mpox-screen"  # install.sh's default
+GUEST_VENV = f"{GUEST_PREFIX}/venv"
 GUEST_BENCH = "/opt/bench"
 GUEST_QEMU = "/opt/qemu-x86"
 PLUGIN_C = PACKAGE_DIR / "insn_count.c"
@@ -177,18 +178,23 @@ def cpuinfo(cpu: str, cores: int) -> str:
 
 
 class Root:
-    """A cached Debian 12 arm64 root with a venv holding this checkout's device extras."""
+    """A cached Debian arm64 root (`suite`, a key of SUITES) with a venv holding this
+    checkout's device extras."""
 
-    def __init__(self, cache: Path, mirror: str | None = None):
+    def __init__(self, cache: Path, mirror: str | None = None, suite: str = DEFAULT_SUITE):
+        if suite not in SUITES:
+            raise BenchError(f"unknown suite {suite!r}: one of {', '.join(SUITES)}")
         self.cache = cache
-        self.path = cache / f"root-{SUITE}-arm64"
+        self.suite = suite
+        self.path = cache / f"root-{suite}-arm64"
         self.mirror = mirror or host_mirror()
 
     # -- build and install --------------------------------------------------------------------
     def build(self) -> bool:
         """mmdebstrap the base root unless cached; True if it was built now."""
         stamp = self.path / ".mpox-base"
-        if stamp.is_file():
+        want = f"{self.mirror}\n{ROOT_PACKAGES}\n"
+        if stamp.is_file() and stamp.read_text() == want:
             return False
         unmount_all(self.path)  # never delete through a mounted /proc or /sys
         shutil.rmtree(self.path, ignore_errors=True)
@@ -199,12 +205,12 @@ class Root:
                 "--arch=arm64",
                 "--variant=extract",
                 f"--include={ROOT_PACKAGES}",
-                SUITE,
+                self.suite,
                 str(self.path),
                 self.mirror,
             ]
         )
-        stamp.write_text(self.mirror + "\n")
+        stamp.write_text(want)
         return True
 
     def copy_checkout(self, src: Path = REPO_DIR) -> None:
@@ -226,24 +232,16 @@ class Root:
             shutil.copytree(src, dest, ignore=ignore)
 
     def install(self) -> dict:
-        """pip install -e /opt/src[device,tflite] into /opt/venv (deps only when they changed)."""
+        """The kit installed in the guest by its own installer (systemd/install.sh from /opt/src:
+        venv, extras, bundle, config, unit, /usr/local/bin/mpox-screen; no apt, user or
+        systemctl). The venv persists in the cached root, so a rerun downloads nothing unless
+        the dependencies changed."""
         self.copy_checkout()
-        pyproject = (self.path / GUEST_SRC.lstrip("/") / "pyproject.toml").read_bytes()
-        want = hashlib.sha256(pyproject).hexdigest()[:16]
-        stamp = self.path / ".mpox-venv"
+        full = not (self.path / GUEST_VENV.lstrip("/") / "bin" / "python").exists()
         t0 = time.perf_counter()
-        have = stamp.read_text().strip() if stamp.is_file() else None
-        if not (self.path / GUEST_VENV.lstrip("/") / "bin" / "python").exists():
-            self.guest(["/usr/bin/python3", "-m", "venv", GUEST_VENV])
-            have = None
-        pip = [f"{GUEST_VENV}/bin/pip", "install", "--quiet", "--no-build-isolation"]
-        if have != want:
-            self.guest([f"{GUEST_VENV}/bin/pip", "install", "--quiet", "setuptools>=68"])
-            self.guest([*pip, "-e", f"{GUEST_SRC}[{EXTRAS}]"], timeout=1800)
-            stamp.write_text(want + "\n")
-        else:
-            self.guest([*pip, "--no-deps", "-e", GUEST_SRC])
-        return {"full_install": have != want, "install_s": round(time.perf_counter() - t0, 1)}
+        flags = ["--no-apt", "--no-user", "--no-systemctl", "--prefix", GUEST_PREFIX]
+        self.guest(["/bin/bash", f"{GUEST_SRC}/systemd/install.sh", *flags], timeout=2400)
+        return {"full_install": full, "install_s": round(time.perf_counter() - t0, 1)}
 
     # -- running ------------------------------------------------------------------------------
     @contextlib.contextmanager

@@ -13,9 +13,16 @@ import subprocess
 from pathlib import Path
 
 from benchmarks import BenchError
-from benchmarks.arm64_root import GUEST_QEMU, GUEST_VENV, PLUGIN_C, SUITE, Root, sh
+from benchmarks.arm64_root import GUEST_QEMU, GUEST_VENV, PLUGIN_C, Root, sh
 
 log = logging.getLogger(__name__)
+
+
+def host_suite() -> str:
+    """This machine's Debian release: the qemu source must match the host's qemu-user."""
+    release = Path("/etc/os-release").read_text() if Path("/etc/os-release").is_file() else ""
+    found = re.search(r"^VERSION_CODENAME=\"?(\w+)", release, re.M)
+    return found.group(1) if found else "bookworm"
 
 
 def plugin_header(cache: Path, mirror: str) -> Path:
@@ -37,9 +44,10 @@ def plugin_header(cache: Path, mirror: str) -> Path:
     ):
         (apt / d).mkdir(parents=True, exist_ok=True)
     security = mirror.rstrip("/").removesuffix("/debian") + "/debian-security"
+    suite = host_suite()
     (apt / "etc/sources.list").write_text(
-        f"deb-src {mirror} {SUITE} main\ndeb-src {mirror} {SUITE}-updates main\n"
-        f"deb-src {security} {SUITE}-security main\n"
+        f"deb-src {mirror} {suite} main\ndeb-src {mirror} {suite}-updates main\n"
+        f"deb-src {security} {suite}-security main\n"
     )
     opts = []
     for key, value in {

@@ -3,7 +3,9 @@
 Each configuration runs `mpox-screen run` as a child process (peak RSS from the kernel) with
 `--trace-frames`, and the per-frame stage times are read back from its frames.jsonl. Reported:
 fps, each stage's share of the frame, end-to-end / inference, (CAM + overlay) / frame, and peak
-RSS, against the issue's targets (<= 1.25, <= 5 %, <= 150 MB for int8 ONNX).
+RSS, against the issue's targets (<= 1.25, <= 5 %, <= 150 MB for int8 ONNX). The first
+backend/precision also runs in every `--languages` with every `--fonts` text engine: the screen's
+text must not undo the targets in any language.
 """
 
 from __future__ import annotations
@@ -30,12 +32,13 @@ def add_arguments(p) -> None:
     p.add_argument("--frames", type=int, default=300, help="frames per configuration")
     p.add_argument("--size", default="640x480", help="generated frame size WxH")
     p.add_argument("--no-heatmap-baseline", action="store_true", help="skip the heat-map-off run")
+    p.add_argument("--languages", default="en,fr,pt,sw", help="screen languages (first backend)")
+    p.add_argument("--fonts", default="auto,freetype", help="text engines (first backend)")
     report.add_output_arguments(p)
 
 
-def daemon_command(
-    args, backend: str, precision: str, heatmap: bool, log_dir: Path, pipeline: bool = True
-) -> list[str]:
+def daemon_command(args, backend, precision, heatmap, log_dir: Path, pipeline=True, text=None):
+    """`text`: (language, text engine), default English with the best engine."""
     w, h = args.size.split("x")
     cmd = [sys.executable, "-m", "device.cli", "run", "--source", "demo://", "--display", "null"]
     cmd += ["--width", w, "--height", h, "--fps", "240", "--max-frames", str(args.frames)]
@@ -44,12 +47,14 @@ def daemon_command(
     cmd += ["--heatmap" if heatmap else "--no-heatmap"]
     cmd += ["--pipeline" if pipeline else "--no-pipeline"]
     cmd += ["--no-ood-gate"]  # the drawn demo skin is "Cannot judge": time the whole verdict path
+    language, font = text or ("en", "auto")
+    cmd += ["--language", language, "--font", font]
     return cmd + (["--bundle", args.bundle] if args.bundle else [])
 
 
-def measure(args, backend: str, precision: str, heatmap: bool, pipeline: bool = True) -> dict:
+def measure(args, backend, precision, heatmap, pipeline=True, text=None) -> dict:
     with tempfile.TemporaryDirectory(prefix="mpox-pipeline-") as tmp:
-        cmd = daemon_command(args, backend, precision, heatmap, Path(tmp), pipeline)
+        cmd = daemon_command(args, backend, precision, heatmap, Path(tmp), pipeline, text)
         run = run_measured(cmd, 900)
         if run.returncode != 0:
             raise BenchError(f"daemon failed ({backend}/{precision}): {run.stderr.strip()[-400:]}")
@@ -63,6 +68,8 @@ def measure(args, backend: str, precision: str, heatmap: bool, pipeline: bool = 
         "precision": precision,
         "heatmap": heatmap,
         "pipeline": pipeline,
+        "language": (text or ("en", "auto"))[0],
+        "font": (text or ("en", "auto"))[1],
         "frames": len(frames),
         "fps": round((len(frames) - 1) / wall, 2) if wall > 0 else None,
         **{f"{s}_p50_ms": round(v, 3) for s, v in p50.items()},
@@ -84,14 +91,17 @@ def run(args) -> int:
         "targets": TARGETS,
     }
     doc = report.document("pipeline", config, args.board)
-    for backend in args.backends.split(","):
-        for precision in args.precisions.split(","):
-            runs = [(True, True), (True, False)]  # (heat-map, pipelined): the serial baseline
-            runs += [] if args.no_heatmap_baseline else [(False, True)]
-            for heatmap, pipelined in runs:
-                row = measure(args, backend, precision, heatmap, pipelined)
-                print(json.dumps(row), file=sys.stderr)
-                doc["results"].append(row)
+    combos = [(b, p) for b in args.backends.split(",") for p in args.precisions.split(",")]
+    for i, (backend, precision) in enumerate(combos):
+        runs = [(True, True, None), (True, False, None)]  # (heat-map, pipelined, text)
+        runs += [] if args.no_heatmap_baseline else [(False, True, None)]
+        if i == 0:
+            texts = [(lang, f) for f in args.fonts.split(",") for lang in args.languages.split(",")]
+            runs += [(True, True, t) for t in texts if t != ("en", "auto")]
+        for heatmap, pipelined, text in runs:
+            row = measure(args, backend, precision, heatmap, pipelined, text)
+            print(json.dumps(row), file=sys.stderr)
+            doc["results"].append(row)
     report.finish(doc, args, {"pipeline": lambda path: stage_plot(doc["results"], path)})
     print(markdown(doc))
     return 0
@@ -103,6 +113,8 @@ def markdown(doc: dict) -> str:
         ("precision", "precision"),
         ("heatmap", "heat-map"),
         ("pipeline", "pipelined"),
+        ("language", "language"),
+        ("font", "text engine"),
         ("fps", "fps"),
         ("preprocess_p50_ms", "preprocess ms"),
         ("inference_p50_ms", "inference ms"),
@@ -137,6 +149,11 @@ def stage_plot(rows: list[dict], path: Path) -> bool:
         f"{r['backend']} {r['precision']}"
         + ("" if r["heatmap"] else "\nno heat-map")
         + ("" if r.get("pipeline", True) else "\nserial")
+        + (
+            ""
+            if (r.get("language"), r.get("font")) in ((None, None), ("en", "auto"))
+            else f"\n{r['language']} {r['font']}"
+        )
         for r in rows
     ]
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(rows)), 4.5), dpi=100)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,11 +117,24 @@ def load_bundle(root: Path | str, verify: bool = True) -> Bundle:
     return Bundle(root, manifest, blobs)
 
 
+def installed_prefix() -> Path | None:
+    """PREFIX when running from the venv systemd/install.sh made (PREFIX/venv, its marker)."""
+    prefix = Path(sys.prefix).parent
+    return prefix if (prefix / ".mpox-screen-install").is_file() else None
+
+
 def default_bundle_dir() -> Path:
-    """$MPOX_BUNDLE, else the bundle named in models/DEFAULT beside the package."""
+    """$MPOX_BUNDLE (the service's unit sets it); else, in an installed kit, the bundle that
+    `mpox-screen bundle install` made current, or the one install.sh put in PREFIX/models; else
+    the bundle named in models/DEFAULT of the checkout. So `mpox-screen classify` typed on the
+    kit screens with what the service uses."""
     if os.environ.get("MPOX_BUNDLE"):
         return Path(os.environ["MPOX_BUNDLE"])
-    marker = MODELS_DIR / "DEFAULT"
+    prefix = installed_prefix()
+    if prefix and (prefix / "bundles" / "current" / "manifest.json").is_file():
+        return prefix / "bundles" / "current"
+    models = prefix / "models" if prefix else MODELS_DIR
+    marker = models / "DEFAULT"
     if not marker.is_file():
         raise DeviceError(f"no default bundle ({marker} missing): pass --bundle DIR")
-    return MODELS_DIR / marker.read_text().strip()
+    return models / marker.read_text().strip()

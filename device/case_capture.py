@@ -24,6 +24,7 @@ from device import DeviceError
 from device.bundle import Bundle, ModelFile
 from device.cases import Case, CaseStore
 from device.config import Config, state_dir
+from device.i18n import _
 
 log = logging.getLogger(__name__)
 JPEG_QUALITY = 92
@@ -79,7 +80,7 @@ class CaseRecorder:
             if removed := self.store.remove_orphans():
                 log.info("removed %d image files of saves cut short", removed)
         except (DeviceError, OSError) as e:
-            self.problem = "Cases cannot be saved"
+            self.problem = _("Cases cannot be saved")
             log.warning("%s: %s", self.problem, e)
         self.button = open_button(cfg.button_pin, self.wanted.set)
 
@@ -121,10 +122,10 @@ class CaseRecorder:
         self.wanted.clear()
         self._release()
         if self.store is None:
-            return f"{self.problem}: case NOT saved"
+            return _("{problem}: case NOT saved").format(problem=self.problem)
         free = self.store.free_bytes()
         if free < self.cfg.min_free_mb * 1e6:
-            return "Disk nearly full: case NOT saved - export and purge cases"
+            return _("Disk nearly full: case NOT saved - export and purge cases")
         case = Case(
             saved_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             verdict=shown.verdict,
@@ -141,10 +142,13 @@ class CaseRecorder:
             self.store.keep_newest(self.cfg.max_cases)
         except (OSError, DeviceError, sqlite3.Error) as e:  # full disk, read-only card
             log.warning("case not saved: %s", e)
-            return f"Case NOT saved: {getattr(e, 'strerror', None) or e}"
+            why = getattr(e, "strerror", None) or e
+            return _("Case NOT saved: {why}").format(why=why)
         log.info("saved case %d (%s)", n, shown.verdict)
         left = self.store.free_bytes() / 1e9
-        return f"Saved case {n} - {self.store.count()} cases, {left:.1f} GB free"
+        return _("Saved case {number} - {count} cases, {free} GB free").format(
+            number=n, count=self.store.count(), free=f"{left:.1f}"
+        )
 
     def close(self) -> None:
         if self.button is not None:

@@ -17,9 +17,28 @@ from pathlib import Path
 
 from device import DeviceError
 from device.cases import Case, CaseStore, digest, write_atomic
+from device.i18n import N_, _, everywhere
 
 FOLDER = "mpox-screen-cases"
 COLUMNS = ["kit", *(f.name for f in fields(Case))]
+HEADERS = {  # the CSV's first row, in the kit's language
+    "kit": N_("Kit"),
+    "saved_at": N_("Saved at (UTC)"),
+    "verdict": N_("Screen said"),
+    "status": N_("Status"),
+    "prob": N_("P(mpox)"),
+    "ood_score": N_("Not-like-training score"),
+    "quality": N_("Image quality"),
+    "bundle": N_("Model"),
+    "bundle_version": N_("Model version"),
+    "bundle_sha256": N_("Model file SHA-256"),
+    "reference": N_("Patient reference"),
+    "id": N_("Case"),
+    "frame_file": N_("Camera image"),
+    "frame_sha256": N_("Camera image SHA-256"),
+    "view_file": N_("Screen image"),
+    "view_sha256": N_("Screen image SHA-256"),
+}
 
 
 @dataclass(frozen=True)
@@ -30,16 +49,23 @@ class ExportResult:
 
 
 def _previous_rows(csv_path: Path) -> dict[str, dict]:
+    """The rows of an earlier export, whatever language its header was written in."""
     if not csv_path.is_file():
         return {}
+    key = {label: k for k in COLUMNS for label in (k, *everywhere(HEADERS[k]))}
     with csv_path.open(newline="", encoding="utf-8") as f:
-        return {r["frame_file"]: r for r in csv.DictReader(f)}
+        reader = csv.reader(f)
+        names = [key.get(h, h) for h in next(reader, [])]
+        rows = [dict(zip(names, r, strict=False)) for r in reader]
+    if rows and "frame_file" not in rows[0]:
+        raise OSError(f"{csv_path}: not a cases.csv this kit can read (no camera image column)")
+    return {r["frame_file"]: r for r in rows}
 
 
 def _csv_bytes(rows: list[dict]) -> bytes:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, COLUMNS, extrasaction="ignore")
-    writer.writeheader()
+    writer.writerow({k: _(HEADERS[k]) for k in COLUMNS})
     writer.writerows(rows)
     return buf.getvalue().encode("utf-8")
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from device.case_export import export
 from device.cases import CaseStore
 from device.config import state_dir
+from device.i18n import add_language_flag
 
 
 def _day(v: str) -> str:
@@ -30,6 +31,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--state-dir", type=Path, default=None, help="default: $STATE_DIRECTORY, else ./state"
     )
+    add_language_flag(p)
     cmd = p.add_subparsers(dest="cases_command", metavar="ACTION", required=True)
     q = cmd.add_parser("list", help="one line per case")
     q.add_argument("--json", action="store_true", help="one JSON line per case")

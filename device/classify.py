@@ -13,11 +13,14 @@ import cv2
 from device import DeviceError
 from device.bundle import default_bundle_dir, load_bundle
 from device.config import Config, quality_limits
+from device.i18n import N_, _
 from device.images import MAX_PIXELS, UnreadableImage, find_images, read_rgb, tiny
 from device.overlay import heat_overlay
 from device.preprocess import crop
 from device.quality import GUIDANCE, Quality, assess
 from device.screener import CANNOT_JUDGE, Prediction, Screener, likelihood
+
+TINY = N_("tiny image ({size} px): a result means little")
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ def verdict(pred: Prediction, positive_class: str) -> str:
     """Mpox likely / unlikely; a multi-class bundle also names the likeliest other class."""
     text = likelihood(positive_class, pred.positive)
     if len(pred.classes) > 2 and not pred.positive:
-        text += f" (likeliest: {pred.label})"
+        text += " " + _("(likeliest: {label})").format(label=pred.label)
     return text
 
 
@@ -81,8 +84,10 @@ def _poor(path: Path, q: Quality, warning: str, opts: ClassifyOptions, out) -> N
         row |= {"guidance": GUIDANCE[q.problem], "quality": q.as_dict()}
         print(json.dumps(row | ({"warning": warning} if warning else {})), file=out)
     else:
-        text = f"{path}: no verdict, poor quality ({q.problem}): {GUIDANCE[q.problem]}"
-        print(text + (f"  WARNING: {warning}" if warning else ""), file=out)
+        text = _("no verdict, poor quality ({problem}): {guidance}").format(
+            problem=q.problem, guidance=_(GUIDANCE[q.problem])
+        )
+        print(f"{path}: {text}{_warning(warning)}", file=out)
 
 
 def _cannot_judge(path: Path, pred: Prediction, limit: float, warning: str, opts, out) -> None:
@@ -92,18 +97,26 @@ def _cannot_judge(path: Path, pred: Prediction, limit: float, warning: str, opts
         row |= {"ood_score": round(pred.ood_score, 4), "ood_limit": round(limit, 4)}
         print(json.dumps(row | ({"warning": warning} if warning else {})), file=out)
     else:
-        text = (
-            f"{path}: no verdict, {CANNOT_JUDGE[0].lower()}{CANNOT_JUDGE[1:]} "
-            f"(OOD score {pred.ood_score:.2f} > limit {limit:.2f})"
-        )
-        print(text + (f"  WARNING: {warning}" if warning else ""), file=out)
+        text = _(
+            "no verdict, cannot judge: not a skin-lesion photo (OOD score {score} > limit {limit})"
+        ).format(score=f"{pred.ood_score:.2f}", limit=f"{limit:.2f}")
+        print(f"{path}: {text}{_warning(warning)}", file=out)
+
+
+def _tiny_warning(rgb, translate: bool) -> str:
+    """In the kit's language for people, English for JSON."""
+    text = _(TINY) if translate else TINY
+    return text.format(size=f"{rgb.shape[1]}x{rgb.shape[0]}") if tiny(rgb) else ""
+
+
+def _warning(warning: str) -> str:
+    return "  " + _("WARNING: {warning}").format(warning=warning) if warning else ""
 
 
 def _skip(path: Path, why: str, opts: ClassifyOptions, out, err) -> None:
     msg = {"path": str(path), "error": why}
-    print(
-        json.dumps(msg) if opts.json else f"{path}: skipped, {why}", file=out if opts.json else err
-    )
+    text = json.dumps(msg) if opts.json else f"{path}: " + _("skipped, {why}").format(why=why)
+    print(text, file=out if opts.json else err)
 
 
 def classify(opts: ClassifyOptions, out=sys.stdout, err=sys.stderr) -> int:
@@ -127,11 +140,7 @@ def classify(opts: ClassifyOptions, out=sys.stdout, err=sys.stderr) -> int:
             _skip(path, str(e), opts, out, err)
             continue
         quality = assess(rgb, limits)
-        warning = (
-            f"tiny image ({rgb.shape[1]}x{rgb.shape[0]} px): a result means little"
-            if tiny(rgb)
-            else ""
-        )
+        warning = _tiny_warning(rgb, translate=not opts.json)
         if opts.quality_gate and quality.problem:
             _poor(path, quality, warning, opts, out)
             continue
@@ -146,11 +155,13 @@ def classify(opts: ClassifyOptions, out=sys.stdout, err=sys.stderr) -> int:
             row = {"path": str(path), "status": "ok", **pred.as_dict(), **extra}
             print(json.dumps({**row, "quality": quality.as_dict()}), file=out)
         else:
+            cls = bundle.manifest["positive_class"]
+            numbers = _("P({cls})={prob} (threshold {threshold})").format(
+                cls=cls, prob=f"{pred.positive_prob:.3f}", threshold=f"{bundle.threshold:.3f}"
+            )
             print(
-                f"{path}: {verdict(pred, bundle.manifest['positive_class'])}  "
-                f"P({bundle.manifest['positive_class']})={pred.positive_prob:.3f} "
-                f"(threshold {bundle.threshold:.3f})  {pred.latency_ms:.1f} ms"
-                + (f"  WARNING: {warning}" if warning else ""),
+                f"{path}: {verdict(pred, cls)}  {numbers}  {pred.latency_ms:.1f} ms"
+                + _warning(warning),
                 file=out,
             )
     if seen == 0:

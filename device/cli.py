@@ -10,7 +10,9 @@ from dataclasses import fields
 from pathlib import Path
 
 from device import KitError, __version__
-from device.config import MAX_PIXELS, SYSTEM_CONFIG, Config, flag_type
+from device.config import MAX_PIXELS, SYSTEM_CONFIG, Config, flag_type, kit_language
+from device.i18n import add_language_flag
+from device.i18n import use as use_language
 
 MAX_THREADS = 64  # more than any board has; 100000 would exhaust the process table
 
@@ -63,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=threads, default=2, help=f"inference threads (1..{MAX_THREADS})"
     )
     p.add_argument("--json", action="store_true", help="one JSON line per image")
+    add_language_flag(p)
     p.add_argument("--cam-out", type=Path, default=None, help="write heat-map overlays here")
     p.add_argument(
         "--no-quality-gate",
@@ -130,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["run", *argv]  # `mpox-screen` alone starts the kit
     args = build_parser().parse_args(argv)
     try:
+        if args.command in ("classify", "cases"):
+            use_language(args.language or kit_language())
         if args.command == "classify":
             from device.classify import ClassifyOptions, classify
 

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from device import DeviceError
+from device.fonts import ENGINES
+from device.i18n import LANGUAGES
 from device.signing import KEYS_DIR
 
 if sys.version_info >= (3, 11):
@@ -38,6 +40,10 @@ def _key(help: str, lo: float | None = None, hi: float | None = None, choices=()
 class Config:
     bundle: str = field(
         default="", metadata=_key('model bundle folder; "" = $MPOX_BUNDLE or models/DEFAULT')
+    )
+    language: str = field(
+        default="en",
+        metadata=_key("language of the screen and of printed results", choices=tuple(LANGUAGES)),
     )
     backend: str = field(default="onnx", metadata=_key("runtime", choices=("onnx", "tflite")))
     precision: str = field(default="int8", metadata=_key("model file", choices=("int8", "fp32")))
@@ -72,8 +78,11 @@ class Config:
         default=6.0, metadata=_key("manual focus in dioptres (1/m): 6 = about 17 cm", 0, 32)
     )
     display: str = field(
-        default="fb:///dev/fb0",
-        metadata=_key("window, fb:///dev/fbN, file://DIR, file://out.mp4 or null"),
+        default="auto",
+        metadata=_key(
+            "auto (fb:///dev/fb0 if present, else sdl://), sdl://, fb:///dev/fbN, window, "
+            "file://DIR, file://out.mp4 or null"
+        ),
     )
     fullscreen: bool = field(default=False, metadata=_key("window display: fullscreen"))
     screen_width: int = field(
@@ -88,6 +97,10 @@ class Config:
     pipeline: bool = field(
         default=True,
         metadata=_key("run the model on the next frame while this one is drawn (2 threads)"),
+    )
+    font: str = field(
+        default="auto",
+        metadata=_key("text engine: auto = OpenCV 5's fonts, else DejaVu Sans", choices=ENGINES),
     )
     heatmap: bool = field(default=True, metadata=_key("show the Grad-CAM heat-map (key h toggles)"))
     heat_floor: float = field(
@@ -256,6 +269,15 @@ def load(path: Path | None, overrides: dict[str, Any]) -> Config:
     values = read_toml(path) if path is not None else {}
     values.update({k: coerce(k, v) for k, v in overrides.items()})
     return replace(Config(), **values)
+
+
+def kit_language() -> str:
+    """The language configured for this kit (/etc/mpox-screen/config.toml), for the commands
+    that do not read the config otherwise (classify, cases); English if it cannot be read."""
+    try:
+        return load(None, {}).language
+    except DeviceError:
+        return "en"
 
 
 def quality_limits(cfg: Config):

@@ -22,6 +22,8 @@ from device.capture import LatestFrame
 from device.case_capture import CaseRecorder, Shown
 from device.config import Config, log_dir, quality_limits
 from device.displays import Display, DisplayOptions, open_display
+from device.i18n import _
+from device.i18n import use as use_language
 from device.instance_lock import InstanceLock, lock_dir
 from device.notify import Notifier
 from device.pipeline import InferenceWorker, Inferred, infer
@@ -62,6 +64,7 @@ class Daemon:
             raise
 
     def _build(self, cfg: Config) -> None:
+        use_language(cfg.language)
         self.bundle: Bundle = load_bundle(cfg.bundle or default_bundle_dir())
         self.screener = Screener(
             self.bundle, self.bundle.select(cfg.backend, cfg.precision), cfg.threads
@@ -74,17 +77,18 @@ class Daemon:
             ),
         )
         w, h = self.display.size or (cfg.screen_width or cfg.width, cfg.screen_height or cfg.height)
-        self.renderer = Renderer(w, h, cfg.heat_floor, cfg.heat_alpha)
+        self.renderer = Renderer(w, h, cfg.heat_floor, cfg.heat_alpha, cfg.font)
         self.smoother = Smoother(cfg.smoothing, self.bundle.positive_index, self.bundle.threshold)
         self.timing = Timing(
             log_dir(cfg), cfg.summary_interval, cfg.log_max_bytes, cfg.log_backups, cfg.trace_frames
         )
         version = self.bundle.manifest["model"].get("version", "")
         signer = signed_by(self.bundle.root, Path(cfg.keys_dir))  # a bad signature: refused
+        signed = _("signed") if signer else _("unsigned")
         self.view = View(
             threshold=self.bundle.threshold,
             positive_class=self.bundle.manifest["positive_class"],
-            model=f"{self.bundle.name} {version} {'signed' if signer else 'unsigned'}",
+            model=f"{self.bundle.name} {version} {signed}",
         )
         self.heatmap, self.frozen, self.ready = cfg.heatmap, None, False
         self.frames, self.state, self.grabber = 0, "starting", None
@@ -167,7 +171,7 @@ class Daemon:
         self.smoother.reset()
         self.last_good = time.monotonic()
         demo = scheme_of(self.cfg.source)[0] == "demo"
-        self.view.status = "DEMO: generated frames, not a patient" if demo else ""
+        self.view.status = _("DEMO: generated frames, not a patient") if demo else ""
         self._set_state("screening")
 
     def _close_source(self) -> None:
@@ -210,7 +214,11 @@ class Daemon:
         """Say so on screen and to systemd, ping the watchdog (a retry is an iteration), wait."""
         self._set_state("waiting for camera")
         log.warning("%s; retrying in %.1f s", reason, delay)
-        self.view.status = "no camera - retrying" + (f" in {delay:.0f} s" if delay >= 1 else "")
+        self.view.status = (
+            _("no camera - retrying in {seconds} s").format(seconds=f"{delay:.0f}")
+            if delay >= 1
+            else _("no camera - retrying")
+        )
         self.view.verdict = ""
         self._show(self.renderer.status_screen(self.view))
         self.stop_event.wait(delay)
@@ -245,12 +253,12 @@ class Daemon:
         t = {"capture": self.capture_ms, **done.t}
         clock = time.perf_counter()
         if done.problem:
-            shown = Shown("poor_quality", GUIDANCE[done.problem], quality=quality)
+            shown = Shown("poor_quality", _(GUIDANCE[done.problem]), quality=quality)
             return self._no_verdict(frame, shown, t, clock)
         pred = done.pred
         score = pred.ood_score
         if self.cfg.ood_gate and not pred.judgeable:
-            shown = Shown("cannot_judge", CANNOT_JUDGE, ood_score=score, quality=quality)
+            shown = Shown("cannot_judge", _(CANNOT_JUDGE), ood_score=score, quality=quality)
             return self._no_verdict(frame, shown, t, clock)
         self.view.guidance = ""
         canvas, geom = self.renderer.base(frame.image)
@@ -337,7 +345,7 @@ class Daemon:
         elif key == "f":
             if self.frozen is None:
                 self.frozen = canvas.copy()
-                self.renderer.notice(self.frozen, "FROZEN - f to resume")
+                self.renderer.notice(self.frozen, _("FROZEN - f to resume"))
             else:
                 self.frozen = None
 

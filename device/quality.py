@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from device.i18n import N_
+
 SIDE = 224
 
 
@@ -44,11 +46,11 @@ class Quality:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
-GUIDANCE = {
-    "dark": "More light",
-    "bright": "Too bright",
-    "glare": "Glare: tilt the camera",
-    "blur": "Hold steady",
+GUIDANCE = {  # English; shown as _(GUIDANCE[problem])
+    "dark": N_("More light"),
+    "bright": N_("Too bright"),
+    "glare": N_("Glare: tilt the camera"),
+    "blur": N_("Hold steady"),
 }
 
 

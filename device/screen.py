@@ -6,17 +6,44 @@ Sizes follow the canvas height so the text is legible on a 480x320 kit screen an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
+from device.fonts import Typesetter
+from device.i18n import N_, _
 from device.overlay import blend_heat
 
-FONT = cv2.FONT_HERSHEY_SIMPLEX
 WHITE, GREY, BLACK = (255, 255, 255), (170, 170, 170), (0, 0, 0)
 LIKELY, UNLIKELY, STATUS = (40, 40, 220), (60, 160, 60), (80, 220, 255)  # BGR
-DISCLAIMER = "Screening aid - not a diagnosis"
+DISCLAIMER = N_("Screening aid - not a diagnosis")
+NO_RESULT = N_("no result on this frame")
+HEAT_OFF = N_("heat-map off (h)")
+HINT = N_("Fill the square with the lesion")
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where a kind of text goes: size (Hershey-style scale at 480x320), weight, left edge in
+    layout units, and how many lines it may wrap to. Every translation must fit its slot at
+    480x320 without shrinking (tests/test_languages.py)."""
+
+    scale: float
+    bold: bool
+    x: float
+    lines: int = 1
+
+
+SLOTS = {
+    "headline": Slot(0.85, True, 18),  # the verdict, or guidance instead of one
+    "subline": Slot(0.5, False, 18),  # P(mpox) 0.83 / "no result on this frame"
+    "status": Slot(0.55, True, 18),  # DEMO, no camera, ...
+    "hint": Slot(0.45, False, 8),
+    "disclaimer": Slot(0.5, False, 8),
+    "footer": Slot(0.4, False, 8),  # speed, model, signed
+    "notice": Slot(0.6, True, 18, lines=2),  # saved case, disk full, FROZEN
+}
 
 
 @dataclass
@@ -31,7 +58,7 @@ class View:
     class_probs: tuple[tuple[str, float], ...] = ()  # shown for multi-class bundles
     status: str = ""  # "no camera - retrying in 2 s", "FROZEN - f to resume", ...
     guidance: str = ""  # instead of a verdict on a poor frame: "Hold steady", "More light", ...
-    hint: str = "Fill the square with the lesion"
+    hint: str = field(default_factory=lambda: _(HINT))
     fps: float = 0.0
     infer_ms: float = 0.0
     model: str = ""
@@ -59,8 +86,16 @@ def geometry(frame_w: int, frame_h: int, canvas_w: int, canvas_h: int) -> Geomet
 
 
 class Renderer:
-    def __init__(self, width: int, height: int, heat_floor: float = 0.35, heat_alpha: float = 0.5):
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        heat_floor: float = 0.35,
+        heat_alpha: float = 0.5,
+        font: str = "auto",
+    ):
         self.size = (width, height)
+        self.type = Typesetter(font)
         self.unit = height / 320.0  # 1 on a 480x320 kit screen, 3.4 on 1080p
         self.heat_floor, self.heat_alpha = heat_floor, heat_alpha
         self._geom: dict[tuple[int, int], Geometry] = {}
@@ -97,38 +132,75 @@ class Renderer:
         _shade(canvas, 0, head)
         if view.guidance and not view.verdict:
             cv2.rectangle(canvas, (0, 0), (round(10 * u), head), STATUS, -1)
-            self._put(
-                canvas, view.guidance, (round(18 * u), round(27 * u)), 0.85, STATUS, bold=True
-            )
-            self._put(canvas, "no result on this frame", (round(18 * u), round(50 * u)), 0.5, WHITE)
+            self.put(canvas, "headline", view.guidance, round(27 * u), STATUS)
+            self.put(canvas, "subline", _(NO_RESULT), round(50 * u), WHITE)
         if view.verdict:
             colour = LIKELY if view.positive else UNLIKELY
             cv2.rectangle(canvas, (0, 0), (round(10 * u), head), colour, -1)
-            self._put(canvas, view.verdict, (round(18 * u), round(27 * u)), 0.85, WHITE, bold=True)
+            self.put(canvas, "headline", view.verdict, round(27 * u), WHITE)
             label = f"P({view.positive_class}) {view.prob:.2f}"
-            self._put(canvas, label, (round(18 * u), round(50 * u)), 0.5, WHITE)
+            self.put(canvas, "subline", label, round(50 * u), WHITE)
             self._bar(canvas, view, (round(150 * u), round(40 * u)))
         if view.status:
             y = head + round(24 * u) if view.verdict or view.guidance else round(24 * u)
-            self._put(canvas, view.status, (round(18 * u), y), 0.55, STATUS, bold=True)
+            self.put(canvas, "status", view.status, y, STATUS)
         if len(view.class_probs) > 2:
             self._class_list(canvas, view.class_probs, head)
         foot = round(40 * u)
         if view.hint and g is not None:
-            self._put(
-                canvas, view.hint, (round(8 * u), canvas.shape[0] - foot - round(8 * u)), 0.45, GREY
-            )
+            self.put(canvas, "hint", view.hint, canvas.shape[0] - foot - round(8 * u), GREY)
         _shade(canvas, canvas.shape[0] - foot, canvas.shape[0])
-        self._put(canvas, DISCLAIMER, (round(8 * u), canvas.shape[0] - round(23 * u)), 0.5, WHITE)
+        self.put(canvas, "disclaimer", _(DISCLAIMER), canvas.shape[0] - round(23 * u), WHITE)
         speed = f"{view.fps:4.1f} fps  {view.infer_ms:4.1f} ms  {view.model}"
-        speed += "" if view.heatmap else "  heat-map off (h)"
-        self._put(canvas, speed, (round(8 * u), canvas.shape[0] - round(7 * u)), 0.4, GREY)
+        speed += "" if view.heatmap else f"  {_(HEAT_OFF)}"
+        self.put(canvas, "footer", speed, canvas.shape[0] - round(7 * u), GREY)
 
     def notice(self, canvas: np.ndarray, text: str) -> None:
-        """A message across the middle of a finished canvas (e.g. FROZEN)."""
-        y = canvas.shape[0] // 2
-        _shade(canvas, y - round(22 * self.unit), y + round(10 * self.unit))
-        self._put(canvas, text, (round(18 * self.unit), y), 0.6, STATUS, bold=True)
+        """A message across the middle of a finished canvas (e.g. FROZEN), up to two lines."""
+        u = self.unit
+        lines = self.lines("notice", text)
+        step = round(26 * u)
+        y = canvas.shape[0] // 2 - step * (len(lines) - 1) // 2
+        _shade(canvas, y - round(22 * u), y + step * (len(lines) - 1) + round(10 * u))
+        for i, line in enumerate(lines):
+            self.put(canvas, "notice", line, y + i * step, STATUS)
+
+    # -- text -------------------------------------------------------------------------------------
+    def room(self, slot: str) -> int:
+        """Pixels a line of `slot` may take on this canvas."""
+        return self.size[0] - round(SLOTS[slot].x * self.unit) - round(6 * self.unit)
+
+    def lines(self, slot: str, text: str) -> list[str]:
+        """`text` word-wrapped into the slot's lines (the last line takes the rest)."""
+        spec, room = SLOTS[slot], self.room(slot)
+        px = self.type.px(spec.scale * self.unit)
+        words, out = text.split(), []
+        while words and len(out) < spec.lines - 1:
+            n = len(words)
+            while n > 1 and self.type.width(" ".join(words[:n]), px, spec.bold) > room:
+                n -= 1
+            out.append(" ".join(words[:n]))
+            words = words[n:]
+        return [*out, " ".join(words)] if words else out or [""]
+
+    def overflow(self, slot: str, text: str) -> int:
+        """Pixels by which `text` overruns its slot at full size (0: it fits)."""
+        spec = SLOTS[slot]
+        px = self.type.px(spec.scale * self.unit)
+        widest = max(self.type.width(line, px, spec.bold) for line in self.lines(slot, text))
+        return max(0, widest - self.room(slot))
+
+    def put(self, canvas: np.ndarray, slot: str, text: str, y: int, colour) -> None:
+        """One line in `slot`'s size at height `y`, shrunk to fit the width (a long model name
+        or an untranslated string), with a drop shadow for contrast over any skin."""
+        spec, room = SLOTS[slot], self.room(slot)
+        px = self.type.px(spec.scale * self.unit)
+        width = self.type.width(text, px, spec.bold)
+        if width > room > 0:
+            px = max(6, int(px * room / width))
+        x, off = round(spec.x * self.unit), max(1, round(self.unit))
+        self.type.draw(canvas, text, (x + off, y + off), px, BLACK, spec.bold)
+        self.type.draw(canvas, text, (x, y), px, colour, spec.bold)
 
     def _bar(self, canvas: np.ndarray, view: View, origin: tuple[int, int]) -> None:
         """P(positive) as a bar with a tick at the manifest threshold."""
@@ -148,24 +220,10 @@ class Renderer:
         u = self.unit
         x = canvas.shape[1] - round(150 * u)
         _shade(canvas, top, top + round(16 * u) * len(probs) + round(6 * u), x)
+        px = self.type.px(0.42 * u)
         for i, (name, p) in enumerate(probs):
             y = top + round(16 * u) * (i + 1)
-            self._put(canvas, f"{name[:10]:<10} {p:.2f}", (x + round(6 * u), y), 0.42, WHITE)
-
-    def _put(self, canvas, text, org, scale, colour, bold: bool = False) -> None:
-        """Text scaled to the screen, shrunk to fit the width, with a drop shadow for contrast.
-
-        A shadow of the same weight, not a thicker outline: OpenCV 5 renders thickness as font
-        weight, which changes the glyph widths."""
-        s = scale * self.unit
-        thick = max(1, round((2.0 if bold else 1.2) * self.unit))
-        width = cv2.getTextSize(text, FONT, s, thick)[0][0]
-        room = canvas.shape[1] - org[0] - 4
-        if width > room > 0:
-            s *= room / width
-        off = max(1, round(self.unit))
-        cv2.putText(canvas, text, (org[0] + off, org[1] + off), FONT, s, BLACK, thick, cv2.LINE_AA)
-        cv2.putText(canvas, text, org, FONT, s, colour, thick, cv2.LINE_AA)
+            self.type.draw(canvas, f"{name[:10]:<10} {p:.2f}", (x + round(6 * u), y), px, WHITE)
 
 
 def _shade(canvas: np.ndarray, y0: int, y1: int, x0: int = 0) -> None:

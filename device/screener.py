@@ -9,6 +9,7 @@ import numpy as np
 
 from device import DeviceError
 from device.bundle import Bundle, ModelFile
+from device.i18n import N_, _
 from device.ood import OodModel
 from device.preprocess import preprocess
 from device.runtimes import Outputs, Runtime, open_runtime
@@ -38,7 +39,7 @@ class Prediction:
         }
 
 
-CANNOT_JUDGE = "Cannot judge: not a skin-lesion photo"
+CANNOT_JUDGE = N_("Cannot judge: not a skin-lesion photo")  # English; shown as _(CANNOT_JUDGE)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -57,8 +58,9 @@ def decide(probs: np.ndarray, positive: int, threshold: float) -> int:
 
 
 def likelihood(positive_class: str, positive: bool) -> str:
-    """The kit's wording of a decision: "Mpox likely" / "Mpox unlikely"."""
-    return f"{positive_class.capitalize()} {'likely' if positive else 'unlikely'}"
+    """The kit's wording of a decision, in its language: "Mpox likely" / "Mpox unlikely"."""
+    text = _("{cls} likely") if positive else _("{cls} unlikely")
+    return text.format(cls=positive_class.capitalize())
 
 
 def normalise_cam(cam: np.ndarray) -> np.ndarray:

@@ -8,7 +8,9 @@ usage() {
 Usage: sudo systemd/install.sh [OPTIONS]
 
 Installs the kit so that it starts at boot, from this checkout:
-  1. apt packages: python3-venv, and python3-picamera2 where the archive has it (Raspberry Pi OS)
+  1. apt packages: python3-venv, fonts-dejavu-core (screen text in every language with OpenCV 4),
+     EGL/GBM/Mesa (the sdl:// display on KMS/DRM), and python3-picamera2 where the archive has it
+     (Raspberry Pi OS)
   2. a venv in PREFIX/venv (--system-site-packages, so picamera2 from apt imports) with the
      checkout's device and tflite extras (pip; numpy kept below 2 when the system's numpy is 1.x,
      which apt's picamera2/simplejpeg are built against)
@@ -169,7 +171,9 @@ step_apt() {
     say "1. apt packages"
     if [ "$NO_APT" = 1 ]; then note "skipped (--no-apt)"; return; fi
     if ! command -v apt-get >/dev/null; then note "no apt-get here: install python3-venv yourself"; return; fi
-    local pkgs=(python3-venv)
+    # fonts: screen text in every language (device/fonts.py); EGL/GBM/Mesa: the sdl:// display's
+    # KMS/DRM output (pygame-ce's SDL loads them at run time)
+    local pkgs=(python3-venv fonts-dejavu-core libegl1 libegl-mesa0 libgles2 libgbm1 libgl1-mesa-dri)
     # picamera2 (and libcamera) only come from the Raspberry Pi archive; Debian, Ubuntu and
     # JetPack have no python3-picamera2, and the kit uses V4L2 (USB) cameras there.
     run apt-get update

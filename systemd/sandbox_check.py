@@ -43,25 +43,31 @@ def import_seccomp():
     return seccomp
 
 
-def unit_settings(unit: Path) -> dict[str, list[str]]:
-    """[Service] assignments in file order (an empty assignment resets the list)."""
-    settings: dict[str, list[str]] = {}
-    section = None
+def unit_sections(unit: Path) -> dict[str, dict[str, list[str]]]:
+    """Every section's assignments in file order, as systemd reads them: a key may repeat, and
+    an empty assignment resets its list. (The tests read the unit with this too.)"""
+    sections: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] = {}
     for raw in unit.read_text().splitlines():
         line = raw.strip()
         if not line or line[0] in "#;":
             continue
         if line.startswith("["):
-            section = line.strip("[]")
+            current = sections.setdefault(line.strip("[]"), {})
             continue
-        if section != "Service" or "=" not in line:
+        if "=" not in line:
             continue
         key, value = (s.strip() for s in line.split("=", 1))
         if value:
-            settings.setdefault(key, []).append(value)
+            current.setdefault(key, []).append(value)
         else:
-            settings[key] = []
-    return settings
+            current[key] = []
+    return sections
+
+
+def unit_settings(unit: Path) -> dict[str, list[str]]:
+    """The [Service] section: what the sandbox is built from."""
+    return unit_sections(unit).get("Service", {})
 
 
 def expand(name: str, seen: set[str] | None = None) -> set[str]:

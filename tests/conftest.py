@@ -26,6 +26,15 @@ def state_directory(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def english():
+    """The kit's language is process-wide: a test that switches it switches it back."""
+    yield
+    from device import i18n
+
+    i18n.use("en")
+
+
 def require(ok: bool, why: str) -> None:
     """What a test needs from the machine (the dataset, a tool, a build): skipped with the reason
     here, a failure under CI=true, where `.ci/run` must provide it."""

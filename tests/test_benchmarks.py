@@ -186,6 +186,30 @@ def test_latency_exports_a_baseline_and_counts_macs(tmp_path):
 # --- accuracy ---------------------------------------------------------------------------------
 
 
+def test_pipeline_measures_the_loop_in_each_language_and_text_engine(tmp_path):
+    """The daemon's frame loop, pipelined and serial, and again with French text drawn by each
+    engine: one row per run with its stage times, plus the plot."""
+    out = tmp_path / "pipeline.json"
+    bench(
+        "pipeline", "--backends", "onnx", "--precisions", "int8", "--frames", "40",
+        "--languages", "en,fr", "--fonts", "auto,freetype", "--no-heatmap-baseline",
+        "--json", out, "--no-save",
+    )  # fmt: skip
+    doc = json.loads(out.read_text())
+    check_frame(doc, "pipeline")
+    runs = {(r["pipeline"], r["language"], r["font"]) for r in doc["results"]}
+    assert runs == {
+        (True, "en", "auto"),
+        (False, "en", "auto"),
+        (True, "fr", "auto"),
+        (True, "en", "freetype"),
+        (True, "fr", "freetype"),
+    }
+    for r in doc["results"]:
+        assert r["render_p50_ms"] > 0 and r["frame_over_inference"] > 0
+    assert (tmp_path / "pipeline-pipeline.png").is_file()
+
+
 def test_accuracy_on_a_labelled_folder(small_msid, tmp_path):
     out = tmp_path / "acc.json"
     bench(

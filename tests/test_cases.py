@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from device import DeviceError
-from device.case_export import FOLDER, check_export, export
+from device.case_export import FOLDER, HEADERS, check_export, export
 from device.cases import Case, CaseStore
 from tests.conftest import copy_subset, run_cli
 
@@ -124,7 +124,8 @@ def test_export_is_complete_repeatable_and_keeps_purged_cases(tmp_path):
     assert ids == [3]  # numbers of purged cases are never reused
     folder = usb / FOLDER
     rows = list(csv.DictReader((folder / "cases.csv").open()))
-    assert [r["verdict"][:12] for r in rows] == ["Mpox likely", "Mpox unlikel", "Cannot judge"]
+    said = HEADERS["verdict"]  # the header row is in the kit's language (English here)
+    assert [r[said][:12] for r in rows] == ["Mpox likely", "Mpox unlikel", "Cannot judge"]
     assert check_export(folder) == [] and len((folder / "SHA256SUMS").read_text().split("\n")) == 7
 
 
@@ -163,7 +164,7 @@ def test_export_to_a_full_stick_fails_cleanly(tmp_path, tmpfs):
         assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
         assert [(c.id, c.frame_sha256) for c in store.cases()] == source and store.verify() == []
     assert {p: p.read_bytes() for p in before} == before  # the previous export as it was
-    assert next(csv.DictReader((usb / FOLDER / "cases.csv").open()))["id"] == "1"
+    assert next(csv.DictReader((usb / FOLDER / "cases.csv").open()))[HEADERS["id"]] == "1"
     assert check_export(usb / FOLDER) == []
 
 

@@ -3,10 +3,15 @@ clear refusals where a display cannot work."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
+import pwd
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,7 +22,7 @@ from device import DeviceError
 from device.displays import DisplayOptions, letterbox, open_display
 from device.displays.framebuffer import Framebuffer
 from device.displays.window import gui_backend, why_no_window
-from device.screen import STATUS
+from device.screen import LIKELY, STATUS
 from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,3 +154,110 @@ def test_window_under_xvfb_screenshot(tmp_path):
             daemon.kill()
         xvfb.terminate()
         xvfb.wait(10)
+
+
+# --- sdl:// under a real Wayland compositor (the Pi 5 kiosk) --------------------------------------
+
+CAGE_TOOLS = "apt install cage grim xwayland libegl1 libegl-mesa0"
+
+
+@contextlib.contextmanager
+def cage_session():
+    """A real Cage kiosk compositor on wlroots' headless backend (no GPU, no screen), as user
+    nobody (Cage refuses to run as root); yields the environment its clients connect with."""
+    for tool in ("cage", "grim", "setpriv"):
+        require(shutil.which(tool) is not None, f"{tool} not installed ({CAGE_TOOLS})")
+    runtime = Path(tempfile.mkdtemp(prefix="mpox-cage-", dir="/tmp"))
+    nobody = pwd.getpwnam("nobody")
+    os.chown(runtime, nobody.pw_uid, nobody.pw_gid)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(runtime),
+        "XDG_RUNTIME_DIR": str(runtime),
+        "WLR_BACKENDS": "headless",  # one virtual output, 1280x720
+        "WLR_LIBINPUT_NO_DEVICES": "1",
+        "WLR_RENDERER": "pixman",  # software compositing: no GPU here
+    }
+    cage = subprocess.Popen(
+        ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups",
+         "env", "-i", *(f"{k}={v}" for k, v in env.items()), "cage", "--", "sleep", "600"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    try:
+        for _ in range(100):
+            if (runtime / "wayland-0").exists() or cage.poll() is not None:
+                break
+            time.sleep(0.1)
+        if not (runtime / "wayland-0").exists():
+            cage.kill()
+            pytest.fail(f"cage did not start: {cage.communicate()[1].decode()[-800:]}")
+        yield {"XDG_RUNTIME_DIR": str(runtime), "WAYLAND_DISPLAY": "wayland-0"}
+    finally:
+        os.killpg(cage.pid, signal.SIGTERM)
+        cage.wait(timeout=10)
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_sdl_display_fills_a_cage_kiosk(tmp_path, msid):
+    """The kit with `--display sdl://` as a client of a real Cage compositor: grim's screenshot
+    of the compositor's output shows the kit full screen with the verdict strip of an mpox
+    photo in the "likely" colour."""
+    require(importlib.util.find_spec("pygame") is not None, "pygame-ce not installed")
+    photo = sorted((msid / "mpox").glob("*.png"))[0]  # P(mpox) 0.98 with the default bundle
+    (tmp_path / "in").mkdir()
+    shutil.copy(photo, tmp_path / "in" / photo.name)
+    with cage_session() as wayland:
+        env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "SDL_VIDEODRIVER")}
+        env |= wayland
+        kit = subprocess.Popen(
+            [sys.executable, "-m", "device.cli", "run", "--display", "sdl://", "--source",
+             f"dir://{tmp_path / 'in'}", "--loop", "--source-fps", "10", "--no-ood-gate",
+             "--no-quality-gate", "--log-dir", str(tmp_path / "logs")],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        shot, img = tmp_path / "shot.png", None
+        try:
+            import cv2
+
+            for _ in range(60):
+                time.sleep(0.5)
+                assert kit.poll() is None, kit.stderr.read().decode()[-1500:]
+                subprocess.run(["grim", str(shot)], env=env, check=True, timeout=30)
+                img = cv2.imread(str(shot))
+                if tuple(img[20, 5]) == LIKELY:
+                    break
+        finally:
+            kit.terminate()
+            err = kit.communicate(timeout=30)[1].decode()
+    assert img is not None and img.shape == (720, 1280, 3)  # the whole output
+    assert tuple(img[20, 5]) == LIKELY, f"strip {img[20, 5]}; kit said: {err[-1500:]}"
+    assert "SDL wayland 1280x720" in err
+    band = img[: round(58 * 720 / 320)]  # the header band scaled to the output: text drawn in it
+    assert (band == (255, 255, 255)).all(axis=2).sum() > 200
+
+
+def test_sdl_display_without_a_screen_is_a_one_line_error(tmp_path):
+    require(importlib.util.find_spec("pygame") is not None, "pygame-ce not installed")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "device.cli", "run", "--source", "demo://", "--display",
+         "sdl://kmsdrm", "--log-dir", str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("mpox-screen: error: display sdl://")
+    bad = subprocess.run(
+        [sys.executable, "-m", "device.cli", "run", "--display", "sdl://vga", "--log-dir",
+         str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "kmsdrm, wayland, x11" in bad.stderr
+
+
+def test_auto_display_is_the_framebuffer_where_there_is_one_else_sdl(tmp_path):
+    from device.displays import auto_display
+
+    fb = tmp_path / "fb0"
+    assert auto_display(fb) == "sdl://"  # a Pi 5 on Trixie without fbdev emulation
+    fb.write_bytes(b"")
+    assert auto_display(fb) == f"fb://{fb}"

@@ -5,6 +5,7 @@ under the unit's own seccomp rules. Nothing here touches the real system."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -31,6 +32,17 @@ SYSTEMD = REPO / "systemd"
 TEMPLATE = SYSTEMD / "mpox-screen.service"
 INSTALL = SYSTEMD / "install.sh"
 SANDBOX = SYSTEMD / "sandbox_check.py"
+
+
+def _sandbox_module():
+    """systemd/sandbox_check.py (a script, not a package): its unit parser is the one used here."""
+    spec = importlib.util.spec_from_file_location("sandbox_check", SANDBOX)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+unit_sections = _sandbox_module().unit_sections
 DEFAULT_BUNDLE = (REPO / "models" / "DEFAULT").read_text().strip()
 EXPOSURE_TARGET = 1.5
 # What `systemd-analyze security` still flags, and why each is accepted. Anything else flagged is
@@ -39,7 +51,7 @@ ACCEPTED = {
     "RootDirectory=/RootImage=": "the kit runs the host's Python and apt's picamera2/libcamera",
     "SupplementaryGroups=": "video owns the camera, framebuffer and DMA-heap nodes",
     "PrivateDevices=": "cameras and screens are real devices; DevicePolicy=closed + DeviceAllow",
-    "DeviceAllow=": "exactly the camera, screen and push-button device groups",
+    "DeviceAllow=": "exactly the camera, screen (fb, drm) and push-button device groups",
     "PrivateUsers=": "device access through supplementary groups; not mapped in a user namespace",
     "ProcSubset=": "ONNX Runtime / XNNPACK read /proc/cpuinfo for CPU features on ARM",
     "RestrictAddressFamilies=~AF_UNIX": "journal and sd_notify",
@@ -51,6 +63,7 @@ CAMERA_SCREEN_BUTTON = {
     "char-media",
     "char-dma_heap",
     "char-fb",
+    "char-drm",
     "char-gpiochip",
 }
 
@@ -67,21 +80,6 @@ def install(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["bash", str(INSTALL), *args], capture_output=True, text=True, env=full_env, timeout=120
     )
-
-
-def unit_sections(path: Path) -> dict[str, dict[str, list[str]]]:
-    sections: dict[str, dict[str, list[str]]] = {}
-    current = None
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("["):
-            current = sections.setdefault(line.strip("[]"), {})
-            continue
-        key, value = (s.strip() for s in line.split("=", 1))
-        current.setdefault(key, []).append(value)
-    return sections
 
 
 def seconds(value: str) -> float:
@@ -338,7 +336,7 @@ def test_install_into_temp_root(installed):
     assert stat.S_IMODE(installed.config.stat().st_mode) == 0o644
     assert installed.config.stat().st_uid == os.getuid()
     cfg = tomllib.loads(installed.config.read_text())
-    assert cfg["display"] == "fb:///dev/fb0"
+    assert cfg["display"] == "auto"
     assert cfg["source"] == "auto"
     assert cfg["bundle"] == ""  # -> $MPOX_BUNDLE from the unit
     # the bundle: manifest, card and every model file, matching the manifest's sha256

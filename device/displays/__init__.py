@@ -1,4 +1,6 @@
-"""Displays, picked by URI from a registry: `window`, `fb:///dev/fbN`, `file://DIR|out.mp4`, `null`.
+"""Displays, picked by URI from a registry: `window`, `sdl://`, `fb:///dev/fbN`,
+`file://DIR|out.mp4`, `null`; `auto` (the default) is the framebuffer where there is one, else
+SDL.
 
 A display says what canvas size it wants (`size`, None = the camera frame's), shows a finished BGR
 canvas and returns the key the user pressed, if it has a keyboard ('q' quit, 'h' heat-map, ' '
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import cv2
@@ -38,13 +41,20 @@ class Display(Protocol):
 
 Factory = Callable[[str, DisplayOptions], Display]
 DISPLAYS: Registry[Factory] = Registry(
-    "display", tuple(f"device.displays.{m}" for m in ("files", "framebuffer", "null", "window"))
+    "display",
+    tuple(f"device.displays.{m}" for m in ("files", "framebuffer", "null", "sdl", "window")),
 )
 register = DISPLAYS.register  # @register("fb") in a display's module
 
 
+def auto_display(fb: Path = Path("/dev/fb0")) -> str:
+    """The console framebuffer where the board still has one, else SDL (KMS/DRM, or a desktop):
+    a Pi 5 on today's Raspberry Pi OS may have no /dev/fb0 at all."""
+    return f"fb://{fb}" if fb.exists() else "sdl://"
+
+
 def open_display(uri: str, opts: DisplayOptions) -> Display:
-    scheme, _, rest = uri.partition("://")
+    scheme, _, rest = (auto_display() if uri == "auto" else uri).partition("://")
     factory = DISPLAYS.get(scheme)
     if factory is None:
         raise DeviceError(f"unknown display {uri!r} (known: {', '.join(DISPLAYS.names())})")

@@ -16,7 +16,7 @@ from device import DeviceError
 from device.displays import DisplayOptions, register
 
 TITLE = "mpox-screen"
-KEYS = {ord("q"): "q", 27: "q", ord("h"): "h", ord(" "): " "}
+KEYS = {ord("q"): "q", 27: "q", ord("h"): "h", ord(" "): " ", ord("f"): "f"}
 
 
 def gui_backend(build_info: str) -> str:
