@@ -1,4 +1,4 @@
-"""`mpox-bench arm64`: the kit on emulated aarch64 (../shared/docs/arm64-emulation.md).
+"""`mpox-bench arm64`: the kit on emulated aarch64 (docs/design.md, docs/benchmarks.md).
 
 1. Smoke: a Debian 12 (bookworm, default) or 13 (trixie, `--suite trixie`: Raspberry Pi OS
    since October 2025, Python 3.13) arm64 root (mmdebstrap) run through qemu-user + binfmt with a

@@ -7,11 +7,11 @@ in `COMMANDS` (name -> module, one-line help).
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 
 from device import KitError
+from device.options import add_commands
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "latency": ("benchmarks.latency", "time every model file: p50/p95/p99, peak RSS, size, MACs"),
@@ -37,13 +37,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
         description="Benchmarks of the mpox-screen kit: latency, memory, accuracy, ARM cost.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    wanted = next((a for a in argv if not a.startswith("-")), None)
-    for name, (module_name, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        if name == wanted:  # import only the module that runs
-            module = importlib.import_module(module_name)
-            module.add_arguments(p)
-            p.set_defaults(_run=module.run)
+    add_commands(sub, COMMANDS, argv)
     return parser
 
 

@@ -10,31 +10,11 @@ from dataclasses import fields
 from pathlib import Path
 
 from device import KitError, __version__
-from device.config import MAX_PIXELS, SYSTEM_CONFIG, Config, flag_type, kit_language
+from device.classify import ClassifyOptions
+from device.config import SYSTEM_CONFIG, Config, flag_type, kit_language
 from device.i18n import add_language_flag
 from device.i18n import use as use_language
-
-MAX_THREADS = 64  # more than any board has; 100000 would exhaust the process table
-
-
-def threads(v: str) -> int:
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{v!r} is not a whole number") from None
-    if not 1 <= n <= MAX_THREADS:
-        raise argparse.ArgumentTypeError(f"must be 1..{MAX_THREADS}")
-    return n
-
-
-def pixels(v: str) -> int:
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{v!r} is not a whole number") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return n
+from device.options import add_flags, from_args
 
 
 class Parser(argparse.ArgumentParser):
@@ -53,38 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("classify", help="screen stored photos (files or folders)")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
-    p.add_argument(
-        "--bundle",
-        type=Path,
-        default=None,
-        help="model bundle folder (default: models/DEFAULT or $MPOX_BUNDLE)",
-    )
-    p.add_argument("--backend", choices=["onnx", "tflite"], default="onnx")
-    p.add_argument("--precision", choices=["int8", "fp32"], default="int8")
-    p.add_argument(
-        "--threads", type=threads, default=2, help=f"inference threads (1..{MAX_THREADS})"
-    )
-    p.add_argument("--json", action="store_true", help="one JSON line per image")
+    add_flags(p, ClassifyOptions)
     add_language_flag(p)
-    p.add_argument("--cam-out", type=Path, default=None, help="write heat-map overlays here")
-    p.add_argument(
-        "--no-quality-gate",
-        dest="quality_gate",
-        action="store_false",
-        help="give a verdict on blurred, dark, bright or glaring photos too",
-    )
-    p.add_argument(
-        "--no-ood-gate",
-        dest="ood_gate",
-        action="store_false",
-        help='give a verdict on photos unlike every training photo too (no "cannot judge")',
-    )
-    p.add_argument(
-        "--max-pixels",
-        type=pixels,
-        default=MAX_PIXELS,
-        help=f"refuse larger images, checked before decoding (default {MAX_PIXELS:,})",
-    )
     add_run_parser(sub)
     from device import bundle_cli, cases_cli
 
@@ -104,26 +54,7 @@ def add_run_parser(sub) -> None:
     p.add_argument(
         "--config", type=Path, default=None, help=f"TOML file (default {SYSTEM_CONFIG} if present)"
     )
-    for f in fields(Config):
-        flag = "--" + f.name.replace("_", "-")
-        if f.type in ("bool", bool):
-            p.add_argument(
-                flag,
-                dest=f.name,
-                action=argparse.BooleanOptionalAction,
-                default=None,
-                help=f.metadata["help"],
-            )
-        else:
-            choices = f.metadata["choices"]
-            p.add_argument(
-                flag,
-                dest=f.name,
-                default=None,
-                type=flag_type(f.name),
-                metavar="|".join(map(str, choices)) if choices else f.type.upper(),
-                help=f.metadata["help"],
-            )
+    add_flags(p, Config, overrides=True, type_for=flag_type)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,20 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("classify", "cases"):
             use_language(args.language or kit_language())
         if args.command == "classify":
-            from device.classify import ClassifyOptions, classify
+            from device.classify import classify
 
-            opts = ClassifyOptions(
-                paths=args.paths,
-                bundle=args.bundle,
-                backend=args.backend,
-                precision=args.precision,
-                threads=args.threads,
-                json=args.json,
-                cam_out=args.cam_out,
-                max_pixels=args.max_pixels,
-                quality_gate=args.quality_gate,
-                ood_gate=args.ood_gate,
-            )
+            opts = from_args(ClassifyOptions, args)
             return classify(opts)
         if args.command == "run":
             return run(args)

@@ -1,6 +1,6 @@
 """Knowledge distillation into the student, the way the literature says it works.
 
-Plain short logit distillation gave nothing here (toolchain.md). Following Beyer et al. 2022 ("a
+Plain short logit distillation gave nothing here (docs/design.md). Following Beyer et al. 2022 ("a
 good teacher is patient and consistent"): teacher and student see the *same* strongly augmented
 view, mixup / cutmix turns each labelled image into many new views (function matching: the
 teacher's output is the target, so mixed images need no label), schedules are long; and, after

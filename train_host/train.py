@@ -18,22 +18,18 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm import tqdm
 
-from train_host import UserError, checkpoint, distributed, torchfile
+from train_host import checkpoint, distributed, torchfile
 from train_host.augment import train_transform
 from train_host.data import Dataset, with_extra_negatives
-from train_host.distill import DistillConfig, Distiller, WithFeatures
+from train_host.distill import Distiller, WithFeatures
 from train_host.evaluate import predict
 from train_host.grouping import Split
-from train_host.models import create_model, get_spec
-from train_host.models.efficientnet_lite import LITE0_MEAN, LITE0_STD
+from train_host.models import create_model
 from train_host.preprocess import PreprocessSpec
 from train_host.probe import freeze_batchnorm, linear_probe
+from train_host.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
-OPTIMIZERS = ("adamw", "sgd", "rmsprop")
-BALANCING = ("weight", "sampler", "none")
-PRECISIONS = ("auto", "fp32", "bf16")
-COLOUR_CONSTANCY = ("none", "shades_of_grey")
 
 
 def cpu_has_bf16() -> bool:
@@ -52,93 +48,6 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "bf16" or device.type == "cuda" or cpu_has_bf16():
         return torch.bfloat16
     return None
-
-
-@dataclass
-class TrainConfig:
-    model: str = "micrompoxnet"
-    input_size: int | None = None
-    width: float | None = None
-    dropout: float | None = None
-    weights: str | None = None
-    epochs: int = 60
-    batch_size: int = 32
-    optimizer: str = "adamw"
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    warmup_epochs: int = 3
-    label_smoothing: float = 0.1
-    balance: str = "weight"
-    augment: float = 1.0
-    clahe: bool = False
-    camera_aug: float = 0.0  # camera/clinic shifts (train_host.augment.camera_ops)
-    colour_constancy: str = "none"  # "shades_of_grey": in the bundle's preprocessing too
-    patience: int = 15
-    seed: int = 0
-    num_workers: int = 1
-    precision: str = "auto"
-    teacher: str | None = None  # checkpoint: distil into this model (train_host.distill)
-    kd_temperature: float = 2.0
-    kd_weight: float = 1.0
-    kd_ce_weight: float = 0.0
-    kd_attention_weight: float = 1.0
-    kd_mix: float = 1.0
-    lesion_crop: float = 0.0  # probability of a kit-framing crop (train_host.kitframe)
-    text_paste: float = 0.0  # probability of pasted caption/watermark text, any class
-    tone_aug: float = 0.0  # probability of a skin-tone change (lighter/darker, tint), any class
-    extra_negatives: list[str] = field(default_factory=list)  # collections added to train only
-    linear_probe: int = 0  # LP-FT: fit the head on N augmented passes of frozen features first
-    backbone_lr: float = 1.0  # backbone learning rate as a fraction of --lr
-    freeze_bn: bool = False  # keep (pretrained) BatchNorm statistics and affine weights
-    extra: dict = field(default_factory=dict)
-
-    def validate(self) -> None:
-        get_spec(self.model)
-        if self.optimizer not in OPTIMIZERS:
-            raise UserError(f"unknown optimizer {self.optimizer!r}; choose {', '.join(OPTIMIZERS)}")
-        if self.balance not in BALANCING:
-            raise UserError(f"unknown balancing {self.balance!r}; choose {', '.join(BALANCING)}")
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.lr <= 0:
-            raise UserError("--lr must be positive")
-        if self.precision not in PRECISIONS:
-            raise UserError(f"unknown precision {self.precision!r}; choose {', '.join(PRECISIONS)}")
-        if self.teacher is not None:
-            self.distill_config().validate()
-        if self.colour_constancy not in COLOUR_CONSTANCY:
-            raise UserError(f"--colour-constancy: choose {', '.join(COLOUR_CONSTANCY)}")
-        for name in ("lesion_crop", "text_paste", "tone_aug", "backbone_lr"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise UserError(f"--{name.replace('_', '-')} must be in [0, 1]")
-        if self.linear_probe < 0:
-            raise UserError("--linear-probe must be 0 or more")
-
-    def model_kwargs(self) -> dict:
-        kw = {k: getattr(self, k) for k in ("width", "dropout") if getattr(self, k) is not None}
-        if "width" in kw and self.model != "micrompoxnet":
-            raise UserError("--width applies to micrompoxnet only")
-        return kw
-
-    def distill_config(self) -> DistillConfig | None:
-        if self.teacher is None:
-            return None
-        return DistillConfig(
-            Path(self.teacher),
-            self.kd_temperature,
-            self.kd_weight,
-            self.kd_ce_weight,
-            self.kd_attention_weight,
-            self.kd_mix,
-        )
-
-    def preprocess_spec(self) -> PreprocessSpec:
-        size = self.input_size or get_spec(self.model).default_input_size
-        cc = self.colour_constancy
-        if self.model.startswith("efficientnet_lite"):  # TF-style [-1, 1] weights
-            return PreprocessSpec(size, mean=LITE0_MEAN, std=LITE0_STD, colour_constancy=cc)
-        return PreprocessSpec(size, colour_constancy=cc)
 
 
 class AugmentedImages(torch.utils.data.Dataset):

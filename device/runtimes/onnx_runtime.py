@@ -21,7 +21,7 @@ class OnnxRuntime:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-        # Spinning threads steal the cores the camera and renderer need (toolchain.md).
+        # Spinning threads steal the cores the camera and renderer need (docs/design.md).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(

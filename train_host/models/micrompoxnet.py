@@ -1,6 +1,6 @@
 """MicroMPoxNet, reconstructed from the architecture figure of Mustahid et al. (2026).
 
-The authors published no code. Assumptions (design.md): batch norm after every conv, SiLU, 3x3
+The authors published no code. Assumptions (docs/design.md): batch norm after every conv, SiLU, 3x3
 kernels, 1x1 projection shortcuts, SE reduction 16, and a GAP -> dropout -> linear head instead of
 the paper's dense 512-128-64-32 head (so in-graph CAM equals Grad-CAM).
 """

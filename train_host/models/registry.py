@@ -2,7 +2,7 @@
 
 Every registered builder returns a `Classifier`: a backbone that ends in a feature map, then
 global average pooling -> dropout -> one linear layer. That one head shape is what lets the
-exported graph compute Grad-CAM itself (design.md), so it is enforced here for every model.
+exported graph compute Grad-CAM itself (docs/design.md), so it is enforced here for every model.
 """
 
 from __future__ import annotations

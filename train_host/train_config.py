@@ -1,0 +1,176 @@
+"""What `mpox-train fit` and `cv` train: one dataclass whose fields are also the flags (their
+help, choices and groups in the metadata, `device.options.add_flags`). Light to import: no torch
+until a method needs the model registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from device.options import option
+from train_host import UserError
+
+OPTIMIZERS = ("adamw", "sgd", "rmsprop")
+BALANCING = ("weight", "sampler", "none")
+PRECISIONS = ("auto", "fp32", "bf16")
+COLOUR_CONSTANCY = ("none", "shades_of_grey")
+KD = "distillation (with --teacher)"
+
+
+def _opt(help: str, **kw) -> dict:
+    return option(help, group=kw.pop("group", "model and training"), **kw)
+
+
+@dataclass
+class TrainConfig:
+    model: str = field(
+        default="micrompoxnet", metadata=_opt("registered model (see `mpox-train models`)")
+    )
+    input_size: int | None = field(default=None, metadata=_opt("input side in px (model default)"))
+    width: float | None = field(default=None, metadata=_opt("micrompoxnet channel multiplier"))
+    dropout: float | None = field(default=None, metadata=_opt("dropout before the linear head"))
+    weights: str | None = field(
+        default=None, metadata=_opt("local backbone state dict (no downloads)")
+    )
+    epochs: int = field(default=60, metadata=_opt("training epochs"))
+    batch_size: int = field(default=32, metadata=_opt("images per batch"))
+    optimizer: str = field(default="adamw", metadata=_opt("optimizer", choices=OPTIMIZERS))
+    lr: float = field(default=2e-3, metadata=_opt("peak learning rate"))
+    weight_decay: float = field(default=0.05, metadata=_opt("weight decay"))
+    warmup_epochs: int = field(default=3, metadata=_opt("linear warm-up epochs"))
+    label_smoothing: float = field(default=0.1, metadata=_opt("label smoothing"))
+    balance: str = field(
+        default="weight",
+        metadata=_opt("class-weighted loss, balanced sampling, or neither", choices=BALANCING),
+    )
+    augment: float = field(default=1.0, metadata=_opt("augmentation strength (0 = none)"))
+    clahe: bool = field(default=False, metadata=_opt("add random CLAHE to the augmentation"))
+    camera_aug: float = field(  # train_host.augment.camera_ops
+        default=0.0,
+        metadata=_opt(
+            "camera/clinic augmentation strength: white balance, exposure, JPEG, blur, zoom-out"
+        ),
+    )
+    colour_constancy: str = field(
+        default="none",
+        metadata=_opt(
+            "colour-constancy preprocessing (goes into the bundle; the device applies it too)",
+            choices=COLOUR_CONSTANCY,
+        ),
+    )
+    patience: int = field(default=15, metadata=_opt("early stop after N epochs w/o gain"))
+    seed: int = field(default=0, metadata=_opt("random seed (split, initialisation, order)"))
+    num_workers: int = field(default=1, metadata=_opt("data-loader worker processes"))
+    precision: str = field(
+        default="auto",
+        metadata=_opt(
+            "training arithmetic; auto = bf16 autocast where the CPU/GPU has it",
+            choices=PRECISIONS,
+        ),
+    )
+    teacher: str | None = field(  # train_host.distill
+        default=None, metadata=_opt("teacher checkpoint: distil into --model", group=KD)
+    )
+    kd_temperature: float = field(default=2.0, metadata=_opt("softmax temperature", group=KD))
+    kd_weight: float = field(default=1.0, metadata=_opt("KL to the teacher's output", group=KD))
+    kd_ce_weight: float = field(
+        default=0.0, metadata=_opt("cross-entropy to (mixed) labels", group=KD)
+    )
+    kd_attention_weight: float = field(
+        default=1.0, metadata=_opt("attention-map transfer", group=KD)
+    )
+    kd_mix: float = field(default=1.0, metadata=_opt("share of mixup/cutmix batches", group=KD))
+    lesion_crop: float = field(  # train_host.kitframe
+        default=0.0,
+        metadata=_opt(
+            "probability of a kit-framing crop: a tight square around a lesion-like spot"
+        ),
+    )
+    text_paste: float = field(
+        default=0.0,
+        metadata=_opt(
+            "probability of pasted caption/watermark text on any class (text carries no label)"
+        ),
+    )
+    tone_aug: float = field(
+        default=0.0,
+        metadata=_opt("probability of a skin-tone change (lighter/darker, tint) on any class"),
+    )
+    extra_negatives: list[str] = field(
+        default_factory=list,
+        metadata=_opt(
+            "a negatives-only collection added to the training part only (repeat); the "
+            "collection-shift protocol then scores the collections left out",
+            metavar="DIR",
+        ),
+    )
+    linear_probe: int = field(
+        default=0,
+        metadata=_opt(
+            "LP-FT: fit the head on frozen features of VIEWS augmented passes, then fine-tune",
+            metavar="VIEWS",
+        ),
+    )
+    backbone_lr: float = field(
+        default=1.0, metadata=_opt("backbone learning rate, a fraction of --lr")
+    )
+    freeze_bn: bool = field(
+        default=False, metadata=_opt("keep the pretrained BatchNorm statistics")
+    )
+    extra: dict = field(default_factory=dict)  # not a flag: settings a test or script adds
+
+    def validate(self) -> None:
+        from train_host.models import get_spec
+
+        get_spec(self.model)
+        if self.optimizer not in OPTIMIZERS:
+            raise UserError(f"unknown optimizer {self.optimizer!r}; choose {', '.join(OPTIMIZERS)}")
+        if self.balance not in BALANCING:
+            raise UserError(f"unknown balancing {self.balance!r}; choose {', '.join(BALANCING)}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.lr <= 0:
+            raise UserError("--lr must be positive")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"unknown precision {self.precision!r}; choose {', '.join(PRECISIONS)}")
+        if self.teacher is not None:
+            self.distill_config().validate()
+        if self.colour_constancy not in COLOUR_CONSTANCY:
+            raise UserError(f"--colour-constancy: choose {', '.join(COLOUR_CONSTANCY)}")
+        for name in ("lesion_crop", "text_paste", "tone_aug", "backbone_lr"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise UserError(f"--{name.replace('_', '-')} must be in [0, 1]")
+        if self.linear_probe < 0:
+            raise UserError("--linear-probe must be 0 or more")
+
+    def model_kwargs(self) -> dict:
+        kw = {k: getattr(self, k) for k in ("width", "dropout") if getattr(self, k) is not None}
+        if "width" in kw and self.model != "micrompoxnet":
+            raise UserError("--width applies to micrompoxnet only")
+        return kw
+
+    def distill_config(self):
+        from train_host.distill import DistillConfig
+
+        if self.teacher is None:
+            return None
+        return DistillConfig(
+            Path(self.teacher),
+            self.kd_temperature,
+            self.kd_weight,
+            self.kd_ce_weight,
+            self.kd_attention_weight,
+            self.kd_mix,
+        )
+
+    def preprocess_spec(self):
+        from train_host.models import get_spec
+        from train_host.models.efficientnet_lite import LITE0_MEAN, LITE0_STD
+        from train_host.preprocess import PreprocessSpec
+
+        size = self.input_size or get_spec(self.model).default_input_size
+        cc = self.colour_constancy
+        if self.model.startswith("efficientnet_lite"):  # TF-style [-1, 1] weights
+            return PreprocessSpec(size, mean=LITE0_MEAN, std=LITE0_STD, colour_constancy=cc)
+        return PreprocessSpec(size, colour_constancy=cc)
