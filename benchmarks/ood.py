@@ -23,6 +23,7 @@ from benchmarks.quality import DEFAULT_DATA, photos
 from device.bundle import default_bundle_dir, load_bundle
 from device.images import UnreadableImage, read_rgb
 from device.screener import Screener
+from device.skin import MIN_SKIN
 from train_host.collection_shift import wilson
 
 TARGETS = {"non_skin_refused": 0.90, "lesion_refused": 0.10}
@@ -100,12 +101,17 @@ def lesion_sets(root: Path, stride: int, crops: bool) -> dict[str, list[np.ndarr
 
 
 def rates(screener: Screener, sets: dict[str, list[np.ndarray]]) -> dict[str, dict]:
+    """Per set: refused (no verdict) and why: the model's score over its limit, or no skin in
+    the square (device.skin); the scores for the plot, the verdicts for the missed list."""
     out = {}
     for name, images in sets.items():
-        scores = [screener.predict(im).ood_score for im in tqdm(images, desc=name, leave=False)]
-        k = sum(s > screener.ood.limit for s in scores)
-        out[name] = {"n": len(scores), "refused": k / len(scores), "ci95": wilson(k, len(scores))}
-        out[name]["scores"] = [round(s, 3) for s in scores]
+        preds = [screener.predict(im) for im in tqdm(images, desc=name, leave=False)]
+        n, k = len(preds), sum(not p.judgeable for p in preds)
+        out[name] = {"n": n, "refused": k / n, "ci95": wilson(k, n)}
+        out[name]["by_score"] = sum(p.ood_score > screener.ood.limit for p in preds) / n
+        out[name]["by_skin"] = sum(p.no_skin for p in preds) / n
+        out[name]["scores"] = [round(p.ood_score, 3) for p in preds]
+        out[name]["judged"] = [p.judgeable for p in preds]
     return out
 
 
@@ -113,18 +119,20 @@ def markdown(doc: dict) -> str:
     lines = [
         f"# Cannot judge: {doc['bundle']} ({doc['file']})",
         "",
-        f"Limit {doc['limit']:.3g}. Targets: non-skin refused >= "
+        f"Limit {doc['limit']:.3g}; no skin below {doc['min_skin']:.0%} of the square "
+        "(either refuses). Targets: non-skin refused >= "
         f"{TARGETS['non_skin_refused']:.0%}, lesion photos refused <= "
         f"{TARGETS['lesion_refused']:.0%}.",
         "",
-        "| set | images | refused | 95 % CI | should be |",
-        "|---|---|---|---|---|",
+        "| set | images | refused | 95 % CI | by the score | by no skin | should be |",
+        "|---|---|---|---|---|---|---|",
     ]
     for group, should in (("non_skin", "refused"), ("demo", "refused"), ("lesions", "judged")):
         for name, r in doc[group].items():
             lo, hi = r["ci95"]
             lines.append(
-                f"| {name} | {r['n']} | {r['refused']:.1%} | {lo:.1%}-{hi:.1%} | {should} |"
+                f"| {name} | {r['n']} | {r['refused']:.1%} | {lo:.1%}-{hi:.1%} | "
+                f"{r['by_score']:.1%} | {r['by_skin']:.1%} | {should} |"
             )
     missed = ", ".join(doc["non_skin_judged"]) or "none"
     lines += ["", f"Non-skin photographs the kit still judges: {missed}."]
@@ -156,19 +164,22 @@ def run(args) -> int:
     non_skin = non_skin_images()
     ns = rates(screener, {"non-skin photographs": list(non_skin.values())})
     ns_scores = ns["non-skin photographs"].pop("scores")
+    ns_judged = ns["non-skin photographs"].pop("judged")
     doc = {
         "bundle": bundle.name,
         "file": screener.file.name,
         "limit": screener.ood.limit,
+        "min_skin": MIN_SKIN,
         "targets": TARGETS,
         "non_skin": ns,
         "non_skin_scores": ns_scores,
-        "non_skin_judged": [
-            n for n, s in zip(non_skin, ns_scores, strict=True) if s <= screener.ood.limit
-        ],
+        "non_skin_judged": [n for n, ok in zip(non_skin, ns_judged, strict=True) if ok],
         "demo": rates(screener, {"demo": list(demo_frames().values())}),
         "lesions": rates(screener, lesion_sets(args.data, args.stride, not args.no_crops)),
     }
+    for group in (doc["demo"], doc["lesions"]):
+        for r in group.values():
+            r.pop("judged")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(doc, indent=1))
     args.out.with_suffix(".md").write_text(markdown(doc))

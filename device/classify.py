@@ -20,6 +20,7 @@ from device.overlay import heat_overlay
 from device.preprocess import crop
 from device.quality import GUIDANCE, Quality, assess
 from device.screener import CANNOT_JUDGE, Prediction, Screener, likelihood
+from device.skin import MIN_SKIN
 
 MAX_THREADS = 64  # more than any board has; 100000 would exhaust the process table
 TINY = N_("tiny image ({size} px): a result means little")
@@ -114,17 +115,25 @@ def _poor(path: Path, q: Quality, warning: str, opts: ClassifyOptions, out) -> N
         print(f"{path}: {text}{_warning(warning)}", file=out)
 
 
-def _cannot_judge(path: Path, pred: Prediction, limit: float, warning: str, opts, out) -> None:
-    """No verdict: the photo is not like any the model was trained on."""
+def _cannot_judge(path: Path, pred: Prediction, limit: float | None, warning: str, opts, out):
+    """No verdict: no skin in the square, or a photo unlike any the model was trained on."""
     if opts.json:
         row = {"path": str(path), "status": "cannot_judge", "guidance": CANNOT_JUDGE}
-        row |= {"ood_score": round(pred.ood_score, 4), "ood_limit": round(limit, 4)}
+        row |= {"skin": round(pred.skin, 4), "min_skin": MIN_SKIN}
+        if pred.ood_score is not None:
+            row |= {"ood_score": round(pred.ood_score, 4), "ood_limit": round(limit, 4)}
         print(json.dumps(row | ({"warning": warning} if warning else {})), file=out)
+        return
+    if pred.no_skin:
+        text = _(
+            "no verdict, cannot judge: not a skin-lesion photo (skin-coloured {skin} of the "
+            "square < {least})"
+        ).format(skin=f"{pred.skin:.0%}", least=f"{MIN_SKIN:.0%}")
     else:
         text = _(
             "no verdict, cannot judge: not a skin-lesion photo (OOD score {score} > limit {limit})"
         ).format(score=f"{pred.ood_score:.2f}", limit=f"{limit:.2f}")
-        print(f"{path}: {text}{_warning(warning)}", file=out)
+    print(f"{path}: {text}{_warning(warning)}", file=out)
 
 
 def _tiny_warning(rgb, translate: bool) -> str:
@@ -170,7 +179,8 @@ def classify(opts: ClassifyOptions, out=sys.stdout, err=sys.stderr) -> int:
             continue
         pred = screener.predict(rgb)
         if opts.ood_gate and not pred.judgeable:
-            _cannot_judge(path, pred, screener.ood.limit, warning, opts, out)
+            limit = screener.ood.limit if screener.ood else None
+            _cannot_judge(path, pred, limit, warning, opts, out)
             continue
         if opts.cam_out:
             write_cam(cam_path(opts.cam_out, path, used), rgb, pred, bundle.input)

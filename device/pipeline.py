@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from device.quality import QualityLimits, assess
 from device.screener import Prediction, Screener
+from device.skin import skin_fraction
 from device.sources import Frame
 
 
@@ -45,7 +46,8 @@ def infer(screener: Screener, frame: Frame, limits: QualityLimits | None) -> Inf
     t1 = time.perf_counter()
     out = screener.runtime.run(tensor)
     t["inference"] = _ms(t1)
-    pred = screener.to_prediction(out, t["preprocess"] + t["inference"])
+    skin = skin_fraction(small, bgr=True)
+    pred = screener.to_prediction(out, t["preprocess"] + t["inference"], skin)
     return Inferred(frame, t, quality, None, pred, out.cam)
 
 

@@ -13,6 +13,7 @@ from device.i18n import N_, _
 from device.ood import OodModel
 from device.preprocess import preprocess
 from device.runtimes import Outputs, Runtime, open_runtime
+from device.skin import MIN_SKIN, skin_fraction
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,16 @@ class Prediction:
     cam: np.ndarray  # [h, w] map of `label`'s class, ReLU'd, in [0, 1]
     latency_ms: float  # preprocess + inference
     ood_score: float | None = None  # None: the bundle has no "cannot judge" parameters
+    skin: float | None = None  # share of skin-coloured pixels in the square (device.skin)
     judgeable: bool = True  # False: not a photo like the training photos; show no verdict
+
+    @property
+    def no_skin(self) -> bool:
+        return _no_skin(self.skin)
 
     def as_dict(self) -> dict:
         ood = {} if self.ood_score is None else {"ood_score": round(self.ood_score, 4)}
+        ood |= {} if self.skin is None else {"skin": round(self.skin, 4)}
         return {
             "label": self.label,
             "prob": round(self.positive_prob, 6),
@@ -61,6 +68,10 @@ def likelihood(positive_class: str, positive: bool) -> str:
     """The kit's wording of a decision, in its language: "Mpox likely" / "Mpox unlikely"."""
     text = _("{cls} likely") if positive else _("{cls} unlikely")
     return text.format(cls=positive_class.capitalize())
+
+
+def _no_skin(skin: float | None) -> bool:
+    return skin is not None and skin < MIN_SKIN
 
 
 def normalise_cam(cam: np.ndarray) -> np.ndarray:
@@ -103,11 +114,14 @@ class Screener:
         t0 = time.perf_counter()
         out = self.runtime.run(self.tensor(image_rgb))
         latency = (time.perf_counter() - t0) * 1000.0
-        return self.to_prediction(out, latency)
+        return self.to_prediction(out, latency, skin_fraction(image_rgb))
 
-    def to_prediction(self, out: Outputs, latency_ms: float) -> Prediction:
+    def to_prediction(
+        self, out: Outputs, latency_ms: float, skin: float | None = None
+    ) -> Prediction:
         """Raw runtime outputs -> probabilities, the decision, the decided class's map and
-        whether the photo can be judged at all."""
+        whether the photo can be judged at all: its features like the training photos' (the
+        bundle's score) and skin in the square (`skin`, device.skin)."""
         probs = softmax(out.logits.astype(np.float64))
         pos = self.bundle.positive_index
         chosen = decide(probs, pos, self.bundle.threshold)
@@ -121,5 +135,6 @@ class Screener:
             cam=normalise_cam(out.cam[chosen]),
             latency_ms=latency_ms,
             ood_score=score,
-            judgeable=score is None or self.ood.judgeable(score),
+            skin=skin,
+            judgeable=(score is None or self.ood.judgeable(score)) and not _no_skin(skin),
         )

@@ -147,8 +147,8 @@ def test_classify_json_with_both_backends(bundle, photos, tmp_path):
         assert len(poor) <= 6 and len(odd) <= 12  # the gates refuse few real photos
         for r in poor + odd:
             assert r["guidance"] and "label" not in r and "prob" not in r
-        for r in odd:
-            assert r["ood_score"] > r["ood_limit"] > 0
+        for r in odd:  # unlike the training photos, or no skin colour in the square (grey)
+            assert r["ood_score"] > r["ood_limit"] > 0 or r["skin"] < r["min_skin"]
         for r in ok:
             assert set(r) >= {"path", "label", "prob", "probs", "latency_ms"}
             assert r["label"] in ("mpox", "other") and set(r["probs"]) == {"other", "mpox"}

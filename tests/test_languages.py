@@ -112,6 +112,8 @@ PRINTED_ONLY = {  # classify's text lines and the export's CSV header: not on th
     "P({cls})={prob} (threshold {threshold})",
     "WARNING: {warning}",
     "no verdict, cannot judge: not a skin-lesion photo (OOD score {score} > limit {limit})",
+    "no verdict, cannot judge: not a skin-lesion photo (skin-coloured {skin} of the square < "
+    "{least})",
     "no verdict, poor quality ({problem}): {guidance}",
     "skipped, {why}",
     "tiny image ({size} px): a result means little",
