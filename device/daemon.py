@@ -26,7 +26,7 @@ from device.i18n import _
 from device.i18n import use as use_language
 from device.instance_lock import InstanceLock, lock_dir
 from device.notify import Notifier
-from device.pipeline import InferenceWorker, Inferred, infer
+from device.pipeline import InferenceWorker, Inferred, gate, infer
 from device.quality import GUIDANCE
 from device.screen import Renderer, View
 from device.screener import CANNOT_JUDGE, Screener, likelihood, normalise_cam
@@ -95,7 +95,7 @@ class Daemon:
         self.dropped_closed, self.capture_ms = 0, 0.0
         self.last_good = time.monotonic()
         self.gate_limits = quality_limits(cfg) if cfg.quality_gate else None
-        self.worker = InferenceWorker(self.screener, self.gate_limits) if cfg.pipeline else None
+        self.worker = InferenceWorker(self.screener) if cfg.pipeline else None
         self.last_shown: float | None = None
         self.cases = CaseRecorder(cfg, self.bundle, self.screener.file)
         self.note, self.note_until = self.cases.problem, time.monotonic() + 10.0  # a problem: 10 s
@@ -239,11 +239,12 @@ class Daemon:
         if self.frozen is not None:
             self._show(self.frozen)
             return
+        gated = gate(frame, self.gate_limits)  # pipelined: while the worker still runs frame N
         if self.worker is None:  # serial: the model's work, then drawing, on this thread
-            self._present(infer(self.screener, frame, self.gate_limits))
+            self._present(infer(self.screener, gated))
             return
         done = self.worker.collect()  # frame N, while the worker takes frame N+1
-        self.worker.submit(frame)
+        self.worker.submit(gated)
         if done is not None:
             self._present(done)
 

@@ -1,6 +1,10 @@
 """The frame loop's two stages: the model's work on frame N+1 runs on its own thread while the
 main thread draws and shows frame N.
 
+The quality gate runs on the main thread (`gate`), just before a frame is handed over: it decides
+whether the model runs at all, and there it overlaps the model's work on the previous frame, so
+the two threads carry about equal work per frame (gate + drawing; preprocessing + inference).
+
 Each result carries its own frame, so the screen never pairs an image with another frame's
 verdict; the main thread alone draws, shows and pings the watchdog, so a ping still means a
 frame was really shown. A worker stuck in inference blocks `collect`, and the watchdog restarts
@@ -31,24 +35,40 @@ class Inferred:
     cam: object = None  # [C, h, w] maps of every class (Outputs.cam)
 
 
-def infer(screener: Screener, frame: Frame, limits: QualityLimits | None) -> Inferred:
-    """Quality gate, preprocessing and the model for one frame (`limits` None: no gate)."""
+@dataclass
+class Gated:
+    """A frame past the quality gate: its measurements, its problem (None: fine), the gate's ms."""
+
+    frame: Frame
+    quality: dict
+    problem: str | None
+    ms: float
+
+
+def gate(frame: Frame, limits: QualityLimits | None) -> Gated:
+    """The quality gate on the full frame's square (calibrated at 224 px); `limits` None: none."""
     t0 = time.perf_counter()
-    quality, problem = {}, None
-    if limits is not None:  # on the full frame's square: the gate was calibrated at 224 px
-        q = assess(frame.image, limits, bgr=True)
-        quality, problem = q.as_dict(), q.problem
-    if problem:
-        return Inferred(frame, {"preprocess": _ms(t0)}, quality, problem)
+    if limits is None:
+        return Gated(frame, {}, None, 0.0)
+    q = assess(frame.image, limits, bgr=True)
+    return Gated(frame, q.as_dict(), q.problem, _ms(t0))
+
+
+def infer(screener: Screener, gated: Gated) -> Inferred:
+    """Preprocessing and the model for a frame the gate passed; a failed one only carries on."""
+    frame = gated.frame
+    if gated.problem:
+        return Inferred(frame, {"preprocess": gated.ms}, gated.quality, gated.problem)
+    t0 = time.perf_counter()
     small = frame.small if frame.small is not None else frame.image
     tensor = screener.tensor(small, bgr=True)
-    t = {"preprocess": _ms(t0)}
+    t = {"preprocess": gated.ms + _ms(t0)}
     t1 = time.perf_counter()
     out = screener.runtime.run(tensor)
     t["inference"] = _ms(t1)
     skin = skin_fraction(small, bgr=True)
     pred = screener.to_prediction(out, t["preprocess"] + t["inference"], skin)
-    return Inferred(frame, t, quality, None, pred, out.cam)
+    return Inferred(frame, t, gated.quality, None, pred, out.cam)
 
 
 def _ms(since: float) -> float:
@@ -56,17 +76,17 @@ def _ms(since: float) -> float:
 
 
 class InferenceWorker:
-    def __init__(self, screener: Screener, limits: QualityLimits | None):
-        self.screener, self.limits = screener, limits
+    def __init__(self, screener: Screener):
+        self.screener = screener
         self.inbox: queue.Queue = queue.Queue(maxsize=1)
         self.outbox: queue.Queue = queue.Queue(maxsize=1)
         self.pending = False
         self.thread = threading.Thread(target=self._run, name="inference", daemon=True)
         self.thread.start()
 
-    def submit(self, frame: Frame) -> None:
+    def submit(self, gated: Gated) -> None:
         assert not self.pending, "collect() the previous frame first"
-        self.inbox.put(frame)
+        self.inbox.put(gated)
         self.pending = True
 
     def collect(self) -> Inferred | None:
@@ -87,8 +107,8 @@ class InferenceWorker:
         self.thread.join(timeout=5.0)
 
     def _run(self) -> None:
-        while (frame := self.inbox.get()) is not None:
+        while (gated := self.inbox.get()) is not None:
             try:
-                self.outbox.put(infer(self.screener, frame, self.limits))
+                self.outbox.put(infer(self.screener, gated))
             except BaseException as e:  # raised again on the main thread by collect()
                 self.outbox.put(e)
