@@ -137,18 +137,19 @@ def _read_extras(req: ExportRequest) -> tuple[dict | None, str]:
 OOD_CROPS = 2  # kit-framed crops per photo for the cannot-judge fit (of the 6 lesion_crops)
 
 
-def with_crops(images: list[np.ndarray]) -> list[np.ndarray]:
-    """The photos and their best kit-framed crops: what a user may show the kit."""
+def kit_crops(images: list[np.ndarray]) -> list[np.ndarray]:
+    """The best kit-framed crops of each photo: what a user who fills the square shows the kit."""
     from train_host.kitframe import lesion_crops
 
-    return images + [c for im in images for c in lesion_crops(im)[:OOD_CROPS]]
+    return [c for im in images for c in lesion_crops(im)[:OOD_CROPS]]
 
 
 def fit_ood(cam_model: CamExport, data: Dataset, split: Path, spec) -> ood.OodFit:
     parts = Split.load(split)
     train, val = parts.part(data, "train"), parts.part(data, "val")
     log.info("fitting the cannot-judge score on %d training photos and their crops", len(train))
-    fitted = ood.fit(cam_model, with_crops(train.images), with_crops(val.images), spec)
+    train_images = train.images + kit_crops(train.images)
+    fitted = ood.fit(cam_model, train_images, [val.images, kit_crops(val.images)], spec)
     ood.attach(cam_model, fitted)
     return fitted
 

@@ -40,8 +40,8 @@ def ood_entry(path: Path, model, scores, names: list[str]) -> dict:
         "size": path.stat().st_size,
         "limit": model.limit,
         "layers": list(model.sizes),
-        "fitted_on": "training photos and their kit-framed crops; limit: 95th percentile of the "
-        "validation photos and their crops",
+        "fitted_on": "training photos and their kit-framed crops; limit: the higher 95th "
+        "percentile of the validation photos and of their crops",
         "refused": refused,
     }
 
