@@ -158,7 +158,7 @@ def test_window_under_xvfb_screenshot(tmp_path):
 
 # --- sdl:// under a real Wayland compositor (the Pi 5 kiosk) --------------------------------------
 
-CAGE_TOOLS = "apt install cage grim xwayland libegl1 libegl-mesa0"
+CAGE_TOOLS = "apt install cage grim xwayland libegl1 libegl-mesa0 libgl1-mesa-dri"
 
 
 @contextlib.contextmanager
