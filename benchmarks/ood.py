@@ -100,18 +100,23 @@ def lesion_sets(root: Path, stride: int, crops: bool) -> dict[str, list[np.ndarr
     return sets
 
 
-def rates(screener: Screener, sets: dict[str, list[np.ndarray]]) -> dict[str, dict]:
+def predict(screener: Screener, sets: dict[str, list[np.ndarray]]) -> dict[str, list]:
+    return {
+        n: [screener.predict(im) for im in tqdm(ims, desc=n, leave=False)]
+        for n, ims in sets.items()
+    }
+
+
+def rates(preds: dict[str, list], limit: float) -> dict[str, dict]:
     """Per set: refused (no verdict) and why: the model's score over its limit, or no skin in
-    the square (device.skin); the scores for the plot, the verdicts for the missed list."""
+    the square (device.skin); the scores for the plot."""
     out = {}
-    for name, images in sets.items():
-        preds = [screener.predict(im) for im in tqdm(images, desc=name, leave=False)]
-        n, k = len(preds), sum(not p.judgeable for p in preds)
+    for name, ps in preds.items():
+        n, k = len(ps), sum(not p.judgeable for p in ps)
         out[name] = {"n": n, "refused": k / n, "ci95": wilson(k, n)}
-        out[name]["by_score"] = sum(p.ood_score > screener.ood.limit for p in preds) / n
-        out[name]["by_skin"] = sum(p.no_skin for p in preds) / n
-        out[name]["scores"] = [round(p.ood_score, 3) for p in preds]
-        out[name]["judged"] = [p.judgeable for p in preds]
+        out[name]["by_score"] = sum(p.ood_score > limit for p in ps) / n
+        out[name]["by_skin"] = sum(p.no_skin for p in ps) / n
+        out[name]["scores"] = [round(p.ood_score, 3) for p in ps]
     return out
 
 
@@ -161,25 +166,28 @@ def run(args) -> int:
     screener = Screener(bundle, bundle.select(args.backend, args.precision), threads=2)
     if screener.ood is None:
         raise BenchError(f"{bundle.root} has no cannot-judge parameters (exported before them)")
+    limit = screener.ood.limit
     non_skin = non_skin_images()
-    ns = rates(screener, {"non-skin photographs": list(non_skin.values())})
-    ns_scores = ns["non-skin photographs"].pop("scores")
-    ns_judged = ns["non-skin photographs"].pop("judged")
+    ns_preds = predict(screener, {"non-skin photographs": list(non_skin.values())})
+    ns = rates(ns_preds, limit)
     doc = {
         "bundle": bundle.name,
         "file": screener.file.name,
-        "limit": screener.ood.limit,
+        "limit": limit,
         "min_skin": MIN_SKIN,
         "targets": TARGETS,
         "non_skin": ns,
-        "non_skin_scores": ns_scores,
-        "non_skin_judged": [n for n, ok in zip(non_skin, ns_judged, strict=True) if ok],
-        "demo": rates(screener, {"demo": list(demo_frames().values())}),
-        "lesions": rates(screener, lesion_sets(args.data, args.stride, not args.no_crops)),
+        "non_skin_scores": ns["non-skin photographs"].pop("scores"),
+        "non_skin_judged": [
+            n
+            for n, p in zip(non_skin, ns_preds["non-skin photographs"], strict=True)
+            if p.judgeable
+        ],
+        "demo": rates(predict(screener, {"demo": list(demo_frames().values())}), limit),
+        "lesions": rates(
+            predict(screener, lesion_sets(args.data, args.stride, not args.no_crops)), limit
+        ),
     }
-    for group in (doc["demo"], doc["lesions"]):
-        for r in group.values():
-            r.pop("judged")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(doc, indent=1))
     args.out.with_suffix(".md").write_text(markdown(doc))

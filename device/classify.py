@@ -5,61 +5,22 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 
 from device import DeviceError
 from device.bundle import default_bundle_dir, load_bundle
-from device.config import Config, quality_limits
+from device.config import ClassifyOptions, Config, quality_limits
 from device.i18n import N_, _
-from device.images import MAX_PIXELS, UnreadableImage, find_images, read_rgb, tiny
-from device.options import option, whole_number
+from device.images import UnreadableImage, find_images, read_rgb, tiny
 from device.overlay import heat_overlay
 from device.preprocess import crop
 from device.quality import GUIDANCE, Quality, assess
 from device.screener import CANNOT_JUDGE, Prediction, Screener, likelihood
 from device.skin import MIN_SKIN
 
-MAX_THREADS = 64  # more than any board has; 100000 would exhaust the process table
 TINY = N_("tiny image ({size} px): a result means little")
-
-
-@dataclass(frozen=True)
-class ClassifyOptions:
-    """`mpox-screen classify`'s options: its flags are made from these fields."""
-
-    paths: list[Path]
-    bundle: Path | None = field(
-        default=None,
-        metadata=option("model bundle folder (default: the kit's, or $MPOX_BUNDLE)"),
-    )
-    backend: str = field(default="onnx", metadata=option("runtime", choices=("onnx", "tflite")))
-    precision: str = field(default="int8", metadata=option("model file", choices=("int8", "fp32")))
-    threads: int = field(
-        default=2,
-        metadata=option(f"inference threads (1..{MAX_THREADS})", type=whole_number(1, MAX_THREADS)),
-    )
-    json: bool = field(default=False, metadata=option("one JSON line per image"))
-    cam_out: Path | None = field(default=None, metadata=option("write heat-map overlays here"))
-    max_pixels: int = field(
-        default=MAX_PIXELS,
-        metadata=option(
-            f"refuse larger images, checked before decoding (default {MAX_PIXELS:,})",
-            type=whole_number(1),
-        ),
-    )
-    quality_gate: bool = field(
-        default=True,
-        metadata=option("give a verdict on blurred, dark, bright or glaring photos too"),
-    )
-    ood_gate: bool = field(
-        default=True,
-        metadata=option(
-            'give a verdict on photos unlike every training photo too (no "cannot judge")'
-        ),
-    )
 
 
 def verdict(pred: Prediction, positive_class: str) -> str:

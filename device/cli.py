@@ -10,8 +10,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from device import KitError, __version__
-from device.classify import ClassifyOptions
-from device.config import SYSTEM_CONFIG, Config, flag_type, kit_language
+from device.config import SYSTEM_CONFIG, ClassifyOptions, Config, flag_type, kit_language
 from device.i18n import add_language_flag
 from device.i18n import use as use_language
 from device.options import add_flags, from_args

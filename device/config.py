@@ -5,7 +5,8 @@ loop between two camera retries.
 
 The dataclass is the single source of truth: defaults, types, ranges and the help text of the
 commented default file all come from the field metadata, so the file, the flags and the checks
-cannot drift apart.
+cannot drift apart. `ClassifyOptions` does the same for `mpox-screen classify` (no config file);
+both live here, free of OpenCV and the runtimes, so building the command line stays cheap.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from device import DeviceError
-from device.fonts import ENGINES
 from device.i18n import LANGUAGES
+from device.options import option, whole_number
 from device.signing import KEYS_DIR
 
 if sys.version_info >= (3, 11):
@@ -30,6 +31,8 @@ else:  # JetPack 6 ships Python 3.10
 
 SYSTEM_CONFIG = Path("/etc/mpox-screen/config.toml")
 MAX_PIXELS = 120_000_000  # a 108 MP phone photo fits
+MAX_THREADS = 64  # more than any board has; 100000 would exhaust the process table
+TEXT_ENGINES = ("auto", "opencv", "freetype", "hershey")  # device/fonts.py; no cv2 import here
 
 
 def _key(help: str, lo: float | None = None, hi: float | None = None, choices=()) -> dict:
@@ -47,7 +50,7 @@ class Config:
     )
     backend: str = field(default="onnx", metadata=_key("runtime", choices=("onnx", "tflite")))
     precision: str = field(default="int8", metadata=_key("model file", choices=("int8", "fp32")))
-    threads: int = field(default=2, metadata=_key("inference threads", 1, 64))
+    threads: int = field(default=2, metadata=_key("inference threads", 1, MAX_THREADS))
     source: str = field(
         default="auto",
         metadata=_key(
@@ -100,7 +103,7 @@ class Config:
     )
     font: str = field(
         default="auto",
-        metadata=_key("text engine: auto = OpenCV 5's fonts, else DejaVu Sans", choices=ENGINES),
+        metadata=_key("text: auto = OpenCV 5's fonts, else DejaVu Sans", choices=TEXT_ENGINES),
     )
     heatmap: bool = field(default=True, metadata=_key("show the Grad-CAM heat-map (key h toggles)"))
     heat_floor: float = field(
@@ -269,6 +272,42 @@ def load(path: Path | None, overrides: dict[str, Any]) -> Config:
     values = read_toml(path) if path is not None else {}
     values.update({k: coerce(k, v) for k, v in overrides.items()})
     return replace(Config(), **values)
+
+
+@dataclass(frozen=True)
+class ClassifyOptions:
+    """`mpox-screen classify`'s options: its flags are made from these fields."""
+
+    paths: list[Path]
+    bundle: Path | None = field(
+        default=None,
+        metadata=option("model bundle folder (default: the kit's, or $MPOX_BUNDLE)"),
+    )
+    backend: str = field(default="onnx", metadata=option("runtime", choices=("onnx", "tflite")))
+    precision: str = field(default="int8", metadata=option("model file", choices=("int8", "fp32")))
+    threads: int = field(
+        default=2,
+        metadata=option(f"inference threads (1..{MAX_THREADS})", type=whole_number(1, MAX_THREADS)),
+    )
+    json: bool = field(default=False, metadata=option("one JSON line per image"))
+    cam_out: Path | None = field(default=None, metadata=option("write heat-map overlays here"))
+    max_pixels: int = field(
+        default=MAX_PIXELS,
+        metadata=option(
+            f"refuse larger images, checked before decoding (default {MAX_PIXELS:,})",
+            type=whole_number(1),
+        ),
+    )
+    quality_gate: bool = field(
+        default=True,
+        metadata=option("give a verdict on blurred, dark, bright or glaring photos too"),
+    )
+    ood_gate: bool = field(
+        default=True,
+        metadata=option(
+            'give a verdict on photos unlike every training photo too (no "cannot judge")'
+        ),
+    )
 
 
 def kit_language() -> str:

@@ -13,17 +13,18 @@ from __future__ import annotations
 import logging
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from device.config import TEXT_ENGINES
+
 log = logging.getLogger(__name__)
 
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
 DEJAVU = {False: "DejaVuSans.ttf", True: "DejaVuSans-Bold.ttf"}
-ENGINES = ("auto", "opencv", "freetype", "hershey")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,12 @@ class Glyphs:
     @property
     def width(self) -> int:
         return self.alpha.shape[1]
+
+    @cached_property
+    def weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """(coverage, 255 - coverage) as HxWx1 uint16: what `draw` blends with every frame."""
+        a = self.alpha[..., None].astype(np.uint16)
+        return a, 255 - a
 
 
 class OpenCVFace:
@@ -104,8 +111,8 @@ def dejavu_folder() -> Path | None:
 
 def face(engine: str = "auto"):
     """The text engine `engine` names ("auto": the best this install has)."""
-    if engine not in ENGINES:
-        raise ValueError(f"unknown text engine {engine!r}: one of {', '.join(ENGINES)}")
+    if engine not in TEXT_ENGINES:
+        raise ValueError(f"unknown text engine {engine!r}: one of {', '.join(TEXT_ENGINES)}")
     if engine in ("auto", "opencv") and hasattr(cv2, "FontFace"):
         return OpenCVFace()
     folder = dejavu_folder()
@@ -142,7 +149,7 @@ class Typesetter:
         x1, y1 = min(x + w, canvas.shape[1]), min(y + h, canvas.shape[0])
         if x1 <= x0 or y1 <= y0:
             return
-        a = g.alpha[y0 - y : y1 - y, x0 - x : x1 - x, None].astype(np.uint16)
+        a, rest = (w[y0 - y : y1 - y, x0 - x : x1 - x] for w in g.weights)
         region = canvas[y0:y1, x0:x1]
         ink = np.asarray(colour, np.uint16)
-        region[:] = ((region * (255 - a) + ink * a + 127) // 255).astype(np.uint8)
+        region[:] = ((region * rest + ink * a + 127) // 255).astype(np.uint8)

@@ -25,11 +25,10 @@ DRIVERS = ("", "kmsdrm", "wayland", "x11")
 
 
 def _pygame(driver: str):
-    os.environ["SDL_VIDEODRIVER"] = driver or os.environ.get("SDL_VIDEODRIVER", "")
+    if driver:  # else SDL's own order: wayland or x11 in a session, else kmsdrm
+        os.environ["SDL_VIDEODRIVER"] = driver
     os.environ.setdefault("SDL_RENDER_VSYNC", "0")
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-    if not os.environ["SDL_VIDEODRIVER"]:
-        del os.environ["SDL_VIDEODRIVER"]  # SDL's own order: wayland/x11 if a session, else kmsdrm
     try:
         import pygame
     except ImportError:
