@@ -159,6 +159,32 @@ def test_collection_shift_cli_on_a_shipped_bundle(msid, collections, tmp_path):
 def test_collection_shift_needs_a_model(tmp_path):
     proc = run_cli("train_host.cli", "collection-shift", "--out", tmp_path, ok=False)
     assert proc.returncode == 2 and "takes --checkpoint" in proc.stderr
+    one = MODELS / "micrompoxnet-binary" / "checkpoint.pt"
+    proc = run_cli(
+        "train_host.cli", "collection-shift", "--ensemble", one, "--out", tmp_path, ok=False
+    )
+    assert proc.returncode == 2 and "at least two" in proc.stderr
+
+
+def test_an_ensemble_is_scored_as_one_model_at_a_kit_framed_threshold(msid):
+    """--ensemble: the mean P(mpox) of the members, its threshold chosen for sensitivity >= 0.95
+    on the kit-framed crops of the validation photos (members' own thresholds do not apply)."""
+    from train_host.export.exporter import validation
+
+    names = ("micrompoxnet-binary", "micrompoxnet-distilled-binary")
+    paths = [MODELS / n / "checkpoint.pt" for n in names]
+    val = validation(cs.load_dataset(msid, "binary"), paths[0])
+    ensemble = cs.ensemble_scorer(paths, val)
+    assert ensemble.name == f"ensemble({names[0]} + {names[1]})"
+    members = [cs.checkpoint_scorer(p) for p in paths]
+    some = val.images[:6]
+    np.testing.assert_allclose(
+        ensemble.score(some), (members[0].score(some) + members[1].score(some)) / 2, rtol=1e-6
+    )
+    crops, owner = cs.kit_framed(val.images)
+    p, y = ensemble.score(crops), val.binary_targets()[owner]
+    assert (p[y == 1] >= ensemble.threshold).mean() >= 0.95
+    assert ensemble.threshold not in (members[0].threshold, members[1].threshold)
 
 
 def test_collection_shift_under_cv(msid, collections, tmp_path):

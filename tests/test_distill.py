@@ -57,7 +57,7 @@ def test_distilled_student_matches_its_teacher_better(subset, tmp_path):
         epochs=4,
     )
     scratch = fit(data, split, tmp_path / "scratch")
-    distilled = fit(data, split, tmp_path / "kd", teacher=str(teacher), kd_attention_weight=1.0)
+    distilled = fit(data, split, tmp_path / "kd", teacher=[str(teacher)], kd_attention_weight=1.0)
     held = data.subset(split.test)
     probs = {}
     for name, path in (("teacher", teacher), ("scratch", scratch), ("kd", distilled)):
@@ -67,19 +67,19 @@ def test_distilled_student_matches_its_teacher_better(subset, tmp_path):
     kl_kd = kl_to_teacher(probs["teacher"], probs["kd"])
     assert kl_kd < kl_scratch, f"KL to teacher: distilled {kl_kd:.3f}, scratch {kl_scratch:.3f}"
     ckpt = checkpoint.read(distilled)
-    assert ckpt["config"]["teacher"] == str(teacher)
+    assert ckpt["config"]["teacher"] == [str(teacher)]
     assert ckpt["preprocess"]["size"] == 64  # the student keeps its own input size
 
 
 def test_distillation_rejects_a_teacher_with_other_classes(tmp_path):
-    cfg = DistillConfig(MODELS / "micrompoxnet-4class" / "checkpoint.pt")
+    cfg = DistillConfig((MODELS / "micrompoxnet-4class" / "checkpoint.pt",))
     from train_host.distill import Distiller
     from train_host.preprocess import PreprocessSpec
 
     with pytest.raises(UserError, match=r"teacher .* has classes"):
         Distiller(cfg, PreprocessSpec(64), 2, "cpu")
     with pytest.raises(UserError, match="temperature"):
-        DistillConfig(tmp_path, temperature=0).validate()
+        DistillConfig((tmp_path,), temperature=0).validate()
 
 
 def test_attention_map_is_unit_norm_and_pools_to_the_student_grid():
@@ -108,3 +108,34 @@ def test_shift_test_on_real_held_out_images(subset, tmp_path):
     write(tmp_path, {"micrompoxnet": r})
     assert json.loads((tmp_path / "shift_test.json").read_text())["micrompoxnet"]["n"] == r["n"]
     assert (tmp_path / "shift_test.png").stat().st_size > 10_000
+
+
+def test_an_ensemble_of_teachers_targets_the_mean_of_their_outputs():
+    """Repeated --teacher: the target is the mean of the teachers' softened outputs, the
+    attention map the (unit-norm) mean of theirs; one teacher gives its own."""
+    import torch.nn.functional as F
+
+    from train_host.distill import Distiller, WithFeatures
+    from train_host.models import create_model
+    from train_host.preprocess import PreprocessSpec
+
+    paths = [
+        MODELS / m / "checkpoint.pt" for m in ("micrompoxnet-binary", "micrompoxnet_s2-binary")
+    ]
+    student = PreprocessSpec(64)
+    both = Distiller(DistillConfig(tuple(paths)), student, 2, "cpu")
+    ones = [Distiller(DistillConfig((p,)), student, 2, "cpu") for p in paths]
+    assert both.view_size == 128  # the largest input size among student and teachers
+    torch.manual_seed(0)
+    view = torch.rand(4, 3, 128, 128)
+    probs, att = both.targets(view, (4, 4))
+    (p1, a1), (p2, a2) = (d.targets(view, (4, 4)) for d in ones)
+    torch.testing.assert_close(probs, (p1 + p2) / 2)
+    torch.testing.assert_close(att, F.normalize(a1 + a2, dim=1))
+    assert not torch.allclose(p1, p2)  # two different teachers, so the mean is a new target
+    net = WithFeatures(create_model("micrompoxnet", 2, 64))
+    loss = both.loss(net, view, torch.tensor([0, 1, 0, 1]), None)
+    loss.backward()
+    assert torch.isfinite(loss) and loss > 0
+    with pytest.raises(UserError, match="at least one --teacher"):
+        DistillConfig(()).validate()

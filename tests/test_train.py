@@ -87,3 +87,56 @@ def test_lp_ft_with_kit_augmentations_trains(small_msid, tmp_path):
     bn0 = [m for m in fresh.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert all(torch.equal(a.running_var, b.running_var) for a, b in zip(bn, bn0, strict=True))
     assert not torch.equal(model.fc.weight, fresh.fc.weight)  # the probe set the head
+
+
+def test_weight_average_warms_up_then_follows_its_decay():
+    """The first update copies; then d = min(decay, (1 + n) / (10 + n)), TF's warm-up."""
+    from train_host.averaging import ema_model
+
+    lin = torch.nn.Linear(1, 1, bias=False)
+    ema = ema_model(lin, 0.5)
+    expected = None
+    for n, value in enumerate([4.0, 0.0, 0.0, 8.0, 8.0]):
+        lin.weight.data.fill_(value)
+        ema.update_parameters(lin)
+        d = min(0.5, (1 + n) / (10 + n))  # n = updates averaged before this one
+        expected = value if expected is None else expected * d + value * (1 - d)
+        assert ema.module.weight.item() == pytest.approx(expected)
+    assert 0 < ema.module.weight.item() < 8  # an average, not the last iterate
+
+
+def test_training_with_weight_averaging_validates_and_saves_the_average(small_msid, tmp_path):
+    """--ema: the validation AUC in the history is the averaged model's, best.pt holds the model
+    that was validated, a resumed run continues the average, and a run cannot be resumed with
+    the average switched off."""
+    from sklearn.metrics import roc_auc_score
+
+    from train_host import UserError
+    from train_host.evaluate import predict
+
+    data = load_dataset(small_msid, "binary")
+    groups = near_duplicate_groups(data.images)
+    split = make_split(data.relpaths(), data.labels, groups, 0, 0.25, 0.0)
+    out = tmp_path / "ema"
+    Trainer(fast_config(epochs=2, ema=0.9, patience=1), data, split, out).run()
+    Trainer(fast_config(epochs=3, ema=0.9, patience=1), data, split, out, resume=True).run()
+    state = torch.load(out / "last.pt", weights_only=False)
+    average = {k.removeprefix("module."): v for k, v in state["ema"].items() if k != "n_averaged"}
+    assert int(state["ema"]["n_averaged"]) == 3 * (len(split.train) // 16)  # every step
+    weights = [k for k in average if k.endswith(".weight")]
+    assert not all(torch.equal(average[k], state["model"][k]) for k in weights)
+    model, val = create_model("micrompoxnet", 2, 64), data.subset(split.val)
+    history = [json.loads(s) for s in (out / "history.jsonl").read_text().splitlines()]
+
+    def val_auc(state_dict) -> float:
+        model.load_state_dict(state_dict)
+        probs = predict(model, val.images, fast_config().preprocess_spec())
+        return roc_auc_score(val.binary_targets(), probs[:, 1])
+
+    assert val_auc(average) == pytest.approx(history[-1]["val_auc"], abs=1e-9)
+    best = checkpoint.read(out / "best.pt")
+    assert val_auc(best["state_dict"]) == pytest.approx(
+        history[best["epoch"] - 1]["val_auc"], abs=1e-9
+    )
+    with pytest.raises(UserError, match="trained with --ema"):
+        Trainer(fast_config(epochs=4), data, split, out, resume=True).run()

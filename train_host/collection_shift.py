@@ -54,6 +54,22 @@ def checkpoint_scorer(path: Path) -> Scorer:
     )
 
 
+def ensemble_scorer(paths: list[Path], val: Dataset) -> Scorer:
+    """The mean P(mpox) of several checkpoints (a candidate teacher). An ensemble has no threshold
+    of its own: it is chosen as `mpox-train calibrate` does, for sensitivity >= 0.95 on the
+    kit-framed crops of `val` (the first member's validation photos)."""
+    from train_host.metrics import choose_threshold
+
+    members = [checkpoint_scorer(p) for p in paths]
+
+    def score(images: list[np.ndarray]) -> np.ndarray:
+        return np.mean([m.score(images) for m in members], axis=0)
+
+    crops, owner = kit_framed(val.images)
+    thr = choose_threshold(val.binary_targets()[owner], score(crops)).value
+    return Scorer(f"ensemble({' + '.join(m.name for m in members)})", thr, score)
+
+
 def bundle_scorer(path: Path) -> Scorer:
     """The bundle's int8 ONNX file, run by the device's own code."""
     from device.bundle import load_bundle

@@ -42,9 +42,9 @@ def cross_validate(
     """Train k models; returns the summary on the main process once every fold is done.
 
     `only` (1-based fold numbers) runs some folds, e.g. one process per core; a later run with
-    `resume` (or the last of the parallel runs) writes the summary. With a teacher, `cfg.teacher`
-    is the teacher's own CV folder: fold i is distilled from the teacher of fold i, which never
-    saw fold i's held-out images (one teacher for all folds would have seen them all).
+    `resume` (or the last of the parallel runs) writes the summary. With teachers, each of
+    `cfg.teacher` is a teacher's own CV folder: fold i is distilled from the teacher(s) of fold i,
+    which never saw fold i's held-out images (one teacher for all folds would have seen them all).
     """
     folds = grouped_folds(data.labels, groups, k, cfg.seed)
     files = data.relpaths()
@@ -84,10 +84,13 @@ def cross_validate(
 
 
 def _fold_teacher(cfg: TrainConfig, split: Split, fold: int) -> TrainConfig:
-    """The fold's own teacher from the teacher's CV folder, checked to share the fold's split."""
-    if cfg.teacher is None:
-        return cfg
-    root = Path(cfg.teacher)
+    """The fold's own teacher(s) from each teacher's CV folder, checked to share the fold's
+    split."""
+    return dataclasses.replace(cfg, teacher=[_fold_member(t, split, fold) for t in cfg.teacher])
+
+
+def _fold_member(teacher: str, split: Split, fold: int) -> str:
+    root = Path(teacher)
     if not root.is_dir():
         raise UserError(
             f"cv --teacher takes the teacher's cv folder (fold1/best.pt, ...), not {root}: "
@@ -102,7 +105,7 @@ def _fold_teacher(cfg: TrainConfig, split: Split, fold: int) -> TrainConfig:
             f"teacher fold {fold} ({split_file}) held out other images than this fold: "
             "use the same data, --folds, --seed and --val-fraction for both"
         )
-    return dataclasses.replace(cfg, teacher=str(ckpt))
+    return str(ckpt)
 
 
 def _fill_fold_probs(oof: np.ndarray, fold_dir: Path, data: Dataset) -> None:

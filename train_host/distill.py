@@ -6,7 +6,8 @@ view, mixup / cutmix turns each labelled image into many new views (function mat
 teacher's output is the target, so mixed images need no label), schedules are long; and, after
 Zagoruyko & Komodakis 2017, the student's attention map (channel mean of squared activations of
 its last feature map) is pulled towards the teacher's, which also makes the kit's heat-map follow
-the teacher's.
+the teacher's. Several teachers form an ensemble: the target is the mean of their softened
+outputs, the attention map the mean of theirs (each teacher sees the view at its own size).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from train_host.preprocess import PreprocessSpec
 
 @dataclass(frozen=True)
 class DistillConfig:
-    teacher: Path
+    teachers: tuple[Path, ...]
     temperature: float = 2.0
     kd_weight: float = 1.0  # KL to the teacher's softened output
     ce_weight: float = 0.0  # cross-entropy to the (mixed) labels; 0 = pure function matching
@@ -34,6 +35,8 @@ class DistillConfig:
     mix: float = 1.0  # probability that a batch is mixed (half mixup, half cutmix)
 
     def validate(self) -> None:
+        if not self.teachers:
+            raise UserError("distillation needs at least one --teacher")
         if self.temperature <= 0:
             raise UserError("--kd-temperature must be positive")
         weights = (self.kd_weight, self.ce_weight, self.attention_weight)
@@ -67,62 +70,77 @@ def normalise(x: torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
     return (x - mean) / std
 
 
+@dataclass
+class Teacher:
+    model: Classifier
+    spec: PreprocessSpec
+
+    def __call__(self, view: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, last feature map) of a [0, 1] view, resized to the teacher's own size."""
+        if self.spec.size != view.shape[-1]:
+            view = F.interpolate(view, size=self.spec.size, mode="bilinear", antialias=True)
+        feat = self.model.features(normalise(view, self.spec))
+        return self.model.fc(torch.flatten(self.model.pool(feat), 1)).float(), feat
+
+
+def load_teacher(path: Path, k: int, device) -> Teacher:
+    model, ckpt = checkpoint.load_model(path)
+    if len(ckpt["class_names"]) != k:
+        raise UserError(f"teacher {path} has classes {ckpt['class_names']}, the student has {k}")
+    model = model.to(device).eval().requires_grad_(False)
+    return Teacher(model, checkpoint.preprocess_spec(ckpt))
+
+
 class Distiller:
-    """Loss for one batch of [0, 1] views at the teacher's size (see `train_transform`)."""
+    """Loss for one batch of [0, 1] views at the largest model's size (see `train_transform`)."""
 
     def __init__(self, cfg: DistillConfig, student_spec: PreprocessSpec, k: int, device):
         cfg.validate()
         self.cfg, self.student_spec = cfg, student_spec
-        self.teacher, ckpt = checkpoint.load_model(cfg.teacher)
-        if len(ckpt["class_names"]) != k:
-            raise UserError(
-                f"teacher {cfg.teacher} has classes {ckpt['class_names']}, the student has {k}"
-            )
-        self.teacher = self.teacher.to(device).eval().requires_grad_(False)
-        self.teacher_spec = checkpoint.preprocess_spec(ckpt)
+        self.teachers = [load_teacher(t, k, device) for t in cfg.teachers]
         self.mixer = v2.RandomChoice([v2.MixUp(num_classes=k), v2.CutMix(num_classes=k)])
         self.k = k
 
     @property
     def view_size(self) -> int:
-        return max(self.teacher_spec.size, self.student_spec.size)
+        return max(self.student_spec.size, *(t.spec.size for t in self.teachers))
 
     def inputs(self, view: torch.Tensor, labels: torch.Tensor):
-        """One mixed view -> (student input, teacher input, soft labels)."""
+        """One mixed view -> (student input, the mixed [0, 1] view, soft labels)."""
         if torch.rand(()) < self.cfg.mix:
             view, soft = self.mixer(view, labels)
         else:
             soft = F.one_hot(labels, self.k).float()
-        t_in = view
-        if self.teacher_spec.size != view.shape[-1]:
-            t_in = F.interpolate(view, size=self.teacher_spec.size, mode="bilinear", antialias=True)
         s_in = view
         if self.student_spec.size != view.shape[-1]:
             s_in = F.interpolate(view, size=self.student_spec.size, mode="bilinear", antialias=True)
         s_in = normalise(s_in, self.student_spec).contiguous(memory_format=torch.channels_last)
-        return s_in, normalise(t_in, self.teacher_spec), soft
+        return s_in, view, soft
+
+    def targets(self, view: torch.Tensor, size: tuple[int, int]):
+        """The ensemble's softened output and attention map (one teacher: its own)."""
+        temp, probs, maps = self.cfg.temperature, [], []
+        for teacher in self.teachers:
+            logits, feat = teacher(view)
+            probs.append(F.softmax(logits / temp, 1))
+            maps.append(attention(feat, size))
+        return torch.stack(probs).mean(0), F.normalize(torch.stack(maps).mean(0), dim=1)
 
     def loss(self, net: nn.Module, view: torch.Tensor, labels: torch.Tensor, amp) -> torch.Tensor:
-        s_in, t_in, soft = self.inputs(view, labels)
+        s_in, view, soft = self.inputs(view, labels)
         device = view.device.type
         with torch.autocast(device, dtype=amp or torch.float32, enabled=amp is not None):
-            with torch.no_grad():
-                t_feat = self.teacher.features(t_in)
-                t_logits = self.teacher.fc(torch.flatten(self.teacher.pool(t_feat), 1)).float()
             s_logits, s_feat = net(s_in)
+            with torch.no_grad():
+                t_probs, t_att = self.targets(view, s_feat.shape[-2:])
         s_logits, cfg, temp = s_logits.float(), self.cfg, self.cfg.temperature
         loss = s_logits.new_zeros(())
         if cfg.kd_weight:
-            kd = F.kl_div(
-                F.log_softmax(s_logits / temp, 1),
-                F.softmax(t_logits / temp, 1),
-                reduction="batchmean",
-            )
+            kd = F.kl_div(F.log_softmax(s_logits / temp, 1), t_probs.float(), reduction="batchmean")
             loss = loss + cfg.kd_weight * kd * temp * temp
         if cfg.ce_weight:
             loss = loss + cfg.ce_weight * torch.sum(-soft * F.log_softmax(s_logits, 1), 1).mean()
         if cfg.attention_weight:
-            size = s_feat.shape[-2:]
-            at = (attention(s_feat, size) - attention(t_feat, size)).pow(2).sum(1).mean()
+            at = (attention(s_feat, s_feat.shape[-2:]) - t_att.float()).pow(2).sum(1).mean()
             loss = loss + cfg.attention_weight * at
         return loss

@@ -18,8 +18,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm import tqdm
 
-from train_host import checkpoint, distributed, torchfile
+from train_host import UserError, checkpoint, distributed, torchfile
 from train_host.augment import train_transform
+from train_host.averaging import ema_model
 from train_host.data import Dataset, with_extra_negatives
 from train_host.distill import Distiller, WithFeatures
 from train_host.evaluate import predict
@@ -154,7 +155,12 @@ class Trainer:
         train, val = self.data.subset(self.split.train), self.data.subset(self.split.val)
         train = with_extra_negatives(train, [Path(r) for r in cfg.extra_negatives])
         model, loader, opt, sched, loss_fn = self._build(train, spec, d)
-        start, best, stale = self._restore(model, opt, sched) if self.resume else (0, -math.inf, 0)
+        ema = ema_model(model, cfg.ema) if cfg.ema else None
+        start, best, stale = (
+            self._restore(model, opt, sched, ema) if self.resume else (0, -math.inf, 0)
+        )
+        kept = ema.module if ema else model  # what is validated and saved
+        average = (lambda: ema.update_parameters(model)) if ema else (lambda: None)
         trained = WithFeatures(model) if self.distiller else model
         net = DistributedDataParallel(trained) if d.enabled else trained
         amp = autocast_dtype(cfg.precision, d.device)
@@ -168,9 +174,17 @@ class Trainer:
                 loader.sampler.set_epoch(epoch)
             t0 = time.perf_counter()
             train_loss = self._epoch(
-                net, loader, self.distiller or loss_fn, opt, sched, d.device, amp, cfg.freeze_bn
+                net,
+                loader,
+                self.distiller or loss_fn,
+                opt,
+                sched,
+                d.device,
+                amp,
+                cfg.freeze_bn,
+                average,
             )
-            val_auc, val_loss = self._validate(model, val, spec, d)
+            val_auc, val_loss = self._validate(kept, val, spec, d)
             # AUC decides; a validation set with one class only falls back to its loss.
             score = val_auc if not math.isnan(val_auc) else -val_loss
             improved = score > best
@@ -184,7 +198,7 @@ class Trainer:
                 "seconds": round(time.perf_counter() - t0, 2),
             }
             if d.main:
-                self._record(record, model, opt, sched, best, stale, improved, spec)
+                self._record(record, model, opt, sched, best, stale, improved, spec, ema)
             bar.update(1)
             bar.set_postfix(loss=f"{train_loss:.3f}", val_auc=f"{val_auc:.3f}", best=f"{best:.3f}")
             if stale >= cfg.patience:
@@ -267,9 +281,18 @@ class Trainer:
 
     @staticmethod
     def _epoch(
-        net, loader, loss_fn, opt, sched, device, amp: torch.dtype | None, freeze_bn: bool = False
+        net,
+        loader,
+        loss_fn,
+        opt,
+        sched,
+        device,
+        amp: torch.dtype | None,
+        freeze_bn: bool = False,
+        after_step=lambda: None,
     ) -> float:
-        """`loss_fn`: a criterion on logits, or a `Distiller` that runs the network itself."""
+        """`loss_fn`: a criterion on logits, or a `Distiller` that runs the network itself;
+        `after_step` runs after each optimiser step (the weight average's update)."""
         net.train()
         if freeze_bn:
             freeze_batchnorm(net)
@@ -288,6 +311,7 @@ class Trainer:
             loss.backward()
             opt.step()
             sched.step()
+            after_step()
             total += loss.item() * len(y)
             n += len(y)
         return total / max(n, 1)
@@ -308,12 +332,13 @@ class Trainer:
             "data": data_provenance(self.data, self.split),
         }
 
-    def _record(self, record, model, opt, sched, best_auc, stale, improved, spec) -> None:
+    def _record(self, record, model, opt, sched, best_auc, stale, improved, spec, ema) -> None:
         self.history.append(record)
         with (self.out / "history.jsonl").open("a") as f:
             f.write(json.dumps(record) + "\n")
         if improved:
-            checkpoint.save_model(self.out / "best.pt", model, self._meta(spec, *_ev(record)))
+            kept = ema.module if ema else model
+            checkpoint.save_model(self.out / "best.pt", kept, self._meta(spec, *_ev(record)))
         state = {
             "model": model.state_dict(),
             "opt": opt.state_dict(),
@@ -322,12 +347,19 @@ class Trainer:
             "best_auc": best_auc,
             "stale": stale,
             "torch_rng": torch.get_rng_state(),
+            "ema": ema.state_dict() if ema else None,
         }
         torchfile.save(state, self.out / "last.pt")
 
-    def _restore(self, model, opt, sched) -> tuple[int, float, int]:
+    def _restore(self, model, opt, sched, ema) -> tuple[int, float, int]:
         state = torchfile.load(self.out / "last.pt", "checkpoint to resume from")
         model.load_state_dict(state["model"])
+        averaged = bool(state.get("ema"))
+        if averaged != (ema is not None):
+            how = "with" if averaged else "without"
+            raise UserError(f"{self.out}/last.pt was trained {how} --ema: resume the same way")
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         torch.set_rng_state(state["torch_rng"])

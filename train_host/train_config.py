@@ -68,8 +68,14 @@ class TrainConfig:
             choices=PRECISIONS,
         ),
     )
-    teacher: str | None = field(  # train_host.distill
-        default=None, metadata=_opt("teacher checkpoint: distil into --model", group=KD)
+    teacher: list[str] = field(  # train_host.distill
+        default_factory=list,
+        metadata=_opt(
+            "teacher checkpoint: distil into --model (repeat: an ensemble, the mean of the "
+            "teachers' outputs and attention maps)",
+            metavar="CKPT",
+            group=KD,
+        ),
     )
     kd_temperature: float = field(default=2.0, metadata=_opt("softmax temperature", group=KD))
     kd_weight: float = field(default=1.0, metadata=_opt("KL to the teacher's output", group=KD))
@@ -117,6 +123,15 @@ class TrainConfig:
     freeze_bn: bool = field(
         default=False, metadata=_opt("keep the pretrained BatchNorm statistics")
     )
+    ema: float = field(  # train_host.averaging
+        default=0.0,
+        metadata=_opt(
+            "weight averaging: decay of an exponential moving average of the weights, updated "
+            "every step (e.g. 0.998; 0 = off); validation, early stopping and the checkpoint "
+            "use the average",
+            metavar="DECAY",
+        ),
+    )
     extra: dict = field(default_factory=dict)  # not a flag: settings a test or script adds
 
     def validate(self) -> None:
@@ -134,7 +149,7 @@ class TrainConfig:
             raise UserError("--lr must be positive")
         if self.precision not in PRECISIONS:
             raise UserError(f"unknown precision {self.precision!r}; choose {', '.join(PRECISIONS)}")
-        if self.teacher is not None:
+        if self.teacher:
             self.distill_config().validate()
         if self.colour_constancy not in COLOUR_CONSTANCY:
             raise UserError(f"--colour-constancy: choose {', '.join(COLOUR_CONSTANCY)}")
@@ -143,6 +158,8 @@ class TrainConfig:
                 raise UserError(f"--{name.replace('_', '-')} must be in [0, 1]")
         if self.linear_probe < 0:
             raise UserError("--linear-probe must be 0 or more")
+        if not 0 <= self.ema < 1:
+            raise UserError("--ema must be in [0, 1)")
 
     def model_kwargs(self) -> dict:
         kw = {k: getattr(self, k) for k in ("width", "dropout") if getattr(self, k) is not None}
@@ -153,10 +170,10 @@ class TrainConfig:
     def distill_config(self):
         from train_host.distill import DistillConfig
 
-        if self.teacher is None:
+        if not self.teacher:
             return None
         return DistillConfig(
-            Path(self.teacher),
+            tuple(Path(t) for t in self.teacher),
             self.kd_temperature,
             self.kd_weight,
             self.kd_ce_weight,

@@ -13,6 +13,14 @@ from train_host.commands import paths_arg
 def add_arguments(p) -> None:
     p.add_argument("--checkpoint", type=Path, action="append", default=[], help="repeat")
     p.add_argument("--bundle", type=Path, action="append", default=[], help="repeat (int8 ONNX)")
+    p.add_argument(
+        "--ensemble",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="CKPT",
+        help="checkpoints scored as one model, their mean P(mpox) (repeat; at least 2)",
+    )
     paths_arg(
         p,
         "--cv",
@@ -35,10 +43,12 @@ def run(args) -> None:
     from train_host import collection_report
     from train_host import collection_shift as cs
     from train_host.data import default_data_dir, load_dataset
-    from train_host.export.exporter import held_out
+    from train_host.export.exporter import held_out, validation
 
-    if not args.checkpoint and not args.bundle and not args.cv:
+    if not args.checkpoint and not args.bundle and not args.cv and not args.ensemble:
         raise UserError("collection-shift takes --checkpoint CKPT, --bundle DIR or --cv DIR")
+    if len(args.ensemble) == 1:
+        raise UserError("--ensemble takes at least two checkpoints (one: use --checkpoint)")
     root = args.data or default_data_dir()
     msid = load_dataset(root, "binary")
     names = args.collection or cs.other_collections(root)
@@ -48,6 +58,10 @@ def run(args) -> None:
         (p / "model.int8.onnx", cs.bundle_scorer(p)) for p in args.bundle
     ]:
         results.append(cs.run_protocol(scorer, held_out(msid, path, args.split), collections))
+    if args.ensemble:
+        first = args.ensemble[0]
+        scorer = cs.ensemble_scorer(args.ensemble, validation(msid, first, args.split))
+        results.append(cs.run_protocol(scorer, held_out(msid, first, args.split), collections))
     results += [cs.cv_protocol(d, msid, collections) for d in args.cv]
     for r in results:
         spec = ", ".join(

@@ -86,6 +86,11 @@ def held_out(data: Dataset, checkpoint: Path, split: Path | None = None) -> Data
     return split_parts(data, _split_path(checkpoint, split))[1]
 
 
+def validation(data: Dataset, checkpoint: Path, split: Path | None = None) -> Dataset:
+    """The val images of the checkpoint's split: where thresholds are chosen."""
+    return Split.load(_split_path(checkpoint, split)).part(data, "val")
+
+
 def calibration_images(train: Dataset, count: int) -> list[np.ndarray]:
     """`count` training images spread evenly over the (class-sorted) list, so every class shows:
     half as whole photos, half as kit-framed crops of them (a user fills the square with the

