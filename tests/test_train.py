@@ -140,3 +140,21 @@ def test_training_with_weight_averaging_validates_and_saves_the_average(small_ms
     )
     with pytest.raises(UserError, match="trained with --ema"):
         Trainer(fast_config(epochs=4), data, split, out, resume=True).run()
+
+
+def test_the_linear_probe_alone_is_a_model(small_msid, tmp_path):
+    """--epochs 0 with --linear-probe: the frozen features' logistic regression is validated and
+    saved as it is (a candidate that keeps every ImageNet feature); --epochs 0 alone is refused."""
+    from train_host import UserError
+
+    data = load_dataset(small_msid, "binary")
+    groups = near_duplicate_groups(data.images)
+    split = make_split(data.relpaths(), data.labels, groups, 0, 0.25, 0.0)
+    with pytest.raises(UserError, match="0 only with --linear-probe"):
+        Trainer(fast_config(epochs=0), data, split, tmp_path / "none").run()
+    best = Trainer(fast_config(epochs=0, linear_probe=1), data, split, tmp_path / "lp").run()
+    history = [json.loads(s) for s in (tmp_path / "lp" / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [0] and history[0]["val_auc"] > 0.5
+    model, ckpt = checkpoint.load_model(best)
+    assert ckpt["epoch"] == 0
+    assert not torch.equal(model.fc.weight, create_model("micrompoxnet", 2, 64).fc.weight)

@@ -32,7 +32,9 @@ class TrainConfig:
     weights: str | None = field(
         default=None, metadata=_opt("local backbone state dict (no downloads)")
     )
-    epochs: int = field(default=60, metadata=_opt("training epochs"))
+    epochs: int = field(
+        default=60, metadata=_opt("training epochs (0 with --linear-probe: the probe alone)")
+    )
     batch_size: int = field(default=32, metadata=_opt("images per batch"))
     optimizer: str = field(default="adamw", metadata=_opt("optimizer", choices=OPTIMIZERS))
     lr: float = field(default=2e-3, metadata=_opt("peak learning rate"))
@@ -142,9 +144,10 @@ class TrainConfig:
             raise UserError(f"unknown optimizer {self.optimizer!r}; choose {', '.join(OPTIMIZERS)}")
         if self.balance not in BALANCING:
             raise UserError(f"unknown balancing {self.balance!r}; choose {', '.join(BALANCING)}")
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.batch_size < 1:
+            raise UserError("--batch-size must be at least 1")
+        if self.epochs < (0 if self.linear_probe else 1):
+            raise UserError("--epochs must be at least 1 (0 only with --linear-probe)")
         if self.lr <= 0:
             raise UserError("--lr must be positive")
         if self.precision not in PRECISIONS:
