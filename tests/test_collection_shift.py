@@ -154,6 +154,25 @@ def test_collection_shift_cli_on_a_shipped_bundle(msid, collections, tmp_path):
     table = (out / "collection_shift.md").read_text()
     assert "| micrompoxnet-binary |" in table and "spec. on skin8" in table
     assert (out / "collection_shift.png").stat().st_size > 5000
+    # rows of earlier runs join a table; a row that scored other collections is refused
+    r2 = {**r, "model": "an earlier run", "kit_framing": {**r["kit_framing"], "auc": 0.5}}
+    (tmp_path / "earlier.json").write_text(json.dumps([r2]))
+    both = tmp_path / "both"
+    run_cli(
+        "train_host.cli", "collection-shift", "--include", out / "collection_shift.json",
+        "--include", tmp_path / "earlier.json", "--data", msid,
+        "--collection", collections / "idscabies", "--collection", collections / "skin8",
+        "--out", both,
+    )  # fmt: skip
+    rows = json.loads((both / "collection_shift.json").read_text())
+    assert [x["model"] for x in rows] == ["micrompoxnet-binary", "an earlier run"]
+    lines = (both / "collection_shift.md").read_text().splitlines()
+    assert lines[3].startswith("| an earlier run | 0.50 |")  # the rule's order: worst kit AUC
+    proc = run_cli(
+        "train_host.cli", "collection-shift", "--include", out / "collection_shift.json",
+        "--data", msid, "--collection", collections / "skin8", "--out", both, ok=False,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "does not score skin8" in proc.stderr
 
 
 def test_collection_shift_needs_a_model(tmp_path):

@@ -58,7 +58,8 @@ def plot(path: Path, results: list[dict], names: list[str]) -> None:
         err = np.array([m.get(f"{k}_ci95", [v, v]) for m, k, v in zip(ms, keys, vals, strict=True)])
         x = np.arange(len(labels)) + j * width
         ax.bar(x, vals, width, label=r["model"])
-        ax.errorbar(x, vals, yerr=[vals - err[:, 0], err[:, 1] - vals], fmt="none", c="k", lw=0.8)
+        yerr = np.clip([vals - err[:, 0], err[:, 1] - vals], 0, None)  # a percentile CI may
+        ax.errorbar(x, vals, yerr=yerr, fmt="none", c="k", lw=0.8)  # miss its point estimate
     ax.set_xticks(np.arange(len(labels)) + width * (len(results) - 1) / 2, labels, fontsize=8)
     ax.set_ylim(0, 1)
     ax.axhline(0.8, ls=":", c="grey", lw=0.8)
@@ -67,6 +68,34 @@ def plot(path: Path, results: list[dict], names: list[str]) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def earlier_rows(paths: list[Path], names: list[str]) -> list[dict]:
+    """Rows of earlier `collection_shift.json` files, each checked to score the same collections
+    (a table mixes runs only where every row measured the same thing)."""
+    from train_host import UserError
+
+    rows = []
+    for path in paths:
+        try:
+            found = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            raise UserError(f"--include {path}: not a collection_shift.json ({e})") from None
+        for r in found:
+            if not isinstance(r, dict) or sorted(r.get("collections", {})) != sorted(names):
+                raise UserError(f"--include {path}: a row does not score {', '.join(names)}")
+        rows += found
+    return rows
+
+
+def merged(*parts: list[dict]) -> list[dict]:
+    """Rows by model name, a later part's row replacing an earlier one of the same name."""
+    rows: dict[str, dict] = {}
+    for part in parts:
+        for r in part:
+            rows.pop(r["model"], None)
+            rows[r["model"]] = r
+    return list(rows.values())
 
 
 def write(out: Path, results: list[dict], names: list[str]) -> None:

@@ -35,6 +35,13 @@ def add_arguments(p) -> None:
         "other collections (default: every folder beside --data)",
         unset_is_none=True,
     )
+    paths_arg(
+        p,
+        "--include",
+        "rows of an earlier collection_shift.json to put in this table (same collections); a "
+        "model scored again replaces its row (repeat)",
+        metavar="JSON",
+    )
     p.add_argument("--split", type=Path, default=None, help="default: split.json beside each")
     p.add_argument("--out", type=Path, required=True)
 
@@ -45,13 +52,17 @@ def run(args) -> None:
     from train_host.data import default_data_dir, load_dataset
     from train_host.export.exporter import held_out, validation
 
-    if not args.checkpoint and not args.bundle and not args.cv and not args.ensemble:
-        raise UserError("collection-shift takes --checkpoint CKPT, --bundle DIR or --cv DIR")
+    if not (args.checkpoint or args.bundle or args.cv or args.ensemble or args.include):
+        raise UserError(
+            "collection-shift takes --checkpoint CKPT, --bundle DIR, --cv DIR, --ensemble CKPT "
+            "or --include JSON"
+        )
     if len(args.ensemble) == 1:
         raise UserError("--ensemble takes at least two checkpoints (one: use --checkpoint)")
     root = args.data or default_data_dir()
     msid = load_dataset(root, "binary")
     names = args.collection or cs.other_collections(root)
+    earlier = collection_report.earlier_rows(args.include, [c.name for c in names])
     collections = {c.name: cs.load_collection(c) for c in names}
     results = []
     for path, scorer in [(p, cs.checkpoint_scorer(p)) for p in args.checkpoint] + [
@@ -71,5 +82,5 @@ def run(args) -> None:
             f"{r['model']}: kit-framing AUC {r['kit_framing']['auc']:.3f}; specificity at the "
             f"threshold: {spec}; MSID held-out AUC {r['msid_heldout']['auc']:.3f}"
         )
-    collection_report.write(args.out, results, list(collections))
+    collection_report.write(args.out, collection_report.merged(earlier, results), list(collections))
     print(f"wrote {args.out}/collection_shift.md, .json and .png")
