@@ -96,7 +96,7 @@ def test_cv_folds_in_parallel_runs_and_a_teacher_per_fold(small_msid, tmp_path):
     assert "grouped 2-fold AUC" in proc.stdout
     for i in (1, 2):
         cfg = checkpoint.read(student / f"fold{i}" / "best.pt")["config"]
-        assert cfg["teacher"] == str(teacher / f"fold{i}" / "best.pt")
+        assert cfg["teacher"] == [str(teacher / f"fold{i}" / "best.pt")]
 
     shift = tmp_path / "shift"
     proc = run("shift-test", "--data", small_msid, "--cv", teacher, "--cv", student, "--out", shift)

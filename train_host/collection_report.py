@@ -41,12 +41,18 @@ def markdown(results: list[dict], names: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+PLOTTED = 8  # bars of more models than this are unreadable; the table has every row
+
+
 def plot(path: Path, results: list[dict], names: list[str]) -> None:
-    """Per-collection specificity at the threshold and kit-framing AUC, one bar group a model."""
+    """Per-collection specificity at the threshold and kit-framing AUC, one bar group a model
+    (the first `PLOTTED` by the selection rule)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    results = sorted(results, key=selection_key, reverse=True)[:PLOTTED]
 
     labels = ["kit-framing AUC", *(f"spec. {n}" for n in names), "MSID AUC"]
     fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(labels), 3.6))
@@ -64,7 +70,9 @@ def plot(path: Path, results: list[dict], names: list[str]) -> None:
     ax.set_ylim(0, 1)
     ax.axhline(0.8, ls=":", c="grey", lw=0.8)
     ax.legend(fontsize=7, loc="lower left")
-    ax.set_title("collection-shift protocol (95 % CI)", fontsize=9)
+    ax.set_title(
+        f"collection-shift protocol, first {len(results)} by the rule (95 % CI)", fontsize=9
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
