@@ -222,3 +222,40 @@ def test_collection_shift_under_cv(msid, collections, tmp_path):
     assert lo == pytest.approx(hi) == pytest.approx(r["kit_framing"]["auc"])  # identical folds
     assert r["collections"]["skin8"]["as_is"]["n"] == 2 * 18
     assert 0 < cs.worst_auc(r) <= r["kit_framing"]["auc"]
+
+
+def test_a_collection_trained_on_is_shown_not_judged(small_msid, collections, tmp_path):
+    """A model trained with --extra-negatives records the collections it saw; the protocol
+    marks them, and the selection rule and the worst kit AUC leave them out."""
+    from tests.conftest import fast_config
+    from train_host.data import load_dataset
+    from train_host.evaluate import calibrate_and_evaluate
+    from train_host.grouping import make_split, near_duplicate_groups
+    from train_host.train import Trainer
+
+    data = load_dataset(small_msid, "binary")
+    split = make_split(
+        data.relpaths(), data.labels, near_duplicate_groups(data.images), 0, 0.25, 0.25
+    )
+    cfg = fast_config(epochs=1, extra_negatives=[str(collections / "skin8")])
+    best = Trainer(cfg, data, split, tmp_path / "neg").run()
+    test = split.part(data, "test")
+    calibrate_and_evaluate(best, split.part(data, "val"), test, tmp_path / "neg")
+    scorer = cs.checkpoint_scorer(best)
+    assert scorer.trained_on == {"skin8"}
+    sets = {n: cs.load_collection(collections / n) for n in ("idscabies", "skin8")}
+    r = cs.run_protocol(scorer, test, sets)
+    seen = {n: c["trained_on"] for n, c in r["collections"].items()}
+    assert seen == {"idscabies": False, "skin8": True}
+    vs = {n: c["kit_mpox_vs"]["auc"] for n, c in r["collections"].items()}
+    assert cs.worst_auc(r) == min(r["kit_framing"]["auc"], vs["idscabies"])
+    # a seen collection with the worst numbers of the row does not decide where the row sorts
+    r["collections"]["skin8"]["kit_mpox_vs"]["auc"] = 0.0
+    r["collections"]["skin8"]["as_is"]["specificity"] = 0.0
+    assert cs.selection_key(r)[:2] == (
+        round(min(r["kit_framing"]["auc"], vs["idscabies"]), 2),
+        round(r["collections"]["idscabies"]["as_is"]["specificity"], 2),
+    )
+    from train_host.collection_report import markdown
+
+    assert "[trained on: 0.00 (" in markdown([r], ["idscabies", "skin8"])

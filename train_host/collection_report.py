@@ -16,6 +16,11 @@ def _ci(m: dict, key: str) -> str:
     return f"{m[key]:.2f} ({lo:.2f}-{hi:.2f})"
 
 
+def _seen(collection: dict, cell: str) -> str:
+    """A collection the model was trained on is shown, not judged: in brackets."""
+    return f"[trained on: {cell}]" if collection.get("trained_on") else cell
+
+
 def markdown(results: list[dict], names: list[str]) -> str:
     cols = " | ".join(f"spec. on {n} at thr. (95 % CI)" for n in names)
     kit = " | ".join(f"kit mpox vs {n}: AUC" for n in names)
@@ -26,18 +31,18 @@ def markdown(results: list[dict], names: list[str]) -> str:
     ]
     for r in sorted(results, key=selection_key, reverse=True):
         k = r["kit_framing"]
-        per = " | ".join(_ci(r["collections"][n]["as_is"], "specificity") for n in names)
+        cs = [r["collections"][n] for n in names]
+        per = " | ".join(_seen(c, _ci(c["as_is"], "specificity")) for c in cs)
         vs = " | ".join(
-            _ci(r["collections"][n]["kit_mpox_vs"], "auc")
-            if "kit_mpox_vs" in r["collections"][n]
-            else "-"
-            for n in names
+            _seen(c, _ci(c["kit_mpox_vs"], "auc")) if "kit_mpox_vs" in c else "-" for c in cs
         )
         lines.append(
             f"| {r['model']} | {worst_auc(r):.2f} | {_ci(k, 'auc')} | "
             f"{k['sensitivity']:.2f} / {k['specificity']:.2f} "
             f"| {per} | {vs} | {_ci(r['msid_heldout'], 'auc')} | {r['threshold']:.3f} |"
         )
+    if any(c.get("trained_on") for r in results for c in r["collections"].values()):
+        lines.append("\n[trained on: ...]: the model saw that collection; shown, not judged.")
     return "\n".join(lines) + "\n"
 
 
@@ -63,7 +68,10 @@ def plot(path: Path, results: list[dict], names: list[str]) -> None:
         vals = [m[k] for m, k in zip(ms, keys, strict=True)]
         err = np.array([m.get(f"{k}_ci95", [v, v]) for m, k, v in zip(ms, keys, vals, strict=True)])
         x = np.arange(len(labels)) + j * width
-        ax.bar(x, vals, width, label=r["model"])
+        bars = ax.bar(x, vals, width, label=r["model"])
+        seen = [False, *(r["collections"][n].get("trained_on", False) for n in names), False]
+        for bar in (b for b, s in zip(bars, seen, strict=True) if s):
+            bar.set_hatch("//")  # trained on: shown, not judged
         yerr = np.clip([vals - err[:, 0], err[:, 1] - vals], 0, None)  # a percentile CI may
         ax.errorbar(x, vals, yerr=yerr, fmt="none", c="k", lw=0.8)  # miss its point estimate
     ax.set_xticks(np.arange(len(labels)) + width * (len(results) - 1) / 2, labels, fontsize=8)

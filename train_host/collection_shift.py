@@ -5,8 +5,10 @@ collections said they flag almost every patient. So every model decision reports
 - MSID held-out photos as they are (AUC, sensitivity, specificity at the model's threshold);
 - kit framing: the same held-out photos cropped the way a kit user fills the square with the
   lesion (`train_host.kitframe`, several crops per photo), AUC with a photo-grouped bootstrap CI;
-- every other (negative-only) collection, never trained on: specificity at the threshold (Wilson
-  interval), and the AUC of kit-framed MSID mpox crops against that collection's photos.
+- every other (negative-only) collection: specificity at the threshold (Wilson interval), and the
+  AUC of kit-framed MSID mpox crops against that collection's photos. A collection the model was
+  trained on (`--extra-negatives`) is scored but marked `trained_on`, and the selection rule
+  leaves it out: the protocol judges a collection only where it was left out.
 Scorers are a torch checkpoint or a shipped bundle (its int8 ONNX, through the device code).
 """
 
@@ -37,6 +39,14 @@ class Scorer:
     name: str
     threshold: float
     score: Callable[[list[np.ndarray]], np.ndarray]
+    trained_on: frozenset[str] = frozenset()  # collections among the training images
+
+
+def seen_collections(data: dict, config: dict | None = None) -> frozenset[str]:
+    """The other collections a model saw in training, from its data provenance (a checkpoint
+    from before the provenance recorded them: from its training config)."""
+    extra = data.get("extra_negatives") or (config or {}).get("extra_negatives") or []
+    return frozenset(Path(r).resolve().name for r in extra)
 
 
 def checkpoint_scorer(path: Path) -> Scorer:
@@ -51,6 +61,7 @@ def checkpoint_scorer(path: Path) -> Scorer:
         f"{path.parent.name}",
         float(ckpt["threshold"]["value"]),
         lambda images: predict(model, images, spec)[:, pos],
+        seen_collections(ckpt.get("data", {}), ckpt.get("config")),
     )
 
 
@@ -67,7 +78,8 @@ def ensemble_scorer(paths: list[Path], val: Dataset) -> Scorer:
 
     crops, owner = kit_framed(val.images)
     thr = choose_threshold(val.binary_targets()[owner], score(crops)).value
-    return Scorer(f"ensemble({' + '.join(m.name for m in members)})", thr, score)
+    seen = frozenset().union(*(m.trained_on for m in members))
+    return Scorer(f"ensemble({' + '.join(m.name for m in members)})", thr, score, seen)
 
 
 def bundle_scorer(path: Path) -> Scorer:
@@ -81,6 +93,7 @@ def bundle_scorer(path: Path) -> Scorer:
         bundle.name,
         bundle.threshold,
         lambda images: np.array([screener.predict(im).positive_prob for im in images]),
+        seen_collections(bundle.manifest.get("data", {})),
     )
 
 
@@ -156,7 +169,7 @@ def run_protocol(scorer: Scorer, held: Dataset, collections: dict[str, Dataset])
     for name, col in collections.items():
         p_col = scorer.score(col.images)
         yc = col.binary_targets()
-        entry = {"as_is": at_threshold(yc, p_col, thr)}
+        entry = {"as_is": at_threshold(yc, p_col, thr), "trained_on": name in scorer.trained_on}
         if not yc.any():  # negatives only: kit-framed MSID mpox crops against them
             ys = np.concatenate([np.ones(mpox.sum(), int), np.zeros(len(p_col), int)])
             ps = np.concatenate([p_crop[mpox], p_col])
@@ -168,10 +181,15 @@ def run_protocol(scorer: Scorer, held: Dataset, collections: dict[str, Dataset])
     return out
 
 
+def left_out(r: dict) -> list[dict]:
+    """The row's collections the model was not trained on."""
+    return [c for c in r["collections"].values() if not c.get("trained_on")]
+
+
 def worst_auc(r: dict) -> float:
     """The weakest threshold-free discrimination where the kit is used: kit-framed MSID crops,
-    and kit-framed mpox crops against each other collection's photos."""
-    vs = [c["kit_mpox_vs"]["auc"] for c in r["collections"].values() if "kit_mpox_vs" in c]
+    and kit-framed mpox crops against each left-out collection's photos."""
+    vs = [c["kit_mpox_vs"]["auc"] for c in left_out(r) if "kit_mpox_vs" in c]
     return float(min([r["kit_framing"]["auc"], *vs]))
 
 
@@ -180,7 +198,7 @@ def selection_key(r: dict) -> tuple[float, float, float]:
     protocol first (the worst kit-framing AUC, then the worst specificity at the threshold on a
     left-out collection, each rounded to 0.01: closer is noise), MSID last. The synthetic shift
     test is a diagnostic, not a selector."""
-    worst_spec = min(c["as_is"]["specificity"] for c in r["collections"].values())
+    worst_spec = min((c["as_is"]["specificity"] for c in left_out(r)), default=-1.0)  # none: last
     return (round(worst_auc(r), 2), round(worst_spec, 2), r["msid_heldout"]["auc"])
 
 

@@ -7,6 +7,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -338,7 +339,7 @@ class Trainer:
             "epoch": epoch,
             "val_auc": val_auc,
             "config": asdict(self.cfg),
-            "data": data_provenance(self.data, self.split),
+            "data": data_provenance(self.data, self.split, self.cfg.extra_negatives),
         }
 
     def _record(self, record, model, opt, sched, best_auc, stale, improved, spec, ema) -> None:
@@ -393,9 +394,12 @@ def _nll(labels: np.ndarray, probs: np.ndarray) -> float:
     return float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1)).mean())
 
 
-def data_provenance(data: Dataset, split: Split) -> dict:
+def data_provenance(data: Dataset, split: Split, extra: Sequence[str] = ()) -> dict:
+    """Where the training photos came from; `extra_negatives` names the other collections the
+    model saw (the collection-shift protocol cannot score it as left out on those)."""
     names, counts = np.unique(data.source_labels, return_counts=True)
     return {
+        "extra_negatives": sorted(Path(r).resolve().name for r in extra),
         "root": str(data.root),
         "dataset": data.root.name,
         "counts": {str(n): int(c) for n, c in zip(names, counts, strict=True)},
