@@ -275,3 +275,17 @@ def test_unreadable_cv_summary_fails_before_the_bundle_changes(bundle, msid, tmp
     with pytest.raises(UserError, match=r"cannot read .*nowhere\.json"):
         export_bundle(ExportRequest(CKPT, msid, out, cv=tmp_path / "nowhere.json", collections=[]))
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_card_marks_collections_the_model_trained_on():
+    """A clinic reads the card's per-collection table as what to expect; a collection among the
+    training photos (--extra-negatives) promises nothing, so the card says so."""
+    from train_host.export.manifest import card
+
+    m = json.loads((MODELS / "micrompoxnet-distilled-binary" / "manifest.json").read_text())
+    plain = card(m)
+    assert "| skin8 | 87 |" in plain and "trained on" not in plain
+    m["data"]["extra_negatives"] = ["skin8"]
+    marked = card(m)
+    assert "| skin8 (trained on) | 87 |" in marked and "| idscabies | 523 |" in marked
+    assert "Every photo of skin8 was also trained on as a negative." in marked

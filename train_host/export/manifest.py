@@ -135,8 +135,9 @@ def write(out: Path, manifest: dict, notes: str = "") -> None:
     (out / "card.md").write_text(card(manifest) + (f"\n{notes.strip()}\n" if notes else ""))
 
 
-def _collection_lines(collections: dict | None) -> list[str]:
-    """What to expect per collection at the threshold (fp32 model, Wilson 95 % intervals)."""
+def _collection_lines(collections: dict | None, seen: list[str]) -> list[str]:
+    """What to expect per collection at the threshold (fp32 model, Wilson 95 % intervals); a
+    collection among the training photos (`seen`) is marked: its numbers promise nothing."""
     if not collections:
         return []
     lines = [
@@ -152,8 +153,13 @@ def _collection_lines(collections: dict | None) -> list[str]:
             f"{_pct(c[k])} ({_pct(c[k + '_ci95'][0])}-{_pct(c[k + '_ci95'][1])})" if k in c else "-"
             for k in ("sensitivity", "specificity")
         ]
-        lines.append(f"| {name} | {c['n']} | {_pct(c['flagged'])} | {cells[0]} | {cells[1]} |")
+        label = f"{name} (trained on)" if name in seen else name
+        lines.append(f"| {label} | {c['n']} | {_pct(c['flagged'])} | {cells[0]} | {cells[1]} |")
     return lines
+
+
+def _extra_line(extra: list[str] | None) -> str:
+    return f" Every photo of {', '.join(extra)} was also trained on as a negative." if extra else ""
 
 
 def _ood_lines(ood: dict | None) -> list[str]:
@@ -196,7 +202,7 @@ def card(m: dict) -> str:
         "## Data",
         f"MSID ({m['data'].get('counts')}); split: {m['data'].get('split_method')}; "
         f"train {m['data'].get('train')}, val {m['data'].get('val')}, "
-        f"test {m['data'].get('test')}.",
+        f"test {m['data'].get('test')}.{_extra_line(m['data'].get('extra_negatives'))}",
         "",
         "## Decision threshold",
         f"P({m['positive_class']}) >= {m['threshold']:.3f}, chosen on the {op['chosen_on']} "
@@ -229,7 +235,9 @@ def card(m: dict) -> str:
             f"| {name} | {f['size'] / 1e6:.2f} MB | {q['auc']:.3f} | {_pct(q['agreement'])} / "
             f"{_pct(q.get('decision_agreement'))} | {q['cam_pearson']:.3f} |"
         )
-    lines += _collection_lines(m["metrics"].get("collections"))
+    lines += _collection_lines(
+        m["metrics"].get("collections"), m["data"].get("extra_negatives", [])
+    )
     lines += _ood_lines(m.get("ood"))
     lines += [
         "",
