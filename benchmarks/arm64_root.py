@@ -89,7 +89,13 @@ def check_host() -> None:
 
 
 def sh(cmd: list[str], timeout: float | None = 1800, **kw) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    except subprocess.TimeoutExpired:  # emulation on a busy machine: say so, no traceback
+        raise BenchError(
+            f"{' '.join(map(str, cmd[:6]))} ... did not finish in {timeout:g} s "
+            "(emulated arm64 is slow on a busy machine: rerun when the cores are free)"
+        ) from None
     if proc.returncode != 0:
         tail = (proc.stderr.strip() or proc.stdout.strip())[-1500:]
         raise BenchError(f"{' '.join(map(str, cmd[:6]))} ... failed ({proc.returncode}): {tail}")

@@ -359,3 +359,13 @@ def test_faster_variant_keeps_the_cam_grid_at_a_third_of_the_macs():
     assert 0.3 < fast["macs"] / faithful["macs"] < 0.4
     model = create_model("micrompoxnet_s2", 2, 128).eval()
     assert model.features(torch.zeros(1, 3, 128, 128)).shape == (1, 256, 4, 4)
+
+
+def test_a_command_that_runs_past_its_time_is_a_one_line_error():
+    """Emulated installs take minutes; on a busy machine one can run out of time: a clear error,
+    not a traceback."""
+    from benchmarks import BenchError
+    from benchmarks.arm64_root import sh
+
+    with pytest.raises(BenchError, match=r"sleep 5 \.\.\. did not finish in 0.2 s"):
+        sh(["sleep", "5"], timeout=0.2)
