@@ -77,6 +77,10 @@ def quantize_int8(
             _Reader(calib),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
+            # 7-bit weights: x86 CPUs without VNNI (AVX2-only, e.g. AMD Zen 2/3) multiply
+            # uint8 x int8 with VPMADDUBSW, whose 16-bit pair sums saturate with full 8-bit
+            # weights (measured: 8 % of the default's decisions flipped); ARM is unaffected
+            reduce_range=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=head_nodes(prepped),
