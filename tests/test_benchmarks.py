@@ -238,20 +238,25 @@ def test_accuracy_on_a_labelled_folder(small_msid, tmp_path):
 
 
 def test_accuracy_split_part_selects_held_out_images(msid, tmp_path):
+    """On the kit's default bundle: its int8 ONNX has 7-bit weights, so it holds on x86 CPUs
+    without VNNI too (the older bundles' 8-bit weights saturate there, docs/training.md)."""
+    from device.bundle import default_bundle_dir
+
+    bundle = default_bundle_dir()
     out = tmp_path / "acc.json"
     bench(
         "accuracy",
         msid,
-        "--bundles", BUNDLE,
+        "--bundles", bundle,
         "--backends", "onnx",
         "--precisions", "int8",
-        "--split", BUNDLE / "split.json",
+        "--split", bundle / "split.json",
         "--part", "test",
         "--json", out,
         "--no-save",
     )  # fmt: skip
     (row,) = json.loads(out.read_text())["results"]
-    manifest = json.loads((BUNDLE / "manifest.json").read_text())
+    manifest = json.loads((bundle / "manifest.json").read_text())
     test = manifest["metrics"]["test"]
     assert row["n"] == test["n"] == 108 and row["positives"] == test["positives"]
     # the manifest's test numbers are PyTorch's; the int8 file is within the gate of them
