@@ -172,8 +172,9 @@ step_apt() {
     if [ "$NO_APT" = 1 ]; then note "skipped (--no-apt)"; return; fi
     if ! command -v apt-get >/dev/null; then note "no apt-get here: install python3-venv yourself"; return; fi
     # fonts: screen text in every language (device/fonts.py); EGL/GBM/Mesa: the sdl:// display's
-    # KMS/DRM output (pygame-ce's SDL loads them at run time)
-    local pkgs=(python3-venv fonts-dejavu-core libegl1 libegl-mesa0 libgles2 libgbm1 libgl1-mesa-dri)
+    # KMS/DRM output, libwayland-egl1 its Wayland output (pygame-ce's SDL loads them at run time)
+    local pkgs=(python3-venv fonts-dejavu-core libegl1 libegl-mesa0 libgles2 libgbm1 libgl1-mesa-dri
+        libwayland-egl1)
     # picamera2 (and libcamera) only come from the Raspberry Pi archive; Debian, Ubuntu and
     # JetPack have no python3-picamera2, and the kit uses V4L2 (USB) cameras there.
     run apt-get update

@@ -158,7 +158,7 @@ def test_window_under_xvfb_screenshot(tmp_path):
 
 # --- sdl:// under a real Wayland compositor (the Pi 5 kiosk) --------------------------------------
 
-CAGE_TOOLS = "apt install cage grim xwayland libegl1 libegl-mesa0 libgl1-mesa-dri"
+CAGE_TOOLS = "apt install cage grim xwayland libegl1 libegl-mesa0 libgl1-mesa-dri libwayland-egl1"
 
 
 @contextlib.contextmanager
@@ -234,6 +234,26 @@ def test_sdl_display_fills_a_cage_kiosk(tmp_path, msid):
     assert "SDL wayland 1280x720" in err
     band = img[: round(58 * 720 / 320)]  # the header band scaled to the output: text drawn in it
     assert (band == (255, 255, 255)).all(axis=2).sum() > 200
+
+
+def test_sdl_wayland_without_libwayland_egl_is_a_one_line_error(monkeypatch):
+    """SDL 2.32 segfaults in set_mode when libwayland-egl is missing (CI's first run on a
+    machine without it); the kit checks for it once SDL has picked Wayland and says what to
+    install."""
+    require(importlib.util.find_spec("pygame") is not None, "pygame-ce not installed")
+    from device import DeviceError
+    from device.displays import DisplayOptions, sdl
+
+    monkeypatch.setattr(sdl, "WAYLAND_EGL", "libwayland-egl-absent.so.1")
+    for key in ("SDL_RENDER_VSYNC", "PYGAME_HIDE_SUPPORT_PROMPT"):
+        monkeypatch.setenv(key, "1")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("SDL_VIDEODRIVER", raising=False)
+    with cage_session() as wayland:
+        for key, value in wayland.items():
+            monkeypatch.setenv(key, value)
+        with pytest.raises(DeviceError, match=r"libwayland-egl-absent\.so\.1 is missing.*apt"):
+            sdl.SdlScreen("", DisplayOptions())
 
 
 def test_sdl_display_without_a_screen_is_a_one_line_error(tmp_path):

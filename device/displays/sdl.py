@@ -12,6 +12,7 @@ switched off) must not stall the frame loop and with it the watchdog.
 
 from __future__ import annotations
 
+import ctypes
 import os
 
 import cv2
@@ -22,6 +23,18 @@ from device.displays import DisplayOptions, letterbox, register
 
 KEYS = {"q": "q", "escape": "q", "h": "h", "space": " ", "f": "f"}
 DRIVERS = ("", "kmsdrm", "wayland", "x11")
+# SDL 2.32 loads this at run time and, when it is missing, calls a null pointer in set_mode
+WAYLAND_EGL = "libwayland-egl.so.1"
+
+
+def _check_wayland_egl() -> None:
+    try:
+        ctypes.CDLL(WAYLAND_EGL)
+    except OSError:
+        raise DeviceError(
+            f"display sdl://wayland: {WAYLAND_EGL} is missing, SDL cannot open a Wayland "
+            "window without it (apt install libwayland-egl1)"
+        ) from None
 
 
 def _pygame(driver: str):
@@ -48,9 +61,14 @@ class SdlScreen:
         self.pg = pg = _pygame(driver)
         try:
             pg.display.init()
+            if pg.display.get_driver() == "wayland":
+                _check_wayland_egl()
             want = (opts.width, opts.height) if opts.width and opts.height else (0, 0)
             flags = pg.FULLSCREEN if opts.fullscreen or want == (0, 0) else 0
             self.screen = pg.display.set_mode(want, flags)
+        except DeviceError:
+            pg.display.quit()
+            raise
         except pg.error as e:
             pg.display.quit()
             raise DeviceError(
