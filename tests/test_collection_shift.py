@@ -151,8 +151,23 @@ def test_collection_shift_cli_on_a_shipped_bundle(msid, collections, tmp_path):
         c = r["collections"][name]
         assert c["as_is"]["positives"] == 0 and 0 <= c["as_is"]["specificity"] <= 1
         assert 0 < c["kit_mpox_vs"]["auc"] < 1
+        # per condition (source folder): 6 photos each, adding up to the collection's numbers
+        conds = c["conditions"]
+        assert set(conds) == {d.name for d in (collections / name).iterdir() if d.is_dir()}
+        assert all(m["n"] == 6 and m["positives"] == 0 for m in conds.values())
+        spec = np.mean([m["specificity"] for m in conds.values()])
+        assert spec == pytest.approx(c["as_is"]["specificity"])
+    msid_conds = r["msid_conditions"]
+    assert set(msid_conds) == {"chickenpox", "measles", "mpox", "normal"}
+    assert sum(m["n"] for m in msid_conds.values()) == r["msid_heldout"]["n"]
+    assert msid_conds["mpox"]["positives"] == msid_conds["mpox"]["n"] == 74
+    assert msid_conds["mpox"]["sensitivity"] == pytest.approx(r["msid_heldout"]["sensitivity"])
     table = (out / "collection_shift.md").read_text()
     assert "| micrompoxnet-binary |" in table and "spec. on skin8" in table
+    assert "| model | MSID held-out: chickenpox (n=" in table
+    assert "idscabies: healthy (n=6)" in table
+    condition_row = table.splitlines()[-1]
+    assert condition_row.startswith("| micrompoxnet-binary | ") and condition_row.count("|") == 12
     assert (out / "collection_shift.png").stat().st_size > 5000
     # rows of earlier runs join a table; a row that scored other collections is refused
     r2 = {**r, "model": "an earlier run", "kit_framing": {**r["kit_framing"], "auc": 0.5}}
@@ -221,6 +236,10 @@ def test_collection_shift_under_cv(msid, collections, tmp_path):
     lo, hi = r["kit_framing"]["auc_ci95"]
     assert lo == pytest.approx(hi) == pytest.approx(r["kit_framing"]["auc"])  # identical folds
     assert r["collections"]["skin8"]["as_is"]["n"] == 2 * 18
+    assert r["collections"]["skin8"]["conditions"]["impetigo"]["n"] == 2 * 6
+    assert r["msid_conditions"]["mpox"]["sensitivity_ci95"][0] == pytest.approx(
+        r["msid_conditions"]["mpox"]["sensitivity"]
+    )  # identical folds: a zero-width interval, so the conditions were averaged over folds
     assert 0 < cs.worst_auc(r) <= r["kit_framing"]["auc"]
 
 

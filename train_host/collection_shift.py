@@ -9,6 +9,8 @@ collections said they flag almost every patient. So every model decision reports
   AUC of kit-framed MSID mpox crops against that collection's photos. A collection the model was
   trained on (`--extra-negatives`) is scored but marked `trained_on`, and the selection rule
   leaves it out: the protocol judges a collection only where it was left out.
+Each of these also per condition (the source folder: scabies, healthy, ...), because a kit that
+flags another clinic's healthy skin fails differently from one that flags a look-alike disease.
 Scorers are a torch checkpoint or a shipped bundle (its int8 ONNX, through the device code).
 """
 
@@ -138,6 +140,13 @@ def at_threshold(
     return m
 
 
+def by_condition(data: Dataset, p: np.ndarray, thr: float) -> dict[str, dict]:
+    """`at_threshold` for each source folder (condition) of `data` on its own."""
+    folders = np.asarray(data.source_labels)
+    y = data.binary_targets()
+    return {c: at_threshold(y[folders == c], p[folders == c], thr) for c in np.unique(folders)}
+
+
 def kit_framed(images: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
     """All lesion crops of the photos, and the photo index of each crop."""
     crops, owner = [], []
@@ -162,6 +171,7 @@ def run_protocol(scorer: Scorer, held: Dataset, collections: dict[str, Dataset])
         "model": scorer.name,
         "threshold": thr,
         "msid_heldout": at_threshold(y, p_photo, thr),
+        "msid_conditions": by_condition(held, p_photo, thr),
         "kit_framing": at_threshold(y_crop, p_crop, thr, owner),
         "collections": {},
     }
@@ -169,7 +179,11 @@ def run_protocol(scorer: Scorer, held: Dataset, collections: dict[str, Dataset])
     for name, col in collections.items():
         p_col = scorer.score(col.images)
         yc = col.binary_targets()
-        entry = {"as_is": at_threshold(yc, p_col, thr), "trained_on": name in scorer.trained_on}
+        entry = {
+            "as_is": at_threshold(yc, p_col, thr),
+            "conditions": by_condition(col, p_col, thr),
+            "trained_on": name in scorer.trained_on,
+        }
         if not yc.any():  # negatives only: kit-framed MSID mpox crops against them
             ys = np.concatenate([np.ones(mpox.sum(), int), np.zeros(len(p_col), int)])
             ps = np.concatenate([p_crop[mpox], p_col])
@@ -238,8 +252,11 @@ def cv_protocol(cv_dir: Path, msid: Dataset, collections: dict[str, Dataset]) ->
     out["threshold"] = float(np.mean([f["threshold"] for f in folds]))
     parts = [("kit_framing",), ("msid_heldout",)]
     parts += [("collections", n, k) for n in collections for k in ("as_is", "kit_mpox_vs")]
+    parts += [("msid_conditions", c) for c in out["msid_conditions"]]
+    parts += [("collections", n, "conditions", c) for n in collections for c in _conds(out, n)]
     for part in parts:
-        if not all(_dig(f, part) for f in folds):
+        if not all(_dig(f, part) for f in folds):  # e.g. a condition missing from one fold
+            _dig(out, part[:-1]).pop(part[-1], None)
             continue
         target = _dig(out, part)
         for key in ("auc", "sensitivity", "specificity", "flagged"):
@@ -250,6 +267,10 @@ def cv_protocol(cv_dir: Path, msid: Dataset, collections: dict[str, Dataset]) ->
         target["n"] = int(sum(_dig(f, part)["n"] for f in folds))
     out["folds"] = len(folds)
     return out
+
+
+def _conds(r: dict, collection: str) -> list[str]:
+    return list(r["collections"][collection].get("conditions", {}))
 
 
 def _dig(d: dict, path: tuple):
