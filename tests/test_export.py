@@ -74,8 +74,20 @@ def test_manifest_describes_every_file(bundle):
     assert list(where) == ["msid", "idscabies", "skin8"] and where["msid"]["n"] == 201
     assert where["idscabies"]["positives"] == 0 and 0 <= where["idscabies"]["specificity"] <= 1
     assert "sensitivity" not in where["skin8"] and where["msid"]["sensitivity"] > 0.5
+    scabies = where["idscabies"]["conditions"]  # and per condition (source folder) within each
+    assert {c: m["n"] for c, m in scabies.items()} == {
+        "healthy": 66,
+        "impetigo": 38,
+        "scabies": 419,
+    }
+    flagged = sum(m["flagged"] * m["n"] for m in scabies.values()) / 523
+    assert flagged == pytest.approx(where["idscabies"]["flagged"])
+    assert where["msid"]["conditions"]["mpox"]["sensitivity"] == pytest.approx(
+        where["msid"]["sensitivity"]
+    )  # the held-out split's only positives
     card = (bundle / "card.md").read_text()
     assert "What to expect on photos from other collections" in card and "| idscabies |" in card
+    assert "| idscabies / scabies | 419 |" in card and "| msid / measles |" in card
     assert "not a diagnosis" in card and "model.int8.tflite" in card
     assert card.rstrip().endswith("| test row | 0.5 |")  # --card-notes appended
     assert not (bundle / ".export-staging").exists()
@@ -289,3 +301,5 @@ def test_card_marks_collections_the_model_trained_on():
     marked = card(m)
     assert "| skin8 (trained on) | 87 |" in marked and "| idscabies | 523 |" in marked
     assert "Every photo of skin8 was also trained on as a negative." in marked
+    assert "| idscabies / scabies | 419 |" in plain  # per condition: what a clinic sees
+    assert "| skin8 (trained on) / impetigo | 50 |" in marked

@@ -199,7 +199,8 @@ def export_bundle(req: ExportRequest) -> dict:
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     cam_shape = [1, len(ckpt["class_names"]), *ref.gradcam.shape[1:]]
-    where = per_collection(ref.probs[:, data.positive_index], held.binary_targets(), names, ckpt)
+    p_mpox, y = ref.probs[:, data.positive_index], held.binary_targets()
+    where = per_collection(p_mpox, y, names, held.source_labels, ckpt)
     m = manifest.build(req.name or req.out.resolve().name, ckpt, files, cam_shape, cv, where)
     m["outputs"]["features"] = manifest.FEATURES_OUTPUT | {"shape": [1, fitted.model.dim]}
     m["ood"] = ood_entry
@@ -227,20 +228,31 @@ def _collection(path: Path, root: Path) -> str:
     return root.name if root in path.parents else path.parent.parent.name
 
 
-def per_collection(p: np.ndarray, y: np.ndarray, names: list[str], ckpt: dict) -> dict:
+def per_collection(
+    p: np.ndarray, y: np.ndarray, names: list[str], conditions: list[str], ckpt: dict
+) -> dict:
     """What a clinic can expect at the threshold, per collection of the gate set (MSID: its
-    held-out split; the others: every photo, never trained on), with Wilson intervals."""
+    held-out split; the others: every photo, never trained on), and within each per condition
+    (source folder: a clinic that sees scabies wants that line), with Wilson intervals."""
     from train_host.collection_shift import at_threshold
 
-    names_arr, thr, out = np.asarray(names), ckpt["threshold"]["value"], {}
+    names_arr, conds, thr = np.asarray(names), np.asarray(conditions), ckpt["threshold"]["value"]
+    out = {}
     for name in dict.fromkeys(names):
         pick = names_arr == name
-        m = at_threshold(y[pick], p[pick], thr)
-        keep = ("n", "positives", "flagged", "auc", "auc_ci95", "ece")
-        keep += ("sensitivity", "sensitivity_ci95") if m["positives"] else ()
-        keep += ("specificity", "specificity_ci95") if m["positives"] < m["n"] else ()
-        out[name] = {k: m[k] for k in keep}
+        out[name] = _expect(at_threshold(y[pick], p[pick], thr))
+        out[name]["conditions"] = {
+            c: _expect(at_threshold(y[pick & (conds == c)], p[pick & (conds == c)], thr))
+            for c in np.unique(conds[pick]).tolist()
+        }
     return out
+
+
+def _expect(m: dict) -> dict:
+    keep = ("n", "positives", "flagged", "auc", "auc_ci95", "ece")
+    keep += ("sensitivity", "sensitivity_ci95") if m["positives"] else ()
+    keep += ("specificity", "specificity_ci95") if m["positives"] < m["n"] else ()
+    return {k: m[k] for k in keep}
 
 
 def verify(

@@ -149,13 +149,20 @@ def _collection_lines(collections: dict | None, seen: list[str]) -> list[str]:
         "|---|---|---|---|---|",
     ]
     for name, c in collections.items():
-        cells = [
-            f"{_pct(c[k])} ({_pct(c[k + '_ci95'][0])}-{_pct(c[k + '_ci95'][1])})" if k in c else "-"
-            for k in ("sensitivity", "specificity")
-        ]
         label = f"{name} (trained on)" if name in seen else name
-        lines.append(f"| {label} | {c['n']} | {_pct(c['flagged'])} | {cells[0]} | {cells[1]} |")
+        lines.append(_expect_row(label, c))
+        lines += [
+            _expect_row(f"{label} / {cond}", m) for cond, m in c.get("conditions", {}).items()
+        ]
     return lines
+
+
+def _expect_row(label: str, c: dict) -> str:
+    cells = [
+        f"{_pct(c[k])} ({_pct(c[k + '_ci95'][0])}-{_pct(c[k + '_ci95'][1])})" if k in c else "-"
+        for k in ("sensitivity", "specificity")
+    ]
+    return f"| {label} | {c['n']} | {_pct(c['flagged'])} | {cells[0]} | {cells[1]} |"
 
 
 def _extra_line(extra: list[str] | None) -> str:
