@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from train_host.collection_shift import selection_key, worst_auc
+from train_host.collection_shift import conditions, selection_key, worst_auc
 
 
 def _ci(m: dict, key: str) -> str:
@@ -29,7 +29,8 @@ def markdown(results: list[dict], names: list[str]) -> str:
         f"{cols} | {kit} | MSID held-out AUC | threshold |",
         "|---" * (6 + 2 * len(names)) + "|",
     ]
-    for r in sorted(results, key=selection_key, reverse=True):
+    ordered = sorted(results, key=selection_key, reverse=True)
+    for r in ordered:
         k = r["kit_framing"]
         cs = [r["collections"][n] for n in names]
         per = " | ".join(_seen(c, _ci(c["as_is"], "specificity")) for c in cs)
@@ -41,7 +42,7 @@ def markdown(results: list[dict], names: list[str]) -> str:
             f"{k['sensitivity']:.2f} / {k['specificity']:.2f} "
             f"| {per} | {vs} | {_ci(r['msid_heldout'], 'auc')} | {r['threshold']:.3f} |"
         )
-    lines += _by_condition(sorted(results, key=selection_key, reverse=True), names)
+    lines += _by_condition(ordered, names)
     if any(c.get("trained_on") for r in results for c in r["collections"].values()):
         lines.append("\n[trained on: ...]: the model saw that collection; shown, not judged.")
     return "\n".join(lines) + "\n"
@@ -53,18 +54,18 @@ def _by_condition(results: list[dict], names: list[str]) -> list[str]:
     rows = [r for r in results if "msid_conditions" in r]
     if not rows:
         return []
-    cols = [(None, c) for c in rows[0]["msid_conditions"]]
-    cols += [(n, c) for n in names for c in _conditions(rows[0], n)]
+    cols = [(None, c) for c in conditions(rows[0])]
+    cols += [(n, c) for n in names for c in conditions(rows[0], n)]
 
     def cell(r: dict, name: str | None, cond: str) -> str:
-        m = _conditions(r, name).get(cond)
+        m = conditions(r, name).get(cond)
         if m is None:
             return "-"
         text = _ci(m, "sensitivity" if m["positives"] else "specificity")
         return _seen(r["collections"][name], text) if name else text
 
     head = " | ".join(
-        f"{n or 'MSID held-out'}: {c} (n={_conditions(rows[0], n)[c]['n']})" for n, c in cols
+        f"{n or 'MSID held-out'}: {c} (n={conditions(rows[0], n)[c]['n']})" for n, c in cols
     )
     lines = [
         "\nAt the threshold, by condition (the source folder): sensitivity on mpox, specificity "
@@ -74,11 +75,6 @@ def _by_condition(results: list[dict], names: list[str]) -> list[str]:
     ]
     lines += [f"| {r['model']} | " + " | ".join(cell(r, *col) for col in cols) + " |" for r in rows]
     return lines
-
-
-def _conditions(r: dict, name: str | None) -> dict:
-    """A row's per-condition numbers: of MSID's held-out photos (None) or of a collection."""
-    return r["collections"][name].get("conditions", {}) if name else r["msid_conditions"]
 
 
 PLOTTED = 8  # bars of more models than this are unreadable; the table has every row

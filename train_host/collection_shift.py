@@ -253,7 +253,7 @@ def cv_protocol(cv_dir: Path, msid: Dataset, collections: dict[str, Dataset]) ->
     parts = [("kit_framing",), ("msid_heldout",)]
     parts += [("collections", n, k) for n in collections for k in ("as_is", "kit_mpox_vs")]
     parts += [("msid_conditions", c) for c in out["msid_conditions"]]
-    parts += [("collections", n, "conditions", c) for n in collections for c in _conds(out, n)]
+    parts += [("collections", n, "conditions", c) for n in collections for c in conditions(out, n)]
     for part in parts:
         if not all(_dig(f, part) for f in folds):  # e.g. a condition missing from one fold
             _dig(out, part[:-1]).pop(part[-1], None)
@@ -269,8 +269,11 @@ def cv_protocol(cv_dir: Path, msid: Dataset, collections: dict[str, Dataset]) ->
     return out
 
 
-def _conds(r: dict, collection: str) -> list[str]:
-    return list(r["collections"][collection].get("conditions", {}))
+def conditions(r: dict, collection: str | None = None) -> dict:
+    """A row's per-condition numbers: of MSID's held-out photos (None) or of a collection."""
+    return (
+        r["collections"][collection].get("conditions", {}) if collection else r["msid_conditions"]
+    )
 
 
 def _dig(d: dict, path: tuple):

@@ -199,8 +199,7 @@ def export_bundle(req: ExportRequest) -> dict:
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     cam_shape = [1, len(ckpt["class_names"]), *ref.gradcam.shape[1:]]
-    p_mpox, y = ref.probs[:, data.positive_index], held.binary_targets()
-    where = per_collection(p_mpox, y, names, held.source_labels, ckpt)
+    where = per_collection(ref.probs[:, data.positive_index], held, names, ckpt)
     m = manifest.build(req.name or req.out.resolve().name, ckpt, files, cam_shape, cv, where)
     m["outputs"]["features"] = manifest.FEATURES_OUTPUT | {"shape": [1, fitted.model.dim]}
     m["ood"] = ood_entry
@@ -228,23 +227,19 @@ def _collection(path: Path, root: Path) -> str:
     return root.name if root in path.parents else path.parent.parent.name
 
 
-def per_collection(
-    p: np.ndarray, y: np.ndarray, names: list[str], conditions: list[str], ckpt: dict
-) -> dict:
+def per_collection(p: np.ndarray, held: Dataset, names: list[str], ckpt: dict) -> dict:
     """What a clinic can expect at the threshold, per collection of the gate set (MSID: its
     held-out split; the others: every photo, never trained on), and within each per condition
     (source folder: a clinic that sees scabies wants that line), with Wilson intervals."""
-    from train_host.collection_shift import at_threshold
+    from train_host.collection_shift import at_threshold, by_condition
 
-    names_arr, conds, thr = np.asarray(names), np.asarray(conditions), ckpt["threshold"]["value"]
-    out = {}
+    names_arr, thr, out = np.asarray(names), ckpt["threshold"]["value"], {}
     for name in dict.fromkeys(names):
-        pick = names_arr == name
-        out[name] = _expect(at_threshold(y[pick], p[pick], thr))
-        out[name]["conditions"] = {
-            c: _expect(at_threshold(y[pick & (conds == c)], p[pick & (conds == c)], thr))
-            for c in np.unique(conds[pick]).tolist()
-        }
+        pick = np.flatnonzero(names_arr == name)
+        part = held.subset(pick)
+        out[name] = _expect(at_threshold(part.binary_targets(), p[pick], thr))
+        conds = by_condition(part, p[pick], thr)
+        out[name]["conditions"] = {c: _expect(m) for c, m in conds.items()}
     return out
 
 
