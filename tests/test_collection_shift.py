@@ -1,5 +1,6 @@
 """Kit framing, LP-FT's linear probe and the collection-shift protocol on real images."""
 
+import copy
 import json
 import shutil
 
@@ -271,10 +272,17 @@ def test_a_collection_trained_on_is_shown_not_judged(small_msid, collections, tm
     # a seen collection with the worst numbers of the row does not decide where the row sorts
     r["collections"]["skin8"]["kit_mpox_vs"]["auc"] = 0.0
     r["collections"]["skin8"]["as_is"]["specificity"] = 0.0
-    assert cs.selection_key(r)[:2] == (
+    assert cs.selection_key(r)[:3] == (
+        1,
         round(min(r["kit_framing"]["auc"], vs["idscabies"]), 2),
         round(r["collections"]["idscabies"]["as_is"]["specificity"], 2),
     )
+    # ... but the row ranks after one that left every collection out, even one far worse (the
+    # same numbers with skin8 left out: its 0.00 now judged)
+    weaker = copy.deepcopy(r)
+    weaker["collections"]["skin8"]["trained_on"] = False
+    assert cs.worst_auc(weaker) < cs.worst_auc(r)
+    assert max([r, weaker], key=cs.selection_key) is weaker
     from train_host.collection_report import markdown
 
     assert "[trained on: 0.00 (" in markdown([r], ["idscabies", "skin8"])

@@ -44,7 +44,10 @@ def markdown(results: list[dict], names: list[str]) -> str:
         )
     lines += _by_condition(ordered, names)
     if any(c.get("trained_on") for r in results for c in r["collections"].values()):
-        lines.append("\n[trained on: ...]: the model saw that collection; shown, not judged.")
+        lines.append(
+            "\n[trained on: ...]: the model saw that collection; shown, not judged. Its row "
+            "follows every row judged on more collections (a minimum over fewer is an easier bar)."
+        )
     return "\n".join(lines) + "\n"
 
 
