@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from device.bundle import Bundle, ModelFile
 from device.cases import Case, CaseStore
 from device.config import Config, state_dir
 from device.i18n import _
+from device.instance_lock import InstanceBusy, InstanceLock
 
 log = logging.getLogger(__name__)
 JPEG_QUALITY = 92
@@ -73,16 +73,31 @@ class CaseRecorder:
         self.next_auto = clock() + cfg.capture_every if cfg.capture_every else None
         version = bundle.manifest["model"].get("version", "")
         self.model = (bundle.name, version, bundle.manifest["files"][file.name]["sha256"])
-        self.store: CaseStore | None = None
+        self.lock: InstanceLock | None = None
         self.problem = ""
+        self.store = self._open_store(state_dir(cfg))
+        self.button = open_button(cfg.button_pin, self.wanted.set)
+
+    def _open_store(self, root) -> CaseStore | None:
+        """The store, swept of saves cut short; None (and `problem` set) when cases cannot be
+        saved: screening goes on. Another daemon saving into the same folder is refused."""
+        store = None
         try:
-            self.store = CaseStore(state_dir(cfg))
-            if removed := self.store.remove_orphans():
+            self.lock = InstanceLock(root, f"saves cases into {root}")
+            store = CaseStore(root)
+            if removed := store.remove_orphans():
                 log.info("removed %d image files of saves cut short", removed)
-        except (DeviceError, OSError) as e:
+            if lost := store.unaccounted():
+                log.warning("%d image files in %s no saved case names: kept", len(lost), root)
+            return store
+        except InstanceBusy:
+            raise
+        except (DeviceError, OSError) as e:  # a read-only card, a damaged database
+            if store is not None:
+                store.close()
             self.problem = _("Cases cannot be saved")
             log.warning("%s: %s", self.problem, e)
-        self.button = open_button(cfg.button_pin, self.wanted.set)
+            return None
 
     def request(self) -> None:
         self.wanted.set()
@@ -140,14 +155,14 @@ class CaseRecorder:
         try:
             n = self.store.save(case, _jpeg(frame_bgr), _jpeg(view_bgr))
             self.store.keep_newest(self.cfg.max_cases)
-        except (OSError, DeviceError, sqlite3.Error) as e:  # full disk, read-only card
+            count, left = self.store.count(), self.store.free_bytes() / 1e9
+        except (OSError, DeviceError) as e:  # full disk, read-only card, damaged database
             log.warning("case not saved: %s", e)
             why = getattr(e, "strerror", None) or e
             return _("Case NOT saved: {why}").format(why=why)
         log.info("saved case %d (%s)", n, shown.verdict)
-        left = self.store.free_bytes() / 1e9
         return _("Saved case {number} - {count} cases, {free} GB free").format(
-            number=n, count=self.store.count(), free=f"{left:.1f}"
+            number=n, count=count, free=f"{left:.1f}"
         )
 
     def close(self) -> None:
@@ -155,3 +170,5 @@ class CaseRecorder:
             self.button.close()
         if self.store is not None:
             self.store.close()
+        if self.lock is not None:
+            self.lock.release()

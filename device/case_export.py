@@ -18,6 +18,7 @@ from pathlib import Path
 from device import DeviceError
 from device.cases import Case, CaseStore, digest, write_atomic
 from device.i18n import N_, _, everywhere
+from device.names import is_plain
 
 FOLDER = "mpox-screen-cases"
 COLUMNS = ["kit", *(f.name for f in fields(Case))]
@@ -41,32 +42,63 @@ HEADERS = {  # the CSV's first row, in the kit's language
 }
 
 
+MAX_CSV = 64 << 20  # an earlier export's cases.csv: far above any kit's (a case is ~1 kB)
+NEEDED = ("saved_at", "frame_file", "frame_sha256", "view_file", "view_sha256")
+FORMULA = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell starting so
+
+
 @dataclass(frozen=True)
 class ExportResult:
     folder: Path
     cases: int  # rows in the exported CSV
     new_images: int
+    skipped: tuple[str, ...] = ()  # cases not exported, one line each (a tampered row)
 
 
 def _previous_rows(csv_path: Path) -> dict[str, dict]:
-    """The rows of an earlier export, whatever language its header was written in."""
+    """The rows of an earlier export, whatever language its header was written in. A file
+    this kit did not write (or a damaged one) is refused, never overwritten."""
     if not csv_path.is_file():
         return {}
     key = {label: k for k in COLUMNS for label in (k, *everywhere(HEADERS[k]))}
-    with csv_path.open(newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        names = [key.get(h, h) for h in next(reader, [])]
-        rows = [dict(zip(names, r, strict=False)) for r in reader]
-    if rows and "frame_file" not in rows[0]:
-        raise OSError(f"{csv_path}: not a cases.csv this kit can read (no camera image column)")
+    try:
+        if csv_path.stat().st_size > MAX_CSV:
+            raise ValueError(f"larger than {MAX_CSV >> 20} MB")
+        with csv_path.open(newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            names = [key.get(h, h) for h in next(reader, [])]
+            rows = [dict(zip(names, r, strict=False)) for r in reader]
+        missing = [k for k in NEEDED if k not in names]
+        if missing:
+            raise ValueError(f"no {_(HEADERS[missing[0]])!r} column")
+        bad = [r.get(k) for r in rows for k in ("frame_file", "view_file")]
+        if not all(is_plain(n) for n in bad):
+            raise ValueError("an image name that is not a plain file name")
+    except (ValueError, csv.Error) as e:  # UnicodeDecodeError is a ValueError
+        raise DeviceError(
+            f"{csv_path}: not a cases.csv this kit can read ({str(e)[:120]}); move it aside "
+            "and export again"
+        ) from None
     return {r["frame_file"]: r for r in rows}
+
+
+def cell(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula, quoted (OWASP's CSV injection rule);
+    numbers stay numbers."""
+    if not isinstance(value, str) or not value.startswith(FORMULA):
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
 
 
 def _csv_bytes(rows: list[dict]) -> bytes:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, COLUMNS, extrasaction="ignore")
     writer.writerow({k: _(HEADERS[k]) for k in COLUMNS})
-    writer.writerows(rows)
+    writer.writerows({k: cell(v) for k, v in r.items()} for r in rows)
     return buf.getvalue().encode("utf-8")
 
 
@@ -78,11 +110,16 @@ def export(store: CaseStore, to: Path) -> ExportResult:
     try:
         images.mkdir(parents=True, exist_ok=True)
         rows = _previous_rows(folder / "cases.csv")
-        kit, new = socket.gethostname(), 0
+        kit, new, skipped = socket.gethostname(), 0, []
         for case in store.cases():
-            for name in (case.frame_file, case.view_file):
-                if not (images / name).is_file():
-                    write_atomic(images / name, (store.images / name).read_bytes(), 0o644)
+            try:
+                sources = [store.image(n) for n in (case.frame_file, case.view_file)]
+            except DeviceError as e:
+                skipped.append(f"case {case.id} not exported: {e}")
+                continue
+            for src in sources:
+                if not (images / src.name).is_file():
+                    write_atomic(images / src.name, src.read_bytes(), 0o644)
                     new += 1
             rows[case.frame_file] = {"kit": kit} | case.as_dict()
         ordered = sorted(rows.values(), key=lambda r: (r["saved_at"], r["frame_file"]))
@@ -100,7 +137,7 @@ def export(store: CaseStore, to: Path) -> ExportResult:
         raise DeviceError(
             f"export to {folder}: {len(problems)} files read back wrong: {problems[0]}"
         )
-    return ExportResult(folder, len(ordered), new)
+    return ExportResult(folder, len(ordered), new, tuple(skipped))
 
 
 def check_export(folder: Path) -> list[str]:

@@ -1,22 +1,30 @@
 """Saved cases: what the kit saw and said, kept through power cuts until exported or purged.
 
-One SQLite database in WAL mode (`cases.db`) and the images beside it. Every image is written
-atomically (temporary file, fsync, rename, fsync of the folder) BEFORE the row naming it is
-committed, so a power cut leaves either a whole case or none: at worst an unnamed image file,
-which is never listed and is removed at the next open. Files are 0600, the folder 0700: the
-photos are patients' skin. Nothing leaves the kit except by `export`.
+One SQLite database in WAL mode (`cases.db`) and the images beside it. A save first records
+the names of the images it is about to write (`pending`), writes each atomically (temporary
+file, fsync, rename, fsync of the folder), then commits the row naming them and clears `pending`
+in one transaction: a power cut leaves either a whole case or none, and the kit's next start
+removes only files the database says were in flight. An image the database does not account for
+(a replaced, emptied or damaged database) is never removed: `verify` reports it. Files are 0600,
+the folder 0700: the photos are patients' skin. Nothing leaves the kit except by `export`.
+Image names from the database are plain names inside `images/` (`device.names`): a tampered row
+cannot make `export` copy or `purge` delete anything elsewhere.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import os
 import shutil
 import sqlite3
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from device import DeviceError
+from device.names import inside
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cases (
@@ -35,7 +43,9 @@ CREATE TABLE IF NOT EXISTS cases (
     frame_sha256 TEXT NOT NULL,
     view_file TEXT NOT NULL,
     view_sha256 TEXT NOT NULL
-)"""
+);
+CREATE TABLE IF NOT EXISTS pending (file TEXT PRIMARY KEY)  -- images of saves or deletes in flight
+"""
 DB = "cases.db"
 IMAGES = "images"
 
@@ -90,23 +100,70 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
     fsync_dir(path.parent)
 
 
+def _db(method):
+    """SQLite's errors as one line: a damaged page, a full disk or a read-only card is a state
+    of the store the user can act on, never a traceback (and never stops the daemon)."""
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kw):
+        try:
+            return method(self, *args, **kw)
+        except sqlite3.DatabaseError as e:
+            raise DeviceError(store_error(self.root, e)) from None
+
+    return guarded
+
+
+def store_error(root: Path, e: sqlite3.Error | OSError) -> str:
+    why = str(e)
+    if root.is_dir() and not os.access(root, os.W_OK):
+        return f"case store {root} is read-only ({why}): list, show, verify and export still work"
+    if "malformed" in why or "not a database" in why:
+        return (
+            f"case store {root}: the database is damaged ({why}); its images are kept: "
+            "copy the folder off the kit before any repair"
+        )
+    return f"case store {root}: {why}"
+
+
 class CaseStore:
-    def __init__(self, root: Path, create: bool = True):
+    """`write=False` opens the database read-only (list, show, verify, export): those work on a
+    card that went read-only, so the cases can still be rescued."""
+
+    def __init__(self, root: Path, create: bool = True, write: bool = True):
         self.root = Path(root)
         self.images = self.root / IMAGES
         if not create and not (self.root / DB).is_file():
             raise DeviceError(f"no saved cases in {self.root} (no {DB})")
         try:
-            for d in (self.root, self.images):
-                d.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.root / DB, timeout=10.0, isolation_level=None)
-            self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.execute(SCHEMA)
-            os.chmod(self.root / DB, 0o600)
+            self.db = self._open_write() if write else self._open_read()
         except (OSError, sqlite3.Error) as e:
-            raise DeviceError(f"case store {self.root}: {e}") from None
+            raise DeviceError(store_error(self.root, e)) from None
+
+    def _open_write(self) -> sqlite3.Connection:
+        for d in (self.root, self.images):
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        db = sqlite3.connect(self.root / DB, timeout=10.0, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(SCHEMA)
+        os.chmod(self.root / DB, 0o600)
+        return db
+
+    def _open_read(self) -> sqlite3.Connection:
+        """mode=ro first; on a read-only folder without the WAL index that fails, and the file
+        is then read as immutable (nothing can be writing to a read-only card)."""
+        uri = f"file:{quote(str((self.root / DB).resolve()))}"
+        for mode in ("mode=ro", "immutable=1"):
+            try:
+                db = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=10.0)
+                db.row_factory = sqlite3.Row
+                db.execute("SELECT COUNT(*) FROM cases").fetchone()
+                return db
+            except sqlite3.OperationalError as e:
+                failed = e
+        raise failed
 
     def close(self) -> None:
         self.db.close()
@@ -117,26 +174,37 @@ class CaseStore:
     def __exit__(self, *_) -> None:
         self.close()
 
+    def image(self, name: str) -> Path:
+        """The image file a row names; a DeviceError if the name is not a plain one."""
+        return inside(self.images, name, "image name in the case store")
+
     # ---- saving --------------------------------------------------------------------------
+    @_db
     def save(self, case: Case, frame_jpeg: bytes, view_jpeg: bytes) -> int:
-        """Images first (atomically), then the row that names them, in one transaction."""
+        """Names recorded as pending, images written (atomically), then the row that names them
+        and the pending names cleared, in one transaction."""
         stem = f"{case.saved_at.replace(':', '').replace('-', '')}-{os.urandom(4).hex()}"
         files = {
             "frame": (f"{stem}-frame.jpg", frame_jpeg),
             "view": (f"{stem}-view.jpg", view_jpeg),
         }
+        names = [(name,) for name, _ in files.values()]
+        self.db.executemany("INSERT OR IGNORE INTO pending (file) VALUES (?)", names)
         for name, data in files.values():
-            write_atomic(self.images / name, data)
+            write_atomic(self.image(name), data)
         row = case.as_dict() | {"id": None}
         for key, (name, data) in files.items():
             row |= {f"{key}_file": name, f"{key}_sha256": digest(data)}
         cols = [k for k in row if k != "id"]
-        cur = self.db.execute(
-            f"INSERT INTO cases ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-            [row[k] for k in cols],
-        )
+        with self._transaction():
+            cur = self.db.execute(
+                f"INSERT INTO cases ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                [row[k] for k in cols],
+            )
+            self.db.executemany("DELETE FROM pending WHERE file=?", names)
         return int(cur.lastrowid)
 
+    @_db
     def set_reference(self, case_id: int, reference: str) -> None:
         if self.db.execute(
             "UPDATE cases SET reference=? WHERE id=?", (reference, case_id)
@@ -145,18 +213,21 @@ class CaseStore:
         raise DeviceError(f"no case {case_id}")
 
     # ---- reading -------------------------------------------------------------------------
+    @_db
     def cases(self, before: str | None = None) -> list[Case]:
         sql, args = "SELECT * FROM cases", ()
         if before:
             sql, args = sql + " WHERE saved_at < ?", (before,)
         return [Case(**dict(r)) for r in self.db.execute(sql + " ORDER BY id", args)]
 
+    @_db
     def get(self, case_id: int) -> Case:
         row = self.db.execute("SELECT * FROM cases WHERE id=?", (case_id,)).fetchone()
         if row is None:
             raise DeviceError(f"no case {case_id}")
         return Case(**dict(row))
 
+    @_db
     def count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM cases").fetchone()[0])
 
@@ -164,6 +235,7 @@ class CaseStore:
         return shutil.disk_usage(self.root).free
 
     # ---- checking and cleaning -----------------------------------------------------------
+    @_db
     def verify(self) -> list[str]:
         """Every problem, one line each: an empty list means the store is whole."""
         problems = [
@@ -174,36 +246,72 @@ class CaseStore:
                 (case.frame_file, case.frame_sha256),
                 (case.view_file, case.view_sha256),
             ):
-                path = self.images / name
+                try:
+                    path = self.image(name)
+                except DeviceError as e:
+                    problems.append(f"case {case.id}: {e}")
+                    continue
                 if not path.is_file():
                     problems.append(f"case {case.id}: {name} is missing")
                 elif digest(path.read_bytes()) != want:
                     problems.append(f"case {case.id}: {name} does not match its checksum")
+        if lost := self.unaccounted():
+            problems.append(
+                f"{len(lost)} image files that no case names (the database was replaced, "
+                f"emptied or damaged?), e.g. {lost[0].name}: kept; copy them off the kit"
+            )
         return problems
 
-    def orphans(self) -> list[Path]:
-        """Image files no case names (a save cut short before its commit), and temporaries."""
-        named = {n for c in self.cases() for n in (c.frame_file, c.view_file)}
-        return [p for p in self.images.iterdir() if p.name not in named]
+    def _pending(self) -> set[str]:
+        has = self.db.execute("SELECT 1 FROM sqlite_master WHERE name='pending'").fetchone()
+        return {r[0] for r in self.db.execute("SELECT file FROM pending")} if has else set()
 
+    def _named(self) -> set[str]:
+        return {n for c in self.cases() for n in (c.frame_file, c.view_file)}
+
+    def _files(self) -> list[Path]:
+        return sorted(self.images.iterdir()) if self.images.is_dir() else []
+
+    @_db
+    def orphans(self) -> list[Path]:
+        """Files of saves (or deletes) cut short: named in `pending` and by no case, with their
+        temporaries. Only these are ever swept."""
+        pending, named = self._pending(), self._named()
+        cut = {n for n in pending - named} | {f".{n}.tmp" for n in pending}
+        return [p for p in self._files() if p.name in cut]
+
+    @_db
+    def unaccounted(self) -> list[Path]:
+        """Image files neither a case nor a pending save names: kept, and reported."""
+        pending = self._pending()
+        known = self._named() | pending | {f".{n}.tmp" for n in pending}
+        return [p for p in self._files() if p.name not in known]
+
+    @_db
     def remove_orphans(self) -> int:
+        """The daemon's start-up sweep (it holds the state folder's lock: no other saver)."""
         found = self.orphans()
         for p in found:
             p.unlink(missing_ok=True)
+        self.db.execute("DELETE FROM pending")
         return len(found)
 
+    @_db
     def delete(self, cases: list[Case]) -> None:
-        """Rows first (one transaction), then files: a cut in between leaves only orphans."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        """Rows deleted and their files recorded as pending in one transaction, then the files:
+        a cut in between leaves files the next sweep removes."""
+        names = [n for c in cases for n in (c.frame_file, c.view_file)]
+        with self._transaction():
             self.db.executemany("DELETE FROM cases WHERE id=?", [(c.id,) for c in cases])
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        for c in cases:
-            for name in (c.frame_file, c.view_file):
-                (self.images / name).unlink(missing_ok=True)
+            self.db.executemany(
+                "INSERT OR IGNORE INTO pending (file) VALUES (?)", [(n,) for n in names]
+            )
+        for name in names:
+            try:
+                self.image(name).unlink(missing_ok=True)
+            except DeviceError:  # a tampered row's name: its file is not the store's to delete
+                continue
+        self.db.executemany("DELETE FROM pending WHERE file=?", [(n,) for n in names])
 
     def keep_newest(self, limit: int) -> int:
         """Retention: drop the oldest cases beyond `limit` (0 = keep all)."""
@@ -212,3 +320,14 @@ class CaseStore:
         old = self.cases()[:-limit] if self.count() > limit else []
         self.delete(old)
         return len(old)
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:  # a full disk may have rolled it back already
+                self.db.execute("ROLLBACK")
+            raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -21,9 +22,27 @@ def _day(v: str) -> str:
 
 
 def _case_id(v: str) -> int:
-    if not v.isdigit():
-        raise argparse.ArgumentTypeError(f"{v!r} is not a case number")
+    if not (v.isascii() and v.isdigit()) or len(v) > 18:  # SQLite's integers are 64-bit
+        raise argparse.ArgumentTypeError(f"{v[:40]!r} is not a case number")
     return int(v)
+
+
+MAX_REFERENCE = 200
+
+
+def _reference(v: str) -> str:
+    """A patient reference as typed or scanned: one line of printable text (it goes into the
+    CSV a clinic opens in a spreadsheet, and into one line of `cases list`)."""
+    if len(v) > MAX_REFERENCE:
+        raise argparse.ArgumentTypeError(f"a reference of {len(v)} characters (at most 200)")
+    if not v.isprintable():
+        raise argparse.ArgumentTypeError(f"{shown(v)!r} holds control characters (a new line?)")
+    return v
+
+
+def shown(text: str) -> str:
+    """Text from the database as one printable line (a row written by older code or by hand)."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode()
 
 
 def add_parser(sub) -> None:
@@ -43,12 +62,16 @@ def add_parser(sub) -> None:
     q.add_argument("--before", type=_day, required=True, metavar="YYYY-MM-DD")
     q = cmd.add_parser("ref", help="attach a patient reference (typed or scanned) to a case")
     q.add_argument("id", type=_case_id)
-    q.add_argument("reference")
+    q.add_argument("reference", type=_reference)
+
+
+WRITES = {"purge", "ref"}  # the others open the database read-only (a read-only card too)
 
 
 def run(args) -> int:
     root = args.state_dir or state_dir()
-    with CaseStore(root, create=False) as store:
+    write = args.cases_command in WRITES
+    with CaseStore(root, create=False, write=write) as store:
         return ACTIONS[args.cases_command](store, args)
 
 
@@ -58,16 +81,16 @@ def _list(store: CaseStore, args) -> int:
             print(json.dumps(c.as_dict()))
         else:
             prob = "" if c.prob is None else f"  P={c.prob:.3f}"
-            ref = f"  ref {c.reference}" if c.reference else ""
-            print(f"{c.id:5d}  {c.saved_at}  {c.verdict}{prob}{ref}")
+            ref = f"  ref {shown(c.reference)}" if c.reference else ""
+            print(f"{c.id:5d}  {shown(c.saved_at)}  {shown(c.verdict)}{prob}{ref}")
     return 0
 
 
 def _show(store: CaseStore, args) -> int:
     c = store.get(args.id)
     for key, value in c.as_dict().items():
-        print(f"{key:15s} {value}")
-    print(f"{'images':15s} {store.images / c.frame_file}, {store.images / c.view_file}")
+        print(f"{key:15s} {shown(str(value))}")
+    print(f"{'images':15s} {store.image(c.frame_file)}, {store.image(c.view_file)}")
     return 0
 
 
@@ -83,8 +106,10 @@ def _verify(store: CaseStore, args) -> int:
 
 def _export(store: CaseStore, args) -> int:
     r = export(store, args.to)
+    for line in r.skipped:
+        print(line, file=sys.stderr)
     print(f"exported {r.cases} cases to {r.folder} ({r.new_images} new images)")
-    return 0
+    return 1 if r.skipped else 0
 
 
 def _purge(store: CaseStore, args) -> int:

@@ -1,8 +1,10 @@
-"""One daemon per kit: two would fight over the camera and the screen.
+"""One daemon per kit: two would fight over the camera and the screen, and over the saved cases.
 
 An advisory `flock` on a file in the runtime directory (`$RUNTIME_DIRECTORY` under systemd), else
-the log folder; the kernel drops the lock when the process dies, so a power cut or SIGKILL never
-leaves a stale lock behind.
+the log folder; and a second one in the state folder, taken by the case recorder: two daemons
+with different log folders and one state folder would otherwise sweep each other's saves in
+flight. The kernel drops a lock when the process dies, so a power cut or SIGKILL never leaves a
+stale lock behind.
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ def lock_dir(log_dir: Path) -> Path:
     return Path(runtime) if runtime else log_dir
 
 
+class InstanceBusy(DeviceError):
+    """Another process holds the lock: a refusal, not a state to degrade into."""
+
+
 class InstanceLock:
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, what: str = "is already running on this kit"):
         self.path = folder / NAME
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -34,8 +40,8 @@ class InstanceLock:
         except OSError:
             owner = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(self.fd)
-            raise DeviceError(
-                f"another mpox-screen is already running on this kit (pid {owner}, lock "
+            raise InstanceBusy(
+                f"another mpox-screen {what} (pid {owner}, lock "
                 f"{self.path}); stop it first (sudo systemctl stop mpox-screen)"
             ) from None
         os.ftruncate(self.fd, 0)

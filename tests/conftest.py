@@ -90,17 +90,34 @@ def fast_config(**kw):
     return TrainConfig(**{**base, **kw})
 
 
-def run_cli(module: str, *args, ok: bool = True, timeout: int = 900):
-    """Run `python -m module args` as a user would; assert success unless ok=False."""
+def run_cli(module: str, *args, ok: bool = True, timeout: int = 900, mem_mb: int | None = None):
+    """Run `python -m module args` as a user would; assert success unless ok=False. `mem_mb`
+    caps the address space (a regression that balloons fails fast instead of taking the
+    machine down)."""
     proc = subprocess.run(
         [sys.executable, "-m", module, *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,
+        preexec_fn=None if mem_mb is None else lambda: _cap_memory(mem_mb),
     )
     if ok:
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
+
+
+def _cap_memory(mb: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (mb << 20, mb << 20))
+
+
+def one_line_error(proc, rc: int = 2) -> str:
+    """A user error's outcome: exit status `rc`, one line on stderr, no traceback."""
+    err = proc.stderr.strip()
+    assert proc.returncode == rc and "Traceback" not in err, (proc.returncode, err[-2000:])
+    assert len(err.splitlines()) == 1, err[-2000:]
+    return err
 
 
 def edit_manifest(root: Path, change) -> None:

@@ -218,11 +218,19 @@ def selection_key(r: dict) -> tuple[int, float, float, float]:
     return (judged, round(worst_auc(r), 2), round(worst_spec, 2), r["msid_heldout"]["auc"])
 
 
+# Folders beside the collections that hold no patients: the "cannot judge" gate's development
+# set (photos without skin, plain skin), never a look-alike collection of the disease protocol
+GATE_ONLY = frozenset({"nonskin"})
+
+
 def other_collections(data_root: Path) -> list[Path]:
-    """The collections beside the training folder (../shared/data/*), the folder itself not."""
+    """The look-alike collections beside the training folder (../shared/data/*): not the
+    folder itself, not the gate's development set (`GATE_ONLY`)."""
     data_root = Path(data_root).resolve()
     return sorted(
-        d for d in data_root.parent.iterdir() if d.is_dir() and d != data_root and d.name[0] != "."
+        d
+        for d in data_root.parent.iterdir()
+        if d.is_dir() and d != data_root and d.name[0] != "." and d.name not in GATE_ONLY
     )
 
 
