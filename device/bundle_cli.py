@@ -7,7 +7,7 @@ from pathlib import Path
 from device import DeviceError
 from device.bundle import load_bundle
 from device.bundle_store import STORE, BundleStore, point_service_at
-from device.signing import KEYS_DIR, keygen, sign, signed_by
+from device.signing import DEFAULT_KEY, KEYS_DIR, keygen, sign, signed_by
 
 
 def add_parser(sub) -> None:
@@ -17,7 +17,13 @@ def add_parser(sub) -> None:
     p.add_argument("--keys", type=Path, default=KEYS_DIR, help=f"trusted keys (default {KEYS_DIR})")
     p.add_argument("--store", type=Path, default=STORE, help=f"installed bundles (default {STORE})")
     cmd = p.add_subparsers(dest="bundle_command", metavar="ACTION", required=True)
-    cmd.add_parser("keygen", help="a new Ed25519 key pair (host)").add_argument("key", type=Path)
+    cmd.add_parser("keygen", help="a new Ed25519 key pair (host)").add_argument(
+        "key",
+        type=Path,
+        nargs="?",
+        default=DEFAULT_KEY,
+        help=f"private key (default {DEFAULT_KEY})",
+    )
     q = cmd.add_parser("sign", help="sign a bundle's manifest (host)")
     q.add_argument("bundle", type=Path)
     q.add_argument("--key", type=Path, required=True, help="the private key (PEM)")
@@ -35,6 +41,16 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    """OSError from a store or stick (read-only, full, a file where a folder should be) is one
+    line like every other refusal."""
+    try:
+        return _run(args)
+    except OSError as e:
+        where = e.filename or args.store
+        raise DeviceError(f"{where}: {e.strerror or e}") from None
+
+
+def _run(args) -> int:
     c = args.bundle_command
     if c == "keygen":
         pub = keygen(args.key)
@@ -58,7 +74,7 @@ def run(args) -> int:
         for i in BundleStore(args.store, args.keys).installed():
             mark = "*" if i.current else ("-" if i.previous else " ")
             sig = f"signed by {i.signed_by}" if i.signed_by else "unsigned"
-            print(f"{mark} {i.path.name:45s} {i.version:24s} {i.created}  {sig}")
+            print(f"{mark} {i.path.name:45s} {i.version:24s} {i.created.isoformat()}  {sig}")
     elif c == "rollback":
         back = BundleStore(args.store, args.keys).rollback()
         print(f"current is now {back}")

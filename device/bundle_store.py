@@ -3,31 +3,49 @@
 STORE (default /opt/mpox-screen/bundles) holds one folder per installed bundle version and two
 symlinks, `current` (what the kit runs: the service reads STORE/current) and `previous`. An
 install unpacks a folder or a .tar(.gz) archive (tarfile's "data" filter: no absolute paths, no
-link out of the archive), checks it exactly as the kit loads it (schema, values, every file's
-sha256), checks its signature against the trusted keys, refuses an older bundle than the current
-one unless asked, copies it into a new folder, and only then switches `current` with one atomic
-rename. Every refusal leaves the installed bundles as they were.
+link out of the archive; sizes capped), copies the manifest, its signature and every file the
+manifest pins (models, cannot-judge data, card) into a staging folder with each copy capped at
+its pinned size, and then checks only the staged bytes: schema and values, every file's sha256,
+the signature against the trusted keys. A source swapped or edited during the install cannot
+slip past the checks. It refuses an older bundle than the current one unless asked, and only
+then renames the staged folder into place and switches `current` with one atomic rename. Every
+refusal leaves the installed bundles as they were; one install runs at a time (a lock), and the
+leftovers of an install killed midway are removed by the next.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
 import tarfile
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from device import DeviceError
 from device.bundle import load_bundle
-from device.manifest_check import pinned_files
-from device.signing import KEYS_DIR, SIGNATURE, signed_by
+from device.manifest_check import (
+    MAX_FILE_BYTES,
+    MAX_MANIFEST_BYTES,
+    created_at,
+    inside,
+    pinned_files,
+    read_manifest,
+    validate,
+)
+from device.signing import KEYS_DIR, MAX_SIGNATURE_BYTES, SIGNATURE, signed_by
 
 STORE = Path("/opt/mpox-screen/bundles")
 SERVICE = "mpox-screen"
 DROP_IN = Path(f"/etc/systemd/system/{SERVICE}.service.d/bundle-store.conf")
+
+
+MAX_ARCHIVE_BYTES = 1 << 30  # all members of an archive together, unpacked
+MAX_MEMBERS = 64  # a bundle has under ten files
 
 
 @dataclass(frozen=True)
@@ -35,7 +53,7 @@ class Installed:
     path: Path
     name: str
     version: str
-    created: str
+    created: datetime
     signed_by: str | None
     current: bool = False
     previous: bool = False
@@ -51,6 +69,24 @@ def _bundle_root(folder: Path) -> Path:
     raise DeviceError(f"{folder.name}: no manifest.json at the top or in one sub-folder")
 
 
+def _capped_filter():
+    """tarfile's "data" filter, and a cap on the members' count and unpacked size: a 6 MB
+    .tar.gz may hold a 2 GB file."""
+    seen = {"n": 0, "bytes": 0}
+
+    def check(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
+        member = tarfile.data_filter(member, path)
+        seen["n"] += 1
+        seen["bytes"] += member.size
+        if seen["n"] > MAX_MEMBERS or seen["bytes"] > MAX_ARCHIVE_BYTES:
+            raise tarfile.TarError(
+                f"more than {MAX_MEMBERS} files or {MAX_ARCHIVE_BYTES >> 20} MB unpacked"
+            )
+        return member
+
+    return check
+
+
 def unpack(src: Path, into: Path) -> Path:
     if src.is_dir():
         return _bundle_root(src)
@@ -58,20 +94,40 @@ def unpack(src: Path, into: Path) -> Path:
         raise DeviceError(f"{src}: no such bundle folder or archive")
     try:
         with tarfile.open(src) as tar:
-            tar.extractall(into, filter="data")
+            tar.extractall(into, filter=_capped_filter())
     except (tarfile.TarError, EOFError, OSError) as e:
         why = " ".join(str(e).split())[:200]  # tarfile's messages span lines
         raise DeviceError(f"{src}: not a complete, safe bundle archive ({why})") from None
     return _bundle_root(into)
 
 
-def stamp(created: str) -> str:
-    """The folder suffix of a bundle made at `created` (ISO 8601): 20261130T224600Z."""
-    try:
-        when = datetime.fromisoformat(created).astimezone(timezone.utc)
-    except ValueError:
-        raise DeviceError(f"manifest 'created' {created!r} is not an ISO 8601 time") from None
-    return when.strftime("%Y%m%dT%H%M%SZ")
+def stamp(manifest: dict) -> str:
+    """The folder suffix of a bundle made at its `created` time: 20261130T224600Z."""
+    return created_at(manifest).strftime("%Y%m%dT%H%M%SZ")
+
+
+def copy_capped(src: Path, dest: Path, limit: int) -> None:
+    """Copy at most `limit` bytes; a longer file (or one that grew since it was checked) is
+    refused. What is checked later is this copy, never the source again."""
+    with src.open("rb") as f, dest.open("wb") as out:
+        left = limit + 1
+        while left > 0 and (block := f.read(min(1 << 20, left))):
+            out.write(block)
+            left -= len(block)
+    if left <= 0:
+        raise DeviceError(f"{src.name}: larger than the {limit} bytes it may have")
+
+
+def stage_bundle(folder: Path, stage: Path) -> None:
+    """The manifest, its signature and every pinned file, copied capped into `stage`."""
+    stage.mkdir()
+    copy_capped(inside(folder, "manifest.json"), stage / "manifest.json", MAX_MANIFEST_BYTES)
+    if (folder / SIGNATURE).is_file():
+        copy_capped(inside(folder, SIGNATURE), stage / SIGNATURE, MAX_SIGNATURE_BYTES)
+    manifest = read_manifest(stage / "manifest.json")
+    validate(manifest, f"{folder.name}/manifest.json")
+    for name, entry in pinned_files(manifest).items():
+        copy_capped(inside(folder, name), stage / name, min(entry["size"], MAX_FILE_BYTES))
 
 
 class BundleStore:
@@ -83,13 +139,19 @@ class BundleStore:
         return link.resolve() if link.is_symlink() else None
 
     def installed(self) -> list[Installed]:
+        if self.root.exists() and not self.root.is_dir():
+            raise DeviceError(f"bundle store {self.root}: not a folder")
         if not self.root.is_dir():
             return []
         cur, prev, out = self._link("current"), self._link("previous"), []
         for d in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.is_symlink()):
             if d.name.startswith("."):
                 continue
-            m = load_bundle(d, verify=False).manifest
+            try:
+                m = load_bundle(d, verify=False).manifest
+                made = created_at(m)
+            except DeviceError:  # lost+found, a folder copied in by hand: not a bundle
+                continue
             try:
                 signer = signed_by(d, self.keys_dir)
             except DeviceError:  # its key was removed from the trusted ones since
@@ -99,7 +161,7 @@ class BundleStore:
                     d,
                     m["model"]["name"],
                     m["model"]["version"],
-                    m.get("created", ""),
+                    made,
                     signer,
                     d == cur,
                     d == prev,
@@ -112,35 +174,47 @@ class BundleStore:
 
     def install(self, src: Path, allow_downgrade: bool = False, allow_unsigned: bool = False):
         self.root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=self.root, prefix=".incoming-") as tmp:
-            folder = unpack(Path(src), Path(tmp))
-            bundle = load_bundle(folder)  # schema, values, files and their sha256
-            signer = signed_by(folder, self.keys_dir)
+        with (
+            self._one_at_a_time(),
+            tempfile.TemporaryDirectory(dir=self.root, prefix=".incoming-") as tmp,
+        ):
+            stage = Path(tmp) / ".stage"
+            stage_bundle(unpack(Path(src), Path(tmp)), stage)
+            bundle = load_bundle(stage)  # the staged bytes: schema, values, sha256 of each
+            signer = signed_by(stage, self.keys_dir)  # over the staged manifest's bytes
             if signer is None and not allow_unsigned:
                 raise DeviceError(
                     f"{src}: not signed (no {SIGNATURE}); the kit installs signed bundles only"
                 )
-            created = bundle.manifest.get("created", "")
-            cur = self.current()
+            created, cur = created_at(bundle.manifest), self.current()
             if cur and created <= cur.created and not allow_downgrade:
                 raise DeviceError(
-                    f"{src}: made {created or 'at an unknown time'}, not newer than the installed "
-                    f"{cur.name} ({cur.created}); --allow-downgrade to install it anyway"
+                    f"{src}: made {created.isoformat()}, not newer than the installed "
+                    f"{cur.name} ({cur.created.isoformat()}); --allow-downgrade to install it"
                 )
-            dest = self.root / f"{bundle.name}-{stamp(created)}"
+            dest = self.root / f"{bundle.name}-{stamp(bundle.manifest)}"
             if dest.exists():
                 raise DeviceError(f"{dest.name} is already installed: bundle rollback to use it")
-            stage = Path(tmp) / ".stage"
-            stage.mkdir()
-            names = ["manifest.json", *pinned_files(bundle.manifest), SIGNATURE, "card.md"]
-            for name in names:
-                if (folder / name).is_file():
-                    shutil.copyfile(folder / name, stage / name)
-            load_bundle(stage)  # the copy, checked again before it goes live
             stage.chmod(0o755)
             stage.rename(dest)
         self._switch(dest, cur.path if cur else None)
         return dest, signer
+
+    @contextlib.contextmanager
+    def _one_at_a_time(self):
+        """An install holds the store's lock, so the leftovers of one killed midway
+        (`.incoming-*`) are the only ones there and can be removed."""
+        fd = os.open(self.root / ".install.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise DeviceError(f"another bundle install into {self.root} is running") from None
+            for old in self.root.glob(".incoming-*"):
+                shutil.rmtree(old, ignore_errors=True)
+            yield
+        finally:
+            os.close(fd)
 
     def rollback(self) -> Path:
         prev, cur = self._link("previous"), self._link("current")

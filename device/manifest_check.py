@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import math
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 
 from device import DeviceError
+from device.names import plain_name
 
 SCHEMA = "mpox-screen-bundle/1"
 MAX_MANIFEST_BYTES = 1 << 20  # real manifests are about 5 KB
@@ -25,7 +27,7 @@ FORMATS = {"onnx": ".onnx", "tflite": ".tflite"}
 PRECISIONS = ("fp32", "int8")
 LAYOUTS = ("NCHW", "NHWC")
 SHA256 = re.compile(r"[0-9a-f]{64}")
-PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
+CARD = "card.md"
 
 
 def _fail(where: str, what: str):
@@ -76,6 +78,9 @@ def validate(m, where: str) -> None:
     _require(m["model"], ["name", "version"], f"{where} model")
     if not all(isinstance(m["model"][k], str) and m["model"][k] for k in ("name", "version")):
         _fail(where, "model name and version must be non-empty text")
+    plain_name(m["model"]["name"], f"{where} model name")  # it names the installed folder
+    if "created" in m:
+        created_at(m, where)
     _one_of(m, "task", TASKS, where)
     _classes(m, where)
     if not _number(m["threshold"]) or not 0 <= m["threshold"] <= 1:
@@ -88,6 +93,22 @@ def validate(m, where: str) -> None:
         _file_entry(name, entry, f"{where} files[{name!r}]")
     if "ood" in m:
         _ood(m["ood"], m["outputs"], f"{where} ood")
+    if "card" in m:
+        _pin(m["card"], f"{where} card")
+        if m["card"]["file"] != CARD:
+            _fail(f"{where} card", f"file must be {CARD}")
+
+
+def created_at(m: dict, where: str = "manifest") -> datetime:
+    """When the bundle was made, as a time (not text: '+14:00' sorts wrong as text)."""
+    value = m.get("created")
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (AttributeError, TypeError, ValueError):
+        _fail(where, f"'created' {str(value)[:40]!r} is not an ISO 8601 time")
+    if when.tzinfo is None:
+        _fail(where, f"'created' {value!r} has no time zone")
+    return when.astimezone(timezone.utc)
 
 
 def _classes(m: dict, where: str) -> None:
@@ -130,21 +151,32 @@ def _outputs(outputs, classes: int, where: str) -> None:
 
 
 def _file_entry(name, entry, where: str) -> None:
-    if not isinstance(name, str) or not PLAIN_NAME.fullmatch(name) or ".." in name:
-        _fail(where, "a model file must be a plain file name inside the bundle")
+    plain_name(name, f"{where} a model file")
     _require(entry, ("format", "precision", "layout", "sha256", "size"), where)
     _one_of(entry, "format", FORMATS, where)
     if not name.endswith(FORMATS[entry["format"]]):
         _fail(where, f"a {entry['format']} file must end in {FORMATS[entry['format']]}")
     _one_of(entry, "precision", PRECISIONS, where)
     _one_of(entry, "layout", LAYOUTS, where)
+    _hash_and_size(entry, where)
+
+
+def _hash_and_size(entry: dict, where: str) -> None:
     if not isinstance(entry["sha256"], str) or not SHA256.fullmatch(entry["sha256"]):
         _fail(where, "sha256 must be 64 lower-case hex digits")
     size = entry["size"]
-    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-        _fail(where, "size must be a positive whole number of bytes")
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= MAX_FILE_BYTES:
+        _fail(where, f"size must be a whole number of bytes in 1..{MAX_FILE_BYTES}")
 
 
+def _pin(entry, where: str) -> None:
+    """A file other than a model pinned by name, sha256 and size (the card, the OOD data)."""
+    _require(entry, ("file", "sha256", "size"), where)
+    plain_name(entry["file"], f"{where} file")
+    _hash_and_size(entry, where)
+
+
+MAX_FILE_BYTES = 256 << 20  # the largest file a bundle may pin (models are ~1-15 MB)
 OOD_VERSION = 1
 
 
@@ -153,14 +185,9 @@ def _ood(ood, outputs: dict, where: str) -> None:
     _require(ood, ("version", "file", "sha256", "size", "limit"), where)
     if ood["version"] != OOD_VERSION:
         _fail(where, f"version {ood['version']!r} is not one this kit reads ({OOD_VERSION})")
-    name = ood["file"]
-    if not isinstance(name, str) or not PLAIN_NAME.fullmatch(name) or not name.endswith(".npz"):
+    _pin(ood, where)
+    if not ood["file"].endswith(".npz"):
         _fail(where, "file must be a plain .npz file name inside the bundle")
-    if not isinstance(ood["sha256"], str) or not SHA256.fullmatch(ood["sha256"]):
-        _fail(where, "sha256 must be 64 lower-case hex digits")
-    size = ood["size"]
-    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-        _fail(where, "size must be a positive whole number of bytes")
     if not _number(ood["limit"]) or ood["limit"] <= 0:
         _fail(where, f"limit {ood['limit']!r} is not a positive number")
     if "features" not in outputs:
@@ -168,10 +195,11 @@ def _ood(ood, outputs: dict, where: str) -> None:
 
 
 def pinned_files(m: dict) -> dict[str, dict]:
-    """Every file the manifest pins by sha256: the model files and the OOD parameters."""
+    """Every file the manifest pins by sha256: the model files, the OOD parameters, the card."""
     pinned = dict(m["files"])
-    if "ood" in m:
-        pinned[m["ood"]["file"]] = m["ood"]
+    for key in ("ood", "card"):
+        if key in m:
+            pinned[m[key]["file"]] = m[key]
     return pinned
 
 

@@ -24,7 +24,7 @@ def plain_name(value: object, what: str, max_len: int = MAX_NAME) -> str:
     if not _PLAIN.fullmatch(value) or ".." in value:
         shown = value.encode("unicode_escape").decode()[:60]
         raise DeviceError(
-            f"{what}: {shown!r} is not a plain name (letters, digits, . _ + -; no folders)"
+            f"{what}: {shown!r} is not a plain file name (letters, digits, . _ + -; no folders)"
         )
     return value
 

@@ -15,6 +15,8 @@ from device import DeviceError
 
 SIGNATURE = "manifest.json.sig"
 KEYS_DIR = Path("/etc/mpox-screen/keys")
+MAX_SIGNATURE_BYTES = 64  # an Ed25519 signature is exactly 64 bytes
+DEFAULT_KEY = Path("mpox-screen-release.key")
 
 
 def _crypto():
@@ -29,20 +31,28 @@ def _crypto():
     return ed25519, serialization, InvalidSignature
 
 
-def keygen(private: Path) -> Path:
-    """Write a new key pair: PRIVATE (0600, refused if it exists) and PRIVATE with .pub."""
+def keygen(private: Path = DEFAULT_KEY) -> Path:
+    """Write a new key pair: PRIVATE (0600) and PRIVATE with .pub; neither may exist (a key is
+    never overwritten), and a half-made pair is removed."""
     ed25519, ser, _ = _crypto()
+    if private.suffix == ".pub":
+        raise DeviceError(f"{private}: name the private key (KEY makes KEY and KEY.pub)")
     public = private.with_suffix(".pub")
     key = ed25519.Ed25519PrivateKey.generate()
     pem = key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption())
-    try:
-        fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise DeviceError(f"{private} exists: not overwriting a key") from None
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
     pub = key.public_key().public_bytes(ser.Encoding.PEM, ser.PublicFormat.SubjectPublicKeyInfo)
-    public.write_bytes(pub)
+    written = []
+    try:
+        for path, data, mode in ((private, pem, 0o600), (public, pub, 0o644)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            written.append(path)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+    except OSError as e:
+        for path in written:
+            path.unlink(missing_ok=True)
+        why = "it exists: not overwriting a key" if isinstance(e, FileExistsError) else e.strerror
+        raise DeviceError(f"{e.filename}: {why}") from None
     return public
 
 
@@ -84,7 +94,11 @@ def signed_by(bundle: Path, keys_dir: Path) -> str | None:
     if not sig.is_file():
         return None
     _, _, invalid = _crypto()
-    manifest, signature = (bundle / "manifest.json").read_bytes(), sig.read_bytes()
+    with sig.open("rb") as f:
+        signature = f.read(MAX_SIGNATURE_BYTES + 1)
+    if len(signature) != MAX_SIGNATURE_BYTES:
+        raise DeviceError(f"bundle {bundle}: {SIGNATURE} is not an Ed25519 signature (64 bytes)")
+    manifest = (bundle / "manifest.json").read_bytes()
     for name, key in trusted_keys(keys_dir).items():
         try:
             key.verify(signature, manifest)

@@ -226,10 +226,10 @@ step_venv() {
     fi
 }
 
-bundle_files() { # bundle_files DIR: manifest.json, card.md and "sha256 name" per model file,
-    # after the kit's own validator (device/manifest_check.py: values, plain names, no escapes)
+bundle_files() { # bundle_files DIR: manifest.json and "sha256 name" per pinned file (models,
+    # the cannot-judge data, the card), after the kit's own validator (device/manifest_check.py:
+    # values, plain names, no escapes)
     echo manifest.json
-    [ ! -f "$1/card.md" ] || echo card.md
     PYTHONPATH="$CHECKOUT" "$PYTHON" -m device.manifest_check "$1"
 }
 

@@ -168,8 +168,8 @@ def test_downgrade_when_asked_and_store_listing(tmp_path, keys, installed):
     older = make_bundle(tmp_path, "old", "2026-10-01T00:00:00+00:00", tmp_path / "release.key")
     install(installed, keys, older, "--allow-downgrade")
     store = BundleStore(installed, keys)
-    assert store.current().created.startswith("2026-10-01")
-    assert [i.created[:10] for i in store.installed()] == ["2026-10-01", "2026-11-01"]
+    assert store.current().created.isoformat().startswith("2026-10-01")
+    assert [i.created.isoformat()[:10] for i in store.installed()] == ["2026-10-01", "2026-11-01"]
 
 
 def test_verify_command(tmp_path, keys):

@@ -19,7 +19,7 @@ SRC = MODELS / "micrompoxnet-binary"
 def root(tmp_path):
     out = tmp_path / "bundle"
     out.mkdir()
-    for f in ("manifest.json", "model.int8.onnx", "model.int8.tflite"):
+    for f in ("manifest.json", "model.int8.onnx", "model.int8.tflite", "card.md"):
         shutil.copy(SRC / f, out / f)
     m = json.loads((out / "manifest.json").read_text())
     m["files"] = {
@@ -96,7 +96,7 @@ def test_a_bare_bundle_name_gets_a_hint(tmp_path, monkeypatch):
 
 def test_installer_validator_prints_sums_or_one_line(root):
     ok = run_cli("device.manifest_check", root)
-    assert len(ok.stdout.split()) == 4 and "model.int8.onnx" in ok.stdout
+    assert len(ok.stdout.split()) == 6 and "model.int8.onnx" in ok.stdout and "card.md" in ok.stdout
     edit_manifest(root, lambda m: _rename_file(m, "../../etc/passwd"))
     bad = run_cli("device.manifest_check", root, ok=False)
     assert bad.returncode == 2 and "plain file name" in bad.stderr and not bad.stdout

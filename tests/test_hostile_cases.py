@@ -128,7 +128,7 @@ def test_export_and_purge_on_the_command_line_with_a_tampered_row(tmp_path):
     proc = cases_cli(state, "export", "--to", usb)
     assert proc.returncode == 1 and "case 1 not exported" in proc.stderr
     assert "exported 1 cases" in proc.stdout and "Traceback" not in proc.stderr
-    assert "not a plain name" in one_line_error(cases_cli(state, "show", "1"))
+    assert "not a plain file name" in one_line_error(cases_cli(state, "show", "1"))
     assert cases_cli(state, "purge", "--before", "2027-01-01").returncode == 0
     assert victim.read_bytes() == b"keep me"
 

@@ -341,13 +341,13 @@ def test_install_into_temp_root(installed):
     assert cfg["bundle"] == ""  # -> $MPOX_BUNDLE from the unit
     # the bundle: manifest, card and every model file, matching the manifest's sha256
     manifest = json.loads((installed.bundle / "manifest.json").read_text())
-    assert (installed.bundle / "card.md").is_file()
-    for name, entry in pinned_files(manifest).items():  # the model files and ood.npz
+    assert "card.md" in pinned_files(manifest)  # the card pinned like the models
+    for name, entry in pinned_files(manifest).items():  # the model files, ood.npz, the card
         f = installed.bundle / name
         assert stat.S_IMODE(f.stat().st_mode) == 0o644
         assert hashlib.sha256(f.read_bytes()).hexdigest() == entry["sha256"]
     assert sorted(p.name for p in installed.bundle.iterdir()) == sorted(
-        ["manifest.json", "card.md", *pinned_files(manifest)]
+        ["manifest.json", *pinned_files(manifest)]
     ), "only what the kit needs (no checkpoint, no reports)"
     assert stat.S_IMODE(installed.bundle.stat().st_mode) == 0o755
     models = installed.at(installed.prefix / "models")

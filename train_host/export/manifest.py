@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from device.bundle import sha256
-from device.manifest_check import SCHEMA
+from device.manifest_check import CARD, SCHEMA
 from train_host import __version__
 from train_host.checkpoint import git_commit
 
@@ -129,10 +129,15 @@ def build(
 
 
 def write(out: Path, manifest: dict, notes: str = "") -> None:
+    """The card first, then the manifest that pins it (a signature over the manifest then
+    covers what the card tells a clinic, too)."""
+    manifest.pop("card", None)
+    text = (card(manifest) + (f"\n{notes.strip()}\n" if notes else "")).encode("utf-8")
+    (out / CARD).write_bytes(text)
+    manifest["card"] = {"file": CARD, "sha256": sha256(out / CARD), "size": len(text)}
     tmp = out / "manifest.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=1) + "\n")
     tmp.replace(out / "manifest.json")
-    (out / "card.md").write_text(card(manifest) + (f"\n{notes.strip()}\n" if notes else ""))
 
 
 def _collection_lines(collections: dict | None, seen: list[str]) -> list[str]:
