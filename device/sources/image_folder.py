@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -57,19 +59,60 @@ class ImageFolder:
         pass
 
 
+MAX_FILES = 100_000  # a folder or glob larger than any clinic's photos: refused, not walked
+
+
 def _expand(pattern: str) -> list[Path]:
+    """The photos a pattern names, each once: links to folders are not followed (a link to
+    `/` would walk the whole file system, a link to its own folder loop), a linked photo is
+    taken once by its real path, and the walk is capped."""
     if glob.has_magic(pattern):
-        paths = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
+        parts = Path(pattern).parts
+        fixed = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+        root, wanted = Path(*parts[:fixed]) if fixed else Path("."), parts[fixed:]
+        found = (
+            p for p in _walk(root, all_files=True) if _match(wanted, p.relative_to(root).parts)
+        )
     elif Path(pattern).is_dir():
-        paths = sorted(p for p in Path(pattern).rglob("*") if p.suffix.lower() in EXTENSIONS)
+        found = _walk(Path(pattern))
     elif Path(pattern).is_file():
-        paths = [Path(pattern)]
+        found = iter([Path(pattern)])
     else:
         raise DeviceError(f"source {pattern}: no such file or folder")
-    paths = [p for p in paths if p.is_file()]
+    paths, seen = [], set()
+    for p in found:
+        real = p.resolve()
+        if p.is_file() and real not in seen:
+            seen.add(real)
+            paths.append(p)
     if not paths:
         raise DeviceError(f"source {pattern}: no images found")
-    return paths
+    return sorted(paths)
+
+
+def _walk(root: Path, all_files: bool = False):
+    """Files under `root`, links to folders not followed; at most MAX_FILES looked at."""
+    n = 0
+    for folder, dirs, files in os.walk(root):  # followlinks=False
+        dirs.sort()
+        n += len(files) + len(dirs)
+        if n > MAX_FILES:
+            raise DeviceError(f"source {root}: more than {MAX_FILES:,} files under it")
+        for f in files:
+            if all_files or Path(f).suffix.lower() in EXTENSIONS:
+                yield Path(folder, f)
+
+
+def _match(pattern: tuple[str, ...], parts: tuple[str, ...]) -> bool:
+    """glob's rules on path parts: `**` any number of folders, `*` within one part, hidden
+    names only by a pattern part that starts with a dot."""
+    if not pattern:
+        return not parts
+    if pattern[0] == "**":
+        return any(_match(pattern[1:], parts[i:]) for i in range(len(parts) + 1))
+    if not parts or (parts[0].startswith(".") and not pattern[0].startswith(".")):
+        return False
+    return fnmatch.fnmatchcase(parts[0], pattern[0]) and _match(pattern[1:], parts[1:])
 
 
 register("dir")(ImageFolder)
