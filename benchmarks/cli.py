@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from device import KitError
+from device import KitError, one_line
 from device.options import add_commands
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args))
     except KitError as e:  # BenchError, DeviceError
-        print(f"mpox-bench {args.command}: error: {e}", file=sys.stderr)
+        print(f"mpox-bench {args.command}: error: {one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

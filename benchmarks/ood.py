@@ -24,7 +24,7 @@ from device.bundle import default_bundle_dir, load_bundle
 from device.images import UnreadableImage, read_rgb
 from device.screener import Screener
 from device.skin import MIN_SKIN
-from train_host.collection_shift import wilson
+from device.stats import wilson
 
 TARGETS = {"non_skin_refused": 0.90, "lesion_refused": 0.10}
 OUT = Path(__file__).resolve().parent / "results" / "ood"

@@ -11,3 +11,13 @@ class KitError(Exception):
 
 class DeviceError(KitError):
     """Something the user or installer can fix on the kit (bad bundle, bad path)."""
+
+
+MAX_MESSAGE = 400
+
+
+def one_line(message: str) -> str:
+    """An error as one readable line: a 50 MB config value is not echoed in full, a new line
+    in a value does not start a second one (accents and other scripts stay as they are)."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message[:MAX_MESSAGE])
+    return text if len(message) <= MAX_MESSAGE else f"{text}... ({len(message):,} characters)"

@@ -48,10 +48,15 @@ def open_button(pin: int, pressed: Callable[[], None]):
     try:
         from gpiozero import Button
         from gpiozero.exc import GPIOZeroError
-
-        button = Button(pin, bounce_time=0.05)
     except ImportError:
         raise DeviceError("button_pin needs gpiozero: sudo apt install python3-gpiozero") from None
+    try:
+        button = Button(pin, bounce_time=0.05)
+    except ImportError as e:  # gpiozero is there, no pin library for this machine's GPIO
+        raise DeviceError(
+            f"button on GPIO{pin}: no GPIO pin library ({e}); on a Pi: sudo apt install "
+            "python3-lgpio; elsewhere set button_pin = 0"
+        ) from None
     except (GPIOZeroError, OSError, RuntimeError) as e:
         raise DeviceError(f"button on GPIO{pin}: {e}") from None
     button.when_pressed = pressed

@@ -13,7 +13,7 @@ from device import DeviceError
 from device.bundle import default_bundle_dir, load_bundle
 from device.config import ClassifyOptions, Config, quality_limits
 from device.i18n import N_, _
-from device.images import UnreadableImage, find_images, read_rgb, tiny
+from device.images import UnreadableImage, find_images, read_rgb, tiny, write_image
 from device.overlay import heat_overlay
 from device.preprocess import crop
 from device.quality import GUIDANCE, Quality, assess
@@ -42,11 +42,7 @@ def cam_path(out: Path, image: Path, used: set[str]) -> Path:
 
 def write_cam(path: Path, rgb, pred: Prediction, spec: dict) -> None:
     seen = cv2.cvtColor(crop(rgb, spec["crop"]), cv2.COLOR_RGB2BGR)
-    try:
-        ok = cv2.imwrite(str(path), heat_overlay(seen, pred.cam))
-    except cv2.error:
-        ok = False
-    if not ok:
+    if not write_image(path, heat_overlay(seen, pred.cam)):
         raise DeviceError(f"cannot write {path}")
 
 

@@ -9,7 +9,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from device import KitError, __version__
+from device import KitError, __version__, one_line
 from device.config import SYSTEM_CONFIG, ClassifyOptions, Config, flag_type, kit_language
 from device.i18n import add_language_flag
 from device.i18n import use as use_language
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().print_help()
         return 2
     except KitError as e:
-        print(f"mpox-screen: error: {e}", file=sys.stderr)
+        print(f"mpox-screen: error: {one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -206,7 +206,12 @@ def flag_type(name: str):
     return parse
 
 
+MAX_TEXT = 4096  # PATH_MAX: no key's text is longer
+
+
 def _check(name: str, value: Any, meta) -> None:
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        raise DeviceError(f"config key {name!r}: {len(value):,} characters (at most {MAX_TEXT})")
     if isinstance(value, float) and not math.isfinite(value):
         raise DeviceError(f"config key {name!r}: {value} is not a finite number")
     if meta["choices"] and value not in meta["choices"]:
@@ -252,10 +257,18 @@ def _parse_text(name: str, text: str, want: type) -> Any:
         raise DeviceError(f"config key {name!r}: {text!r} is not {what}") from None
 
 
+MAX_CONFIG_BYTES = 1 << 20  # the kit's config is about 4 KB
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as f:
-            raw = tomllib.load(f)
+            data = f.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise DeviceError(f"config {path}: larger than {MAX_CONFIG_BYTES >> 10} KiB")
+        raw = tomllib.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise DeviceError(f"config {path} is not valid TOML: nested too deeply") from None
     except OSError as e:
         raise DeviceError(f"cannot read config {path}: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:

@@ -264,5 +264,22 @@ def read_rgb(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     return _orient(to_rgb8(raw), head.orientation)
 
 
+def write_image(path: Path | str, image_bgr: np.ndarray) -> bool:
+    """Encode by the suffix in memory and write with Python's file API: OpenCV's imwrite
+    crashes (SIGSEGV) on a path that is not valid UTF-8, which a USB stick's names can be."""
+    try:
+        ok, buf = cv2.imencode(Path(path).suffix or ".png", image_bgr)
+    except cv2.error:
+        return False
+    if not ok:
+        return False
+    try:
+        with open(path, "wb") as f:
+            f.write(buf.tobytes())
+    except OSError:
+        return False
+    return True
+
+
 def tiny(image: np.ndarray) -> bool:
     return min(image.shape[:2]) < TINY

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from collections.abc import Callable
 from dataclasses import MISSING, Field, fields
 from pathlib import Path
@@ -110,7 +111,15 @@ def add_commands(sub, commands: dict[str, tuple[str, str]], argv: list[str]) -> 
         if name != wanted:
             sub.add_parser(name, help=help_text)
             continue
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:  # the kit's install has the device extras only
+            print(
+                f"{sub._prog_prefix} {name}: error: needs the Python package {e.name!r}, which "
+                f"this install lacks (pip install {e.name}, or the project with its extras)",
+                file=sys.stderr,
+            )
+            raise SystemExit(2) from None
         p = sub.add_parser(name, help=help_text, description=module.__doc__ or help_text)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)

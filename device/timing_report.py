@@ -16,6 +16,8 @@ def read_rows(path: Path) -> list[dict]:
     """Summary lines of timing.jsonl; rotated copies (timing.jsonl.1 ...) are read first."""
     rotated = [f for f in path.parent.glob(path.name + ".*") if f.suffix[1:].isdigit()]
     files = [*sorted(rotated, key=lambda p: -int(p.suffix[1:])), path]
+    if path.is_dir():
+        raise DeviceError(f"{path} is a folder: name its timing.jsonl ({path / 'timing.jsonl'})")
     if not path.is_file():
         raise DeviceError(f"{path}: no such file")
     rows, bad = [], 0
@@ -84,9 +86,11 @@ def plot(rows: list[dict], out: Path) -> None:
 
 
 def report(path: Path, png: Path | None = None) -> int:
+    out = png or path.with_suffix(".png")
+    if out.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise DeviceError(f"--png {out}: name the plot .png (or .svg, .pdf)")
     rows = read_rows(path)
     print(table(rows))
-    out = png or path.with_suffix(".png")
     if not out.parent.is_dir():
         raise DeviceError(f"--png {out}: folder {out.parent} does not exist")
     try:

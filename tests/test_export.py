@@ -65,15 +65,13 @@ def test_manifest_describes_every_file(bundle):
         assert {"auc", "agreement", "cam_pearson"} <= set(f["metrics"])
         q = f["metrics"]
         assert q["decision_agreement"] >= 0.98 and q["firm_decision_agreement"] >= 0.995
-        # MSID's held-out split + every photo of the four look-alike collections (not nonskin/)
-        assert q["n"] == 201 + 703 + 34 + 523 + 87
+        assert q["n"] == 201 + 523 + 87  # MSID's held-out split + every photo of the others
     assert m["files"]["model.int8.onnx"]["size"] < m["files"]["model.fp32.onnx"]["size"] / 2
     assert {"auc_mean", "auc_sd", "folds", "grouped"} <= set(m["metrics"]["cv"])
     assert m["metrics"]["cv"]["grouped"] is True
     assert m["host"]["git_commit"] and m["created"]
     where = m["metrics"]["collections"]
-    assert list(where) == ["msid", "bites", "bites-ny", "idscabies", "skin8"]
-    assert where["msid"]["n"] == 201 and where["bites"]["n"] == 703
+    assert list(where) == ["msid", "idscabies", "skin8"] and where["msid"]["n"] == 201
     assert where["idscabies"]["positives"] == 0 and 0 <= where["idscabies"]["specificity"] <= 1
     assert "sensitivity" not in where["skin8"] and where["msid"]["sensitivity"] > 0.5
     scabies = where["idscabies"]["conditions"]  # and per condition (source folder) within each

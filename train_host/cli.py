@@ -8,7 +8,7 @@ import argparse
 import logging
 import sys
 
-from device import KitError
+from device import KitError, one_line
 from device.options import add_commands
 from train_host import __version__
 
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args._run(args)
     except KitError as exc:  # UserError, and DeviceError from the device code the gate runs
-        print(f"mpox-train: error: {exc}", file=sys.stderr)
+        print(f"mpox-train: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:
         if exc.name not in TRAIN_MODULES:

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import binomtest
 from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
+from device.stats import wilson
 from train_host import UserError
 from train_host.data import Dataset, load_dataset
 from train_host.kitframe import lesion_crops
@@ -102,13 +102,6 @@ def bundle_scorer(path: Path) -> Scorer:
 def load_collection(root: Path) -> Dataset:
     """A collection as a binary dataset; one without an mpox folder is all negatives."""
     return load_dataset(root, "binary", allow_no_positive=True)
-
-
-def wilson(k: int, n: int) -> list[float]:
-    if n == 0:
-        return [float("nan")] * 2
-    ci = binomtest(k, n).proportion_ci(method="wilson")
-    return [float(ci.low), float(ci.high)]
 
 
 def grouped_auc_ci(y: np.ndarray, p: np.ndarray, groups: np.ndarray, seed: int = 0) -> list[float]:

@@ -12,6 +12,7 @@ import numpy as np
 
 from device import DeviceError
 from device.displays import DisplayOptions, letterbox, register
+from device.images import EXTENSIONS, write_image
 
 CODECS = {".mp4": "mp4v", ".avi": "MJPG"}
 
@@ -26,7 +27,8 @@ class FrameFiles:
                 f"display file://{target}: a pattern needs exactly one number field such as "
                 "%06d (write a literal % as %%)"
             ) from None
-        if not cv2.haveImageWriter(first):
+        if Path(first).suffix.lower() not in EXTENSIONS:  # cv2.haveImageWriter crashes on
+            # a name that is not valid UTF-8
             raise DeviceError(f"display file://{target}: name the frames .png or .jpg")
         folder = Path(pattern).parent
         try:
@@ -41,11 +43,7 @@ class FrameFiles:
     def show(self, canvas: np.ndarray) -> None:
         self.count += 1
         path = self.pattern % self.count
-        try:
-            ok = cv2.imwrite(path, canvas)
-        except cv2.error:
-            ok = False
-        if not ok:
+        if not write_image(path, canvas):
             raise DeviceError(f"cannot write {path} (disk full or read-only?)")
 
     def close(self) -> None:
@@ -60,6 +58,9 @@ class VideoFile:
         self.description = f"video {target}"
         if not self.path.parent.is_dir():
             raise DeviceError(f"display file://{target}: folder {self.path.parent} does not exist")
+        if not target.isprintable():
+            # OpenCV's VideoWriter crashes on a path that is not valid UTF-8
+            raise DeviceError(f"display file://{target!r}: the name is not valid UTF-8 text")
 
     def show(self, canvas: np.ndarray) -> None:
         if self.writer is None:  # the first canvas fixes the video's size

@@ -76,7 +76,11 @@ def scheme_of(uri: str) -> tuple[str, str]:
     if "://" in uri:
         scheme, rest = uri.split("://", 1)
         return scheme, rest
-    if glob.has_magic(uri) or Path(uri).is_dir():
+    try:
+        folder = Path(uri).is_dir()
+    except OSError:  # a name too long for the file system: the source reports it
+        folder = False
+    if glob.has_magic(uri) or folder:
         return "dir", uri
     return "file", uri
 

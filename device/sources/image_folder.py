@@ -66,6 +66,13 @@ def _expand(pattern: str) -> list[Path]:
     """The photos a pattern names, each once: links to folders are not followed (a link to
     `/` would walk the whole file system, a link to its own folder loop), a linked photo is
     taken once by its real path, and the walk is capped."""
+    try:
+        return _photos(pattern)
+    except OSError as e:  # a name too long, a folder that cannot be listed
+        raise DeviceError(f"source {pattern[:200]}: {e.strerror or e}") from None
+
+
+def _photos(pattern: str) -> list[Path]:
     if glob.has_magic(pattern):
         parts = Path(pattern).parts
         fixed = next(i for i, part in enumerate(parts) if glob.has_magic(part))
