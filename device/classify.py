@@ -19,6 +19,7 @@ from device.preprocess import crop
 from device.quality import GUIDANCE, Quality, assess
 from device.screener import CANNOT_JUDGE, Prediction, Screener, likelihood
 from device.skin import MIN_SKIN
+from device.skin_tone import group_of, ita
 
 TINY = N_("tiny image ({size} px): a result means little")
 
@@ -59,10 +60,17 @@ def cam_folder(path: Path) -> Path:
     return path
 
 
-def _poor(path: Path, q: Quality, warning: str, opts: ClassifyOptions, out) -> None:
+def tone_fields(rgb) -> dict:
+    """The skin tone of the square the model reads (device.skin_tone), for every JSON row: so
+    an evaluator can break any batch's results down by tone."""
+    angle = ita(rgb)
+    return {"ita": None if angle is None else round(angle, 1), "ita_group": group_of(angle)}
+
+
+def _poor(path: Path, q: Quality, warning: str, opts: ClassifyOptions, out, tone: dict) -> None:
     """No verdict: what is wrong with the photo and what to do, instead."""
     if opts.json:
-        row = {"path": str(path), "status": "poor_quality", "problem": q.problem}
+        row = {"path": str(path), "status": "poor_quality", "problem": q.problem, **tone}
         row |= {"guidance": GUIDANCE[q.problem], "quality": q.as_dict()}
         print(json.dumps(row | ({"warning": warning} if warning else {})), file=out)
     else:
@@ -72,10 +80,10 @@ def _poor(path: Path, q: Quality, warning: str, opts: ClassifyOptions, out) -> N
         print(f"{path}: {text}{_warning(warning)}", file=out)
 
 
-def _cannot_judge(path: Path, pred: Prediction, limit: float | None, warning: str, opts, out):
+def _cannot_judge(path: Path, pred: Prediction, limit, warning: str, opts, out, tone: dict):
     """No verdict: no skin in the square, or a photo unlike any the model was trained on."""
     if opts.json:
-        row = {"path": str(path), "status": "cannot_judge", "guidance": CANNOT_JUDGE}
+        row = {"path": str(path), "status": "cannot_judge", "guidance": CANNOT_JUDGE, **tone}
         row |= {"skin": round(pred.skin, 4), "min_skin": MIN_SKIN}
         if pred.ood_score is not None:
             row |= {"ood_score": round(pred.ood_score, 4), "ood_limit": round(limit, 4)}
@@ -131,19 +139,20 @@ def classify(opts: ClassifyOptions, out=sys.stdout, err=sys.stderr) -> int:
             continue
         quality = assess(rgb, limits)
         warning = _tiny_warning(rgb, translate=not opts.json)
+        tone = tone_fields(rgb) if opts.json else {}
         if opts.quality_gate and quality.problem:
-            _poor(path, quality, warning, opts, out)
+            _poor(path, quality, warning, opts, out, tone)
             continue
         pred = screener.predict(rgb)
         if opts.ood_gate and not pred.judgeable:
             limit = screener.ood.limit if screener.ood else None
-            _cannot_judge(path, pred, limit, warning, opts, out)
+            _cannot_judge(path, pred, limit, warning, opts, out, tone)
             continue
         if opts.cam_out:
             write_cam(cam_path(opts.cam_out, path, used), rgb, pred, bundle.input)
         if opts.json:
             extra = {"warning": warning} if warning else {}
-            row = {"path": str(path), "status": "ok", **pred.as_dict(), **extra}
+            row = {"path": str(path), "status": "ok", **pred.as_dict(), **tone, **extra}
             print(json.dumps({**row, "quality": quality.as_dict()}), file=out)
         else:
             cls = bundle.manifest["positive_class"]

@@ -43,6 +43,7 @@ def markdown(results: list[dict], names: list[str]) -> str:
             f"| {per} | {vs} | {_ci(r['msid_heldout'], 'auc')} | {r['threshold']:.3f} |"
         )
     lines += _by_condition(ordered, names)
+    lines += by_tone_lines(ordered, names)
     if any(c.get("trained_on") for r in results for c in r["collections"].values()):
         lines.append(
             "\n[trained on: ...]: the model saw that collection; shown, not judged. Its row "
@@ -77,6 +78,40 @@ def _by_condition(results: list[dict], names: list[str]) -> list[str]:
         "|---" * (1 + len(cols)) + "|",
     ]
     lines += [f"| {r['model']} | " + " | ".join(cell(r, *col) for col in cols) + " |" for r in rows]
+    return lines
+
+
+def _tone_parts(r: dict, names: list[str]) -> list[tuple[str, dict]]:
+    parts = [
+        ("MSID held-out photos", r.get("msid_tones")),
+        ("kit-framed crops", r.get("kit_tones")),
+    ]
+    parts += [(n, r["collections"][n].get("tones")) for n in names if n in r["collections"]]
+    return [(label, t) for label, t in parts if t]
+
+
+def by_tone_lines(results: list[dict], names: list[str]) -> list[str]:
+    """At the threshold, per skin-tone group (device.skin_tone): one line per model, set and
+    group; only rows scored with tones."""
+    rows = [r for r in results if r.get("kit_tones")]
+    if not rows:
+        return []
+    lines = [
+        "\nAt the threshold, by skin tone (ITA of the square the model reads, Chardon's groups; a "
+        "group under 20 photos merged with a neighbour): sensitivity on mpox, specificity on the "
+        "rest (95 % CI).\n",
+        "| model | photos | tone (median ITA) | n | sensitivity | specificity |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        for label, tones in _tone_parts(r, names):
+            for group, m in tones.items():
+                ita = "" if m.get("ita_median") is None else f" ({m['ita_median']:.0f} deg)"
+                sens = _ci(m, "sensitivity") if m["positives"] else "-"
+                spec = _ci(m, "specificity") if m["positives"] < m["n"] else "-"
+                lines.append(
+                    f"| {r['model']} | {label} | {group}{ita} | {m['n']} | {sens} | {spec} |"
+                )
     return lines
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
+from device.skin_tone import GROUPS, group_of, ita, merged_groups
 from device.stats import wilson
 from train_host import UserError
 from train_host.data import Dataset, load_dataset
@@ -140,6 +141,24 @@ def by_condition(data: Dataset, p: np.ndarray, thr: float) -> dict[str, dict]:
     return {c: at_threshold(y[folders == c], p[folders == c], thr) for c in np.unique(folders)}
 
 
+def by_tone(images: list[np.ndarray], y: np.ndarray, p: np.ndarray, thr: float) -> dict:
+    """`at_threshold` per skin-tone group (ITA of the square the model reads, Chardon's six
+    groups, a group under 20 photos merged with a neighbour), lightest first, with each
+    group's median ITA: a model that fails darker skin shows it here."""
+    angles = [ita(im) for im in images]
+    raw = [group_of(a) for a in angles]
+    names = merged_groups(raw)
+    label = np.asarray([names[g] for g in raw])
+    out = {}
+    for name in dict.fromkeys(names[g] for g in [n for n, _ in GROUPS] + ["no skin"] if g in raw):
+        pick = label == name
+        found = [a for a, keep in zip(angles, pick, strict=True) if keep and a is not None]
+        out[name] = at_threshold(y[pick], p[pick], thr) | {
+            "ita_median": float(np.median(found)) if found else None
+        }
+    return out
+
+
 def kit_framed(images: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
     """All lesion crops of the photos, and the photo index of each crop."""
     crops, owner = [], []
@@ -165,7 +184,9 @@ def run_protocol(scorer: Scorer, held: Dataset, collections: dict[str, Dataset])
         "threshold": thr,
         "msid_heldout": at_threshold(y, p_photo, thr),
         "msid_conditions": by_condition(held, p_photo, thr),
+        "msid_tones": by_tone(held.images, y, p_photo, thr),
         "kit_framing": at_threshold(y_crop, p_crop, thr, owner),
+        "kit_tones": by_tone(crops, y_crop, p_crop, thr),
         "collections": {},
     }
     mpox = y_crop == 1
@@ -175,6 +196,7 @@ def run_protocol(scorer: Scorer, held: Dataset, collections: dict[str, Dataset])
         entry = {
             "as_is": at_threshold(yc, p_col, thr),
             "conditions": by_condition(col, p_col, thr),
+            "tones": by_tone(col.images, yc, p_col, thr),
             "trained_on": name in scorer.trained_on,
         }
         if not yc.any():  # negatives only: kit-framed MSID mpox crops against them
@@ -269,6 +291,9 @@ def cv_protocol(cv_dir: Path, msid: Dataset, collections: dict[str, Dataset]) ->
             target[key], target[f"{key}_ci95"] = _mean_ci(vals)
         target["n"] = int(sum(_dig(f, part)["n"] for f in folds))
     out["folds"] = len(folds)
+    for r in (out, *out["collections"].values()):  # per tone: per held-out model only (a
+        for key in ("msid_tones", "kit_tones", "tones"):  # fold's groups merge differently)
+            r.pop(key, None)
     return out
 
 
