@@ -168,8 +168,14 @@ def test_collection_shift_cli_on_a_shipped_bundle(msid, collections, tmp_path):
     assert "| micrompoxnet-binary |" in table and "spec. on skin8" in table
     assert "| model | MSID held-out: chickenpox (n=" in table
     assert "idscabies: healthy (n=6)" in table
-    condition_row = table.splitlines()[-1]
+    by_condition = table.split("by condition")[1].split("At the threshold, by skin")[0]
+    condition_row = by_condition.strip().splitlines()[-1]
     assert condition_row.startswith("| micrompoxnet-binary | ") and condition_row.count("|") == 12
+    tones = table.split("by skin tone")[1]  # every set per tone, adding up to the set
+    for name, n in (("idscabies", 18), ("skin8", 18), ("MSID held-out photos", 201)):
+        counts = [int(x.split("|")[4]) for x in tones.splitlines() if f"| {name} |" in x]
+        assert sum(counts) == n, (name, counts)
+    assert sum(m["n"] for m in r["kit_tones"].values()) == r["kit_framing"]["n"]
     assert (out / "collection_shift.png").stat().st_size > 5000
     # rows of earlier runs join a table; a row that scored other collections is refused
     r2 = {**r, "model": "an earlier run", "kit_framing": {**r["kit_framing"], "auc": 0.5}}
