@@ -29,7 +29,9 @@ Running it again updates the code, bundle and unit and keeps the config (idempot
 Options:
   --prefix DIR     install prefix for the venv and bundle (default /opt/mpox-screen)
   --root DIR       install below DIR as if it were / (DESTDIR-style; for tests and images).
-                   systemctl then only enables the unit with --root (nothing is started)
+                   systemctl then only enables the unit with --root (nothing is started);
+                   apt runs inside DIR (chroot) when DIR has apt-get, else is skipped: the
+                   host's packages are never touched
   --bundle NAME    bundle folder under models/ to install (default: the name in models/DEFAULT)
   --dry-run        print every action and change nothing
   --uninstall      stop and disable the service, remove the unit, venv, bundle and command;
@@ -170,20 +172,31 @@ check_root() {
 step_apt() {
     say "1. apt packages"
     if [ "$NO_APT" = 1 ]; then note "skipped (--no-apt)"; return; fi
-    if ! command -v apt-get >/dev/null; then note "no apt-get here: install python3-venv yourself"; return; fi
     # fonts: screen text in every language (device/fonts.py); EGL/GBM/Mesa: the sdl:// display's
     # KMS/DRM output, libwayland-egl1 its Wayland output (pygame-ce's SDL loads them at run time)
     local pkgs=(python3-venv fonts-dejavu-core libegl1 libegl-mesa0 libgles2 libgbm1 libgl1-mesa-dri
         libwayland-egl1)
+    # Under --root the host's packages are never touched: apt runs inside the root (an image
+    # being built, through chroot) or not at all
+    local -a inroot=()
+    if [ "$ROOT" != / ]; then
+        if [ "$DRY_RUN" = 0 ] && [ ! -x "$R/usr/bin/apt-get" ]; then
+            note "skipped: $ROOT has no apt-get (the host's packages are never touched); install ${pkgs[*]} in it"
+            return
+        fi
+        inroot=(chroot "$R")
+    elif ! command -v apt-get >/dev/null; then
+        note "no apt-get here: install python3-venv yourself"; return
+    fi
     # picamera2 (and libcamera) only come from the Raspberry Pi archive; Debian, Ubuntu and
     # JetPack have no python3-picamera2, and the kit uses V4L2 (USB) cameras there.
-    run apt-get update
-    if apt-cache policy python3-picamera2 2>/dev/null | grep -q 'Candidate: [^(]'; then
+    run "${inroot[@]}" apt-get update
+    if "${inroot[@]}" apt-cache policy python3-picamera2 2>/dev/null | grep -q 'Candidate: [^(]'; then
         pkgs+=(python3-picamera2)
     else
         note "python3-picamera2 is not in this system's archive: CSI cameras need Raspberry Pi OS; USB (V4L2) cameras work"
     fi
-    run env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${pkgs[@]}"
+    run "${inroot[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${pkgs[@]}"
 }
 
 step_venv() {

@@ -310,6 +310,8 @@ def test_dry_run_prints_every_action_and_changes_nothing(tmp_path):
     ]
     for pattern in expected:
         assert any(re.search(pattern, a) for a in actions), f"no action matching {pattern}\n{out}"
+    # under --root, apt runs inside the root (chroot) or not at all: never on the host
+    assert all(a.startswith(f"chroot {root} ") for a in actions if "apt-get" in a), out
 
 
 def test_dry_run_on_this_system_changes_nothing():
@@ -610,3 +612,19 @@ def test_installer_refuses_a_bundle_that_escapes(tmp_path):
     assert result.returncode == 2, result.stdout
     assert "plain file name" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "escape.onnx").exists() and not list(root.rglob("*.onnx"))
+
+
+def test_under_root_apt_never_runs_on_the_host(tmp_path):
+    """A root with no apt-get of its own (a folder, not an image): step 1 is skipped with the
+    packages to install, and the host's apt is never called (it upgraded Mesa in a test)."""
+    root = tmp_path / "root"
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "apt-get").write_text(f"#!/bin/sh\ntouch {tmp_path}/host-apt-ran\n")
+    (fake / "apt-get").chmod(0o755)
+    env = {"PATH": f"{fake}:{os.environ['PATH']}"}
+    flags = ("--root", str(root), "--prefix", "/opt/mpox-screen", "--no-pip", "--no-user")
+    result = install(*flags, "--no-systemctl", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "has no apt-get (the host's packages are never touched)" in result.stdout
+    assert not (tmp_path / "host-apt-ran").exists()
