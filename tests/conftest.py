@@ -14,6 +14,17 @@ import pytest
 
 from train_host.data import default_data_dir
 
+EXPORTS = {"bundle"}  # session fixtures that run a real export (minutes): their tests are slow
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """The fast lane (`-m "not slow"`) leaves out every test that needs a freshly exported
+    bundle, whichever fixture brings it in."""
+    for item in items:
+        if EXPORTS & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 CLASSES = ("chickenpox", "measles", "mpox", "normal")
 
 

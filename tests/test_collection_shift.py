@@ -138,6 +138,7 @@ def test_negative_only_collection_loads_as_binary(collections):
     assert not data.binary_targets().any()
 
 
+@pytest.mark.slow
 def test_collection_shift_cli_on_a_shipped_bundle(msid, collections, tmp_path):
     out = tmp_path / "cs"
     proc = run_cli(
@@ -198,6 +199,7 @@ def test_collection_shift_cli_on_a_shipped_bundle(msid, collections, tmp_path):
     assert proc.returncode == 2 and "does not score skin8" in proc.stderr
 
 
+@pytest.mark.slow
 def test_collection_shift_needs_a_model(tmp_path):
     proc = run_cli("train_host.cli", "collection-shift", "--out", tmp_path, ok=False)
     assert proc.returncode == 2 and "takes --checkpoint" in proc.stderr
@@ -208,6 +210,7 @@ def test_collection_shift_needs_a_model(tmp_path):
     assert proc.returncode == 2 and "at least two" in proc.stderr
 
 
+@pytest.mark.slow
 def test_an_ensemble_is_scored_as_one_model_at_a_kit_framed_threshold(msid):
     """--ensemble: the mean P(mpox) of the members, its threshold chosen for sensitivity >= 0.95
     on the kit-framed crops of the validation photos (members' own thresholds do not apply)."""
@@ -229,6 +232,7 @@ def test_an_ensemble_is_scored_as_one_model_at_a_kit_framed_threshold(msid):
     assert ensemble.threshold not in (members[0].threshold, members[1].threshold)
 
 
+@pytest.mark.slow
 def test_collection_shift_under_cv(msid, collections, tmp_path):
     """A cv folder's folds each scored on their own held-out part: mean and t-interval."""
     cv = tmp_path / "cv-run"
@@ -251,6 +255,7 @@ def test_collection_shift_under_cv(msid, collections, tmp_path):
     assert 0 < cs.worst_auc(r) <= r["kit_framing"]["auc"]
 
 
+@pytest.mark.slow
 def test_a_collection_trained_on_is_shown_not_judged(small_msid, collections, tmp_path):
     """A model trained with --extra-negatives records the collections it saw; the protocol
     marks them, and the selection rule and the worst kit AUC leave them out."""

@@ -160,6 +160,7 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
         assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_cli_writes_panels_index_and_json_for_real_images(msid, tmp_path):
     data = copy_subset(
         msid, tmp_path / "data", {c: 2 for c in ("mpox", "chickenpox", "measles", "normal")}

@@ -82,6 +82,7 @@ def _lite_outputs(variant: int, pretrained: bool, images) -> tuple[np.ndarray, n
     return probs.numpy(), feats.mean((2, 3)).numpy()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_lite_packaged_weights_give_imagenet_features(msid, variant):
     """Strict load (inside lite_imagenet), confident ImageNet outputs (a random init is near

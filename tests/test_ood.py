@@ -119,7 +119,7 @@ def copy(tmp_path):
     out.mkdir()
     m = json.loads((src / "manifest.json").read_text())
     m["files"] = {"model.int8.onnx": m["files"]["model.int8.onnx"]}
-    for name in ("model.int8.onnx", "ood.npz"):
+    for name in ("model.int8.onnx", "ood.npz", "card.md"):
         shutil.copy(src / name, out / name)
     (out / "manifest.json").write_text(json.dumps(m))
     return out
@@ -129,7 +129,7 @@ def copy(tmp_path):
     "change, match",
     [
         (lambda m: m["ood"].update(version=2), "version 2"),
-        (lambda m: m["ood"].update(file="../ood.npz"), "plain .npz"),
+        (lambda m: m["ood"].update(file="../ood.npz"), "plain file name"),
         (lambda m: m["ood"].update(file="ood.pkl"), "plain .npz"),
         (lambda m: m["ood"].update(limit=float("nan")), "limit"),
         (lambda m: m["ood"].update(limit=-1), "limit"),
