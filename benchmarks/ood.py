@@ -24,9 +24,10 @@ from device.bundle import default_bundle_dir, load_bundle
 from device.images import UnreadableImage, read_rgb
 from device.screener import Screener
 from device.skin import MIN_SKIN
+from device.skin_tone import GROUPS, group_of, ita, merged_groups
 from device.stats import wilson
 
-TARGETS = {"non_skin_refused": 0.90, "lesion_refused": 0.10}
+TARGETS = {"non_skin_refused": 0.90, "lesion_refused": 0.10, "objects_not_likely": 0.95}
 OUT = Path(__file__).resolve().parent / "results" / "ood"
 # scikit-image's photographs and drawings that ship in its wheel (no download); chelsea is cat,
 # the synthetic test patterns (blobs, checkerboard, phantom) are left out
@@ -83,15 +84,35 @@ def demo_frames(count: int = 8) -> dict[str, np.ndarray]:
     }
 
 
+def _read_all(paths: list[Path]) -> list[np.ndarray]:
+    images = []
+    for p in paths:
+        try:
+            images.append(read_rgb(p))
+        except UnreadableImage:
+            continue
+    return images
+
+
+def gate_sets(root: Path) -> dict[str, list[np.ndarray]]:
+    """The gate's own development set beside the collections (nonskin/: objects, animals, food,
+    rooms; plain skin without lesions), when it is there."""
+    from train_host.data import GATE_ONLY
+
+    return {
+        f"{gate}/{name}": _read_all(paths)
+        for gate in sorted(GATE_ONLY)
+        if (root / gate).is_dir()
+        for name, paths in photos(root / gate, 1).items()
+    }
+
+
 def lesion_sets(root: Path, stride: int, crops: bool) -> dict[str, list[np.ndarray]]:
+    from train_host.data import GATE_ONLY
+
     sets: dict[str, list[np.ndarray]] = {}
-    for name, paths in photos(root, stride).items():
-        images = []
-        for p in paths:
-            try:
-                images.append(read_rgb(p))
-            except UnreadableImage:
-                continue
+    for name, paths in photos(root, stride, skip=GATE_ONLY).items():
+        images = _read_all(paths)
         sets[name] = images
         if crops:
             from train_host.kitframe import lesion_crops
@@ -116,8 +137,28 @@ def rates(preds: dict[str, list], limit: float) -> dict[str, dict]:
         out[name] = {"n": n, "refused": k / n, "ci95": wilson(k, n)}
         out[name]["by_score"] = sum(p.ood_score > limit for p in ps) / n
         out[name]["by_skin"] = sum(p.no_skin for p in ps) / n
+        likely = sum(p.judgeable and p.positive for p in ps)
+        out[name]["mpox_likely"], out[name]["likely_ci95"] = likely / n, wilson(likely, n)
         out[name]["scores"] = [round(p.ood_score, 3) for p in ps]
     return out
+
+
+def tone_rates(sets: dict[str, list[np.ndarray]], preds: dict[str, list]) -> dict[str, dict]:
+    """Whole lesion photos of every collection pooled, per skin-tone group (device.skin_tone,
+    small groups merged): refused and why, with Wilson intervals. A gate that refuses dark
+    skin refuses the patients the kit is for."""
+    names = [n for n in sets if not n.endswith("(kit crops)")]
+    images = [im for n in names for im in sets[n]]
+    ps = [p for n in names for p in preds[n]]
+    raw = [group_of(ita(im)) for im in images]
+    label = merged_groups(raw)
+    out: dict[str, dict] = {}
+    for group in dict.fromkeys(label[g] for g in raw):
+        picked = [p for p, g in zip(ps, raw, strict=True) if label[g] == group]
+        n, k = len(picked), sum(not p.judgeable for p in picked)
+        out[group] = {"n": n, "refused": k / n, "ci95": wilson(k, n)}
+    order = [name for name, _ in GROUPS] + ["no skin"]
+    return dict(sorted(out.items(), key=lambda kv: order.index(kv[0].split(" + ")[0])))
 
 
 def markdown(doc: dict) -> str:
@@ -141,6 +182,34 @@ def markdown(doc: dict) -> str:
             )
     missed = ", ".join(doc["non_skin_judged"]) or "none"
     lines += ["", f"Non-skin photographs the kit still judges: {missed}."]
+    if doc.get("gate_sets"):
+        lines += [
+            "",
+            'The gate\'s development set (`nonskin/`): refused, and told "Mpox likely" '
+            f'(targets: objects refused or not "likely" >= {TARGETS["objects_not_likely"]:.0%}, '
+            'plain skin not "likely" >= 90 %).',
+            "",
+            "| set | images | refused (95 % CI) | Mpox likely (95 % CI) |",
+            "|---|---|---|---|",
+        ]
+        for name, r in doc["gate_sets"].items():
+            (lo, hi), (llo, lhi) = r["ci95"], r["likely_ci95"]
+            lines.append(
+                f"| {name} | {r['n']} | {r['refused']:.1%} ({lo:.1%}-{hi:.1%}) | "
+                f"{r['mpox_likely']:.1%} ({llo:.1%}-{lhi:.1%}) |"
+            )
+    if doc.get("lesions_by_tone"):
+        lines += [
+            "",
+            "Lesion photos (whole, every collection pooled) refused, by skin tone (ITA of the "
+            f"square; target <= {TARGETS['lesion_refused']:.0%} in every group):",
+            "",
+            "| skin tone | photos | refused | 95 % CI |",
+            "|---|---|---|---|",
+        ]
+        for group, r in doc["lesions_by_tone"].items():
+            lo, hi = r["ci95"]
+            lines.append(f"| {group} | {r['n']} | {r['refused']:.1%} | {lo:.1%}-{hi:.1%} |")
     return "\n".join(lines) + "\n"
 
 
@@ -184,10 +253,15 @@ def run(args) -> int:
             if p.judgeable
         ],
         "demo": rates(predict(screener, {"demo": list(demo_frames().values())}), limit),
-        "lesions": rates(
-            predict(screener, lesion_sets(args.data, args.stride, not args.no_crops)), limit
-        ),
     }
+    sets = lesion_sets(args.data, args.stride, not args.no_crops)
+    preds = predict(screener, sets)
+    doc["lesions"] = rates(preds, limit)
+    doc["lesions_by_tone"] = tone_rates(sets, preds)
+    gate = gate_sets(args.data)
+    doc["gate_sets"] = rates(predict(screener, gate), limit) if gate else {}
+    for r in doc["gate_sets"].values():
+        r.pop("scores")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(doc, indent=1))
     args.out.with_suffix(".md").write_text(markdown(doc))

@@ -44,13 +44,14 @@ def degrade(img: np.ndarray, kind: str, args) -> np.ndarray:
     return np.clip(img.astype(np.float32) * gain, 0, 255).astype(np.uint8)
 
 
-def photos(root: Path, stride: int) -> dict[str, list[Path]]:
+def photos(root: Path, stride: int, skip: frozenset[str] = frozenset()) -> dict[str, list[Path]]:
+    """Every collection's photos (every `stride`th), the folders named in `skip` left out."""
     if not root.is_dir():
         raise BenchError(f"no data folder {root} (pass --data)")
     found = {
         d.name: sorted(p for p in d.rglob("*") if p.suffix.lower() in EXTENSIONS)[::stride]
         for d in sorted(root.iterdir())
-        if d.is_dir()
+        if d.is_dir() and d.name not in skip
     }
     found = {k: v for k, v in found.items() if v}
     if not found:
@@ -159,7 +160,9 @@ def plot(m: dict, limits: QualityLimits, path: Path) -> None:
 
 
 def run(args) -> int:
-    m = measure(photos(args.data, args.stride), args)
+    from train_host.data import GATE_ONLY
+
+    m = measure(photos(args.data, args.stride, skip=GATE_ONLY), args)
     limits = DEFAULTS
     rows = table(m, limits)
     suggested = fit(m)

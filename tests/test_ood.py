@@ -220,3 +220,22 @@ def test_a_grey_lesion_photo_cannot_be_judged_the_same_photo_in_colour_can(tmp_p
         assert rows["grey"]["status"] == "cannot_judge" and rows["grey"]["skin"] < MIN_SKIN
     text = run_cli("device.cli", "classify", tmp_path / "in" / "grey.png").stdout
     assert "no verdict, cannot judge: not a skin-lesion photo (skin-coloured 0%" in text
+
+
+@pytest.mark.slow
+def test_ood_benchmark_reports_the_gate_set_and_every_tone(msid, tmp_path):
+    """`mpox-bench ood` on the real collections: nonskin/ is the gate's set (never a lesion
+    collection), and the lesion photos' refusals are broken down by skin tone, adding up."""
+    data = msid.resolve().parent
+    out = tmp_path / "ood"
+    run_cli("benchmarks.cli", "ood", "--data", data, "--stride", "25", "--no-crops", "--out", out)
+    doc = json.loads(out.with_suffix(".json").read_text())
+    assert "nonskin" not in doc["lesions"]
+    assert set(doc["lesions"]) == {"bites", "bites-ny", "idscabies", "msid", "skin8"}
+    assert set(doc["gate_sets"]) == {"nonskin/objects", "nonskin/skin_no_lesion"}
+    assert doc["gate_sets"]["nonskin/objects"]["n"] == 156
+    tones = doc["lesions_by_tone"]
+    assert sum(t["n"] for t in tones.values()) == sum(r["n"] for r in doc["lesions"].values())
+    assert all(0 <= t["ci95"][0] <= t["refused"] <= t["ci95"][1] <= 1 for t in tones.values())
+    md = out.with_suffix(".md").read_text()
+    assert "by skin tone" in md and "| nonskin/objects | 156 |" in md

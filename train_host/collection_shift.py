@@ -28,7 +28,7 @@ from tqdm import tqdm
 from device.skin_tone import GROUPS, group_of, ita, merged_groups
 from device.stats import wilson
 from train_host import UserError
-from train_host.data import Dataset, load_dataset
+from train_host.data import GATE_ONLY, Dataset, load_dataset
 from train_host.kitframe import lesion_crops
 from train_host.metrics import binary_metrics
 
@@ -231,11 +231,6 @@ def selection_key(r: dict) -> tuple[int, float, float, float]:
     worst_spec = min((c["as_is"]["specificity"] for c in left_out(r)), default=-1.0)  # none: last
     judged = len(left_out(r))
     return (judged, round(worst_auc(r), 2), round(worst_spec, 2), r["msid_heldout"]["auc"])
-
-
-# Folders beside the collections that hold no patients: the "cannot judge" gate's development
-# set (photos without skin, plain skin), never a look-alike collection of the disease protocol
-GATE_ONLY = frozenset({"nonskin"})
 
 
 def other_collections(data_root: Path) -> list[Path]:

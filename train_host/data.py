@@ -25,6 +25,9 @@ POSITIVE_CLASS = "mpox"
 NEGATIVE_CLASS = "other"
 TASKS = ("binary", "multiclass")
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "msid"
+# Folders beside the collections that hold no patients: the "cannot judge" gate's development
+# set (photos without skin, plain skin), never a collection of lesions
+GATE_ONLY = frozenset({"nonskin"})
 
 
 def default_data_dir() -> Path:
