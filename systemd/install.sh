@@ -431,9 +431,14 @@ uninstall_all() {
         say "purge: config, state, logs and user"
         run rm -rf "$R$CONF_DIR" "$R/var/lib/$SERVICE" "$R/var/log/$SERVICE"
         run rm -f "$R$SYSUSERS"
-        # only on the machine itself: --root never runs user tools on the host
-        if [ -z "$R" ] && [ "$NO_USER" = 0 ] && getent passwd "$SVC_USER" >/dev/null; then
-            run userdel "$SVC_USER"
+        # on the machine itself, or inside the root (userdel --root edits only the root's own
+        # passwd, shadow and group files): never the host's user under --root
+        if [ "$NO_USER" = 0 ]; then
+            if [ -z "$R" ] && getent passwd "$SVC_USER" >/dev/null; then
+                run userdel "$SVC_USER"
+            elif [ -n "$R" ] && grep -q "^$SVC_USER:" "$R/etc/passwd" 2>/dev/null; then
+                run userdel --root "$R" "$SVC_USER"
+            fi
         fi
     else
         note "kept: $CONF_DIR, /var/lib/$SERVICE, /var/log/$SERVICE and the user (--purge removes them)"

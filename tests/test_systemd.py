@@ -576,7 +576,7 @@ def test_daemon_runs_under_the_unit_sandbox(sandbox, tmp_path):
 
 def test_root_install_creates_the_user_in_the_root_only(tmp_path):
     """--root writes the user into the root's own passwd/group; the host's files stay as they
-    were, and --purge removes the declaration without running userdel on the host."""
+    were, and --purge removes the declaration and the user from the root's files only."""
     host = [Path(f).read_bytes() for f in ("/etc/passwd", "/etc/group")]
     root = tmp_path / "root"
     flags = ["--root", str(root), "--no-apt", "--no-pip", "--no-systemctl"]
@@ -589,7 +589,8 @@ def test_root_install_creates_the_user_in_the_root_only(tmp_path):
     assert "video:" in (root / "etc/group").read_text()
     gone = install(*flags, "--uninstall", "--purge")
     assert gone.returncode == 0, gone.stderr
-    assert "userdel" not in gone.stdout
+    assert all("--root" in line for line in gone.stdout.splitlines() if "userdel" in line)
+    assert "mpox-screen:" not in (root / "etc/passwd").read_text()
     assert not (root / "usr/lib/sysusers.d/mpox-screen.conf").exists()
     assert [Path(f).read_bytes() for f in ("/etc/passwd", "/etc/group")] == host
 
