@@ -24,7 +24,7 @@ from device.bundle import default_bundle_dir, load_bundle
 from device.images import UnreadableImage, read_rgb
 from device.screener import Screener
 from device.skin import MIN_SKIN
-from device.skin_tone import GROUPS, group_of, ita, merged_groups
+from device.skin_tone import tone_groups
 from device.stats import wilson
 
 TARGETS = {"non_skin_refused": 0.90, "lesion_refused": 0.10, "objects_not_likely": 0.95}
@@ -150,15 +150,13 @@ def tone_rates(sets: dict[str, list[np.ndarray]], preds: dict[str, list]) -> dic
     names = [n for n in sets if not n.endswith("(kit crops)")]
     images = [im for n in names for im in sets[n]]
     ps = [p for n in names for p in preds[n]]
-    raw = [group_of(ita(im)) for im in images]
-    label = merged_groups(raw)
+    label, order, _ = tone_groups(images)
     out: dict[str, dict] = {}
-    for group in dict.fromkeys(label[g] for g in raw):
-        picked = [p for p, g in zip(ps, raw, strict=True) if label[g] == group]
+    for group in order:
+        picked = [p for p, g in zip(ps, label, strict=True) if g == group]
         n, k = len(picked), sum(not p.judgeable for p in picked)
         out[group] = {"n": n, "refused": k / n, "ci95": wilson(k, n)}
-    order = [name for name, _ in GROUPS] + ["no skin"]
-    return dict(sorted(out.items(), key=lambda kv: order.index(kv[0].split(" + ")[0])))
+    return out
 
 
 def markdown(doc: dict) -> str:

@@ -273,19 +273,21 @@ class CaseStore:
         return sorted(self.images.iterdir()) if self.images.is_dir() else []
 
     @_db
-    def orphans(self) -> list[Path]:
-        """Files of saves (or deletes) cut short: named in `pending` and by no case, with their
-        temporaries. Only these are ever swept."""
+    def _sorted_files(self) -> tuple[list[Path], list[Path]]:
+        """(cut short, unaccounted) image files. Cut short: named in `pending` and by no case,
+        or a pending name's temporary; only these are ever swept. Unaccounted: named neither
+        by a case nor by `pending`; kept, and reported."""
         pending, named = self._pending(), self._named()
-        cut = {n for n in pending - named} | {f".{n}.tmp" for n in pending}
-        return [p for p in self._files() if p.name in cut]
+        temporaries = {f".{n}.tmp" for n in pending}
+        cut, known = (pending - named) | temporaries, named | pending | temporaries
+        files = self._files()
+        return [p for p in files if p.name in cut], [p for p in files if p.name not in known]
 
-    @_db
+    def orphans(self) -> list[Path]:
+        return self._sorted_files()[0]
+
     def unaccounted(self) -> list[Path]:
-        """Image files neither a case nor a pending save names: kept, and reported."""
-        pending = self._pending()
-        known = self._named() | pending | {f".{n}.tmp" for n in pending}
-        return [p for p in self._files() if p.name not in known]
+        return self._sorted_files()[1]
 
     @_db
     def remove_orphans(self) -> int:

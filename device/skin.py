@@ -20,11 +20,20 @@ SIDE = 64  # chroma needs no detail
 LOW, HIGH = (0, 133, 77), (255, 173, 127)  # Y, Cr, Cb
 
 
-def skin_fraction(image: np.ndarray, bgr: bool = False) -> float:
-    """Share of the centre square's pixels in the skin chroma range (0..1)."""
+def centre_square(image: np.ndarray) -> np.ndarray:
+    """The square the model reads, at SIDE x SIDE pixels (colour needs no detail)."""
     h, w = image.shape[:2]
     s = min(h, w)
     y, x = (h - s) // 2, (w - s) // 2
-    square = cv2.resize(image[y : y + s, x : x + s], (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image[y : y + s, x : x + s], (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+
+
+def skin_mask(square: np.ndarray, bgr: bool = False) -> np.ndarray:
+    """True where a pixel's chroma is in the skin range."""
     ycrcb = cv2.cvtColor(square, cv2.COLOR_BGR2YCrCb if bgr else cv2.COLOR_RGB2YCrCb)
-    return float(np.count_nonzero(cv2.inRange(ycrcb, LOW, HIGH))) / (SIDE * SIDE)
+    return cv2.inRange(ycrcb, LOW, HIGH) > 0
+
+
+def skin_fraction(image: np.ndarray, bgr: bool = False) -> float:
+    """Share of the centre square's pixels in the skin chroma range (0..1)."""
+    return float(skin_mask(centre_square(image), bgr).mean())

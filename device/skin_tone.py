@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from device.skin import HIGH, LOW, SIDE
+from device.skin import centre_square, skin_mask
 
 MIN_PIXELS = 0.05  # fewer skin-coloured pixels than this share: no estimate (None)
 # Chardon's six groups, lightest first: (name, lowest ITA in degrees)
@@ -31,12 +31,8 @@ MIN_GROUP = 20  # a group with fewer photos is merged with a neighbour
 
 def ita(image: np.ndarray, bgr: bool = False) -> float | None:
     """ITA in degrees of the centre square's skin-coloured pixels; None without enough skin."""
-    h, w = image.shape[:2]
-    s = min(h, w)
-    y, x = (h - s) // 2, (w - s) // 2
-    square = cv2.resize(image[y : y + s, x : x + s], (SIDE, SIDE), interpolation=cv2.INTER_AREA)
-    ycrcb = cv2.cvtColor(square, cv2.COLOR_BGR2YCrCb if bgr else cv2.COLOR_RGB2YCrCb)
-    mask = cv2.inRange(ycrcb, LOW, HIGH) > 0
+    square = centre_square(image)
+    mask = skin_mask(square, bgr)
     if mask.mean() < MIN_PIXELS:
         return None
     lab = cv2.cvtColor(
@@ -44,6 +40,16 @@ def ita(image: np.ndarray, bgr: bool = False) -> float | None:
     )
     lightness, yellow = np.median(lab[..., 0][mask]), np.median(lab[..., 2][mask])
     return float(math.degrees(math.atan2(lightness - 50.0, max(float(yellow), 1e-6))))
+
+
+def tone_groups(images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[str], list[float | None]]:
+    """Each image's reported group (small groups merged), the groups present lightest first
+    ("no skin" last), and each image's ITA: what every per-tone breakdown is built from."""
+    angles = [ita(im) for im in images]
+    raw = [group_of(a) for a in angles]
+    names = merged_groups(raw)
+    order = list(dict.fromkeys(names[g] for g in names if g in set(raw)))
+    return np.asarray([names[g] for g in raw]), order, angles
 
 
 def group_of(angle: float | None) -> str:

@@ -97,6 +97,10 @@ def test_default_bundle_is_the_one_the_collection_shift_table_supports():
     assert m["model"]["architecture"] == "micrompoxnet" and m["metrics"]["cv"]["grouped"] is True
     assert set(m["metrics"]["collections"]) == {"msid", "idscabies", "skin8"}
     assert m["operating_point"]["chosen_on"] == "kit-framed validation crops"
+    for name, c in m["metrics"]["collections"].items():  # how the kit does on dark skin, too
+        assert sum(t["n"] for t in c["tones"].values()) == c["n"], name
+    card = (default_bundle_dir() / "card.md").read_text()
+    assert "### What to expect by skin tone" in card and "| idscabies / dark |" in card
 
 
 def test_onnx_and_tflite_int8_agree_on_the_held_out_images(msid, tmp_path):

@@ -85,8 +85,11 @@ def test_manifest_describes_every_file(bundle):
     assert where["msid"]["conditions"]["mpox"]["sensitivity"] == pytest.approx(
         where["msid"]["sensitivity"]
     )  # the held-out split's only positives
+    for name, c in where.items():  # and per skin-tone group, adding up to the collection
+        assert sum(t["n"] for t in c["tones"].values()) == c["n"], name
     card = (bundle / "card.md").read_text()
     assert "What to expect on photos from other collections" in card and "| idscabies |" in card
+    assert "### What to expect by skin tone" in card and "| skin8 / " in card
     assert "| idscabies / scabies | 419 |" in card and "| msid / measles |" in card
     assert "not a diagnosis" in card and "model.int8.tflite" in card
     assert card.rstrip().endswith("| test row | 0.5 |")  # --card-notes appended

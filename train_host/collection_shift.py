@@ -25,7 +25,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
-from device.skin_tone import GROUPS, group_of, ita, merged_groups
+from device.skin_tone import tone_groups
 from device.stats import wilson
 from train_host import UserError
 from train_host.data import GATE_ONLY, Dataset, load_dataset
@@ -145,12 +145,9 @@ def by_tone(images: list[np.ndarray], y: np.ndarray, p: np.ndarray, thr: float) 
     """`at_threshold` per skin-tone group (ITA of the square the model reads, Chardon's six
     groups, a group under 20 photos merged with a neighbour), lightest first, with each
     group's median ITA: a model that fails darker skin shows it here."""
-    angles = [ita(im) for im in images]
-    raw = [group_of(a) for a in angles]
-    names = merged_groups(raw)
-    label = np.asarray([names[g] for g in raw])
+    label, order, angles = tone_groups(images)
     out = {}
-    for name in dict.fromkeys(names[g] for g in [n for n, _ in GROUPS] + ["no skin"] if g in raw):
+    for name in order:
         pick = label == name
         found = [a for a, keep in zip(angles, pick, strict=True) if keep and a is not None]
         out[name] = at_threshold(y[pick], p[pick], thr) | {

@@ -230,16 +230,20 @@ def _collection(path: Path, root: Path) -> str:
 def per_collection(p: np.ndarray, held: Dataset, names: list[str], ckpt: dict) -> dict:
     """What a clinic can expect at the threshold, per collection of the gate set (MSID: its
     held-out split; the others: every photo, never trained on), and within each per condition
-    (source folder: a clinic that sees scabies wants that line), with Wilson intervals."""
-    from train_host.collection_shift import at_threshold, by_condition
+    (source folder: a clinic that sees scabies wants that line) and per skin-tone group (a
+    clinic whose patients have dark skin wants that one), with Wilson intervals."""
+    from train_host.collection_shift import at_threshold, by_condition, by_tone
 
     names_arr, thr, out = np.asarray(names), ckpt["threshold"]["value"], {}
     for name in dict.fromkeys(names):
         pick = np.flatnonzero(names_arr == name)
         part = held.subset(pick)
-        out[name] = _expect(at_threshold(part.binary_targets(), p[pick], thr))
+        y = part.binary_targets()
+        out[name] = _expect(at_threshold(y, p[pick], thr))
         conds = by_condition(part, p[pick], thr)
         out[name]["conditions"] = {c: _expect(m) for c, m in conds.items()}
+        tones = by_tone(part.images, y, p[pick], thr)
+        out[name]["tones"] = {g: _expect(m) for g, m in tones.items()}
     return out
 
 

@@ -159,7 +159,32 @@ def _collection_lines(collections: dict | None, seen: list[str]) -> list[str]:
         lines += [
             _expect_row(f"{label} / {cond}", m) for cond, m in c.get("conditions", {}).items()
         ]
-    return lines
+    return lines + _tone_lines(collections, seen)
+
+
+def _tone_lines(collections: dict, seen: list[str]) -> list[str]:
+    """The same per skin-tone group (ITA of the square the model reads, device/skin_tone.py):
+    how the kit does on dark skin, which no other line of the card can show."""
+    rows = [
+        _expect_row(f"{name}{' (trained on)' if name in seen else ''} / {group}", m)
+        for name, c in collections.items()
+        for group, m in c.get("tones", {}).items()
+    ]
+    if not rows:
+        return []
+    return [
+        "",
+        "### What to expect by skin tone",
+        "",
+        "Skin tone is estimated from the photo (the Individual Typology Angle of the square's "
+        "skin-coloured pixels, Chardon's groups from very light to dark; a group under 20 photos "
+        "is merged with a neighbour): under the photo's own light, not a skin type.",
+        "",
+        "| collection / skin tone | photos | flagged 'Mpox likely' | sensitivity (95 % CI) | "
+        "specificity (95 % CI) |",
+        "|---|---|---|---|---|",
+        *rows,
+    ]
 
 
 def _expect_row(label: str, c: dict) -> str:
