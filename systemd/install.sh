@@ -31,7 +31,10 @@ Options:
   --root DIR       install below DIR as if it were / (DESTDIR-style; for tests and images).
                    systemctl then only enables the unit with --root (nothing is started);
                    apt runs inside DIR (chroot) when DIR has apt-get, else is skipped: the
-                   host's packages are never touched
+                   host's packages are never touched. The venv is built by DIR's own
+                   /usr/bin/python3 (chroot) when DIR has one; else by this machine's python
+                   and re-pointed at PREFIX, so it works once DIR is / on a machine with the
+                   same architecture and Python (a warning says when DIR lacks that Python)
   --bundle NAME    bundle folder under models/ to install (default: the name in models/DEFAULT)
   --dry-run        print every action and change nothing
   --uninstall      stop and disable the service, remove the unit, venv, bundle and command;
@@ -199,42 +202,87 @@ step_apt() {
     run "${inroot[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${pkgs[@]}"
 }
 
+venv_by_chroot() { # under --root, the root's own python3 builds the venv (its architecture, its
+    # Python, its paths) when the root has one and this user may chroot
+    [ "$ROOT" != / ] && [ "$(id -u)" = 0 ] && [ -x "$R/usr/bin/python3" ] &&
+        chroot "$R" /usr/bin/python3 -c '' 2>/dev/null
+}
+
+in_venv() { # in_venv CMD ARG...: the venv's bin/CMD where the venv runs: in the root (chroot)
+    # when the root's python built it; else here (its bin/python finds its own site-packages)
+    local cmd="$1"
+    shift
+    if venv_by_chroot; then chroot "$R" "$VENV/bin/$cmd" "$@"; else "$R$VENV/bin/$cmd" "$@"; fi
+}
+
+relocate_venv() { # a venv this machine's python built at $R$VENV must name $VENV, the path it has
+    # once the root is / (an image written to a card), in its scripts and pyvenv.cfg
+    note "re-pointing the venv's scripts from $R$VENV to $VENV"
+    [ "$DRY_RUN" = 1 ] && return 0
+    local -a files=()
+    mapfile -t files < <(grep -rlF -- "$R$VENV" "$R$VENV/bin" "$R$VENV/pyvenv.cfg" 2>/dev/null)
+    [ ${#files[@]} -eq 0 ] || "$PYTHON" -c 'import sys
+old, new = (a.encode() for a in sys.argv[1:3])
+for name in sys.argv[3:]:
+    with open(name, "rb") as f:
+        data = f.read()
+    with open(name, "wb") as f:
+        f.write(data.replace(old, new))' "$R$VENV" "$VENV" "${files[@]}"
+    local interp pyver
+    interp="$(readlink "$R$VENV/bin/python" || true)"
+    pyver="$("$PYTHON" -c 'import sys; print("python%d.%d" % sys.version_info[:2])')"
+    if [ ! -e "$R$interp" ] || [ ! -d "$R/usr/lib/$pyver" ]; then
+        note "WARNING: built with this machine's $pyver ($(uname -m)) at $interp, which $ROOT lacks:"
+        note "    the venv runs once $ROOT is / with the same Python there; or run the installer in it"
+    fi
+}
+
 step_venv() {
     say "2. venv $VENV and the kit's Python packages"
     if [ "$NO_PIP" = 1 ]; then note "skipped (--no-pip)"; return; fi
     [ -n "$PYTHON" ] || die "no python3 found (set PYTHON=...)"
+    # in=(): commands run here on $R$VENV; in=(chroot $R): they run in the root on $VENV (and
+    # see the root's $inner/tmp as /tmp)
+    local -a in=()
+    local at="$R" inner="" py="$PYTHON"
+    if venv_by_chroot; then
+        in=(chroot "$R") at="" inner="$R" py=/usr/bin/python3
+        note "building it with $ROOT's own python3 (chroot)"
+    fi
     if [ -x "$R$VENV/bin/python" ]; then
         note "venv exists: updating it"
     else
-        run "$PYTHON" -m venv --system-site-packages "$R$VENV"
+        run "${in[@]}" "$py" -m venv --system-site-packages "$at$VENV"
     fi
-    # Build from a copy of the sources, so nothing root-owned lands in the checkout (build/).
+    # Build from a copy of the sources, so nothing root-owned lands in the checkout (build/); in the
+    # root's /tmp when pip runs there
     local src=/tmp/mpox-screen-src.XXXXXX constraints=() sys_numpy
-    [ "$DRY_RUN" = 1 ] || src="$(mktemp -d /tmp/mpox-screen-src.XXXXXX)"
+    [ "$DRY_RUN" = 1 ] || src="$(mkdir -p "$inner/tmp" && mktemp -d "$inner/tmp/mpox-screen-src.XXXXXX")"
     local packages=() dir
     for dir in "$CHECKOUT"/*/; do # the Python packages pyproject.toml may include
         [ -f "$dir/__init__.py" ] && packages+=("${dir%/}")
     done
     run cp -r "$CHECKOUT/pyproject.toml" "$CHECKOUT/README.md" "$CHECKOUT/LICENSE" \
         "${packages[@]}" "$src/"
-    sys_numpy="$("$PYTHON" -c 'import numpy; print(numpy.__version__)' 2>/dev/null || true)"
+    sys_numpy="$("${in[@]}" "$py" -c 'import numpy; print(numpy.__version__)' 2>/dev/null || true)"
     if [ "${sys_numpy%%.*}" = 1 ]; then
         # apt's python3-picamera2 pulls simplejpeg, built against the system's numpy 1.x; numpy 2 in
         # the venv would make `import picamera2` fail (binary incompatibility). pip then also picks
         # an OpenCV that supports numpy 1.x.
         note "system numpy is $sys_numpy: keeping the venv's numpy below 2 for apt's camera packages"
         run_to "$src/constraints.txt" 0644 echo "numpy<2"
-        constraints=(-c "$src/constraints.txt")
+        constraints=(-c "${src#"$inner"}/constraints.txt")
     fi
-    run "$R$VENV/bin/python" -m pip install --no-cache-dir --disable-pip-version-check \
-        "${constraints[@]}" "${src}[device,tflite]"
+    run "${in[@]}" "$at$VENV/bin/python" -m pip install --no-cache-dir --disable-pip-version-check \
+        "${constraints[@]}" "${src#"$inner"}[device,tflite]"
     run rm -rf "$src"
-    if [ "$DRY_RUN" = 0 ] && "$PYTHON" -c 'import picamera2' 2>/dev/null; then
-        if "$R$VENV/bin/python" -c 'import picamera2' 2>/dev/null; then
+    [ "$ROOT" = / ] || [ ${#in[@]} -gt 0 ] || relocate_venv
+    if [ "$DRY_RUN" = 0 ] && "${in[@]}" "$py" -c 'import picamera2' 2>/dev/null; then
+        if "${in[@]}" "$at$VENV/bin/python" -c 'import picamera2' 2>/dev/null; then
             note "picamera2 imports in the venv"
         else
-            note "WARNING: picamera2 imports with $PYTHON but not in the venv; CSI cameras will not work:"
-            "$R$VENV/bin/python" -c 'import picamera2' 2>&1 | tail -n 1 | sed 's/^/    /'
+            note "WARNING: picamera2 imports with $py but not in the venv; CSI cameras will not work:"
+            "${in[@]}" "$at$VENV/bin/python" -c 'import picamera2' 2>&1 | tail -n 1 | sed 's/^/    /'
         fi
     fi
 }
@@ -302,7 +350,7 @@ step_config() {
         return
     fi
     if [ -x "$R$VENV/bin/mpox-screen" ]; then
-        run_to "$R$CONF" 0644 "$R$VENV/bin/mpox-screen" config --print-default
+        run_to "$R$CONF" 0644 in_venv python -I -m device.cli config --print-default
     else
         [ -n "$PYTHON" ] || die "no python3 found (set PYTHON=...)"
         run_to "$R$CONF" 0644 env PYTHONPATH="$CHECKOUT" "$PYTHON" -m device.cli config --print-default

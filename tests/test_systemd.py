@@ -76,7 +76,7 @@ def analyze(*args: str) -> subprocess.CompletedProcess:
 
 
 def install(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    full_env = dict(os.environ, PYTHON=sys.executable, **(env or {}))
+    full_env = {**os.environ, "PYTHON": sys.executable, **(env or {})}
     return subprocess.run(
         ["bash", str(INSTALL), *args], capture_output=True, text=True, env=full_env, timeout=120
     )
@@ -629,3 +629,76 @@ def test_under_root_apt_never_runs_on_the_host(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "has no apt-get (the host's packages are never touched)" in result.stdout
     assert not (tmp_path / "host-apt-ran").exists()
+
+
+@pytest.mark.slow
+def test_root_venv_works_once_the_root_is_slash(tmp_path):
+    """A venv built under --root by this machine's python names PREFIX, not the folder it was
+    built in: after the root is moved (an image written to a card) and its /opt mounted at /opt
+    (a private mount namespace), the venv's scripts and interpreter run. Only the project is
+    pip-installed (PIP_NO_DEPS), so the test needs no wheels beyond setuptools; a config is
+    there already (writing one needs the kit's numpy)."""
+    require(os.geteuid() == 0 and shutil.which("unshare") is not None, "needs root and unshare")
+    root = tmp_path / "root"
+    (root / "etc/mpox-screen").mkdir(parents=True)
+    (root / "etc/mpox-screen/config.toml").write_text("# kept\n")
+    flags = ("--root", str(root), "--no-apt", "--no-user", "--no-systemctl")
+    env = {"PYTHON": "/usr/bin/python3", "PIP_NO_DEPS": "1", "PIP_QUIET": "1"}
+    result = install(*flags, env=env)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "re-pointing the venv's scripts" in result.stdout
+    assert "WARNING: built with this machine's python3." in result.stdout  # the root has none
+    venv = root / "opt/mpox-screen/venv"
+    assert (venv / "bin/mpox-screen").read_text().startswith("#!/opt/mpox-screen/venv/bin/python")
+    assert str(root) not in (venv / "pyvenv.cfg").read_text()
+    card = tmp_path / "card"
+    root.rename(card)  # nothing may still point at the folder it was built in
+    script = (
+        "mount -t tmpfs none /opt && mkdir /opt/mpox-screen"
+        f" && mount --bind {card}/opt/mpox-screen /opt/mpox-screen"
+        " && /opt/mpox-screen/venv/bin/pip --version"
+        " && /opt/mpox-screen/venv/bin/python -I -c 'import device, sys; print(sys.prefix, device.__file__)'"
+    )
+    ran = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert "from /opt/mpox-screen/venv/lib/" in ran.stdout
+    assert "/opt/mpox-screen/venv /opt/mpox-screen/venv/lib/" in ran.stdout
+
+
+def _root_with_a_python(root: Path) -> None:
+    """A root whose /usr/bin/python3 runs under chroot: dash and its two libraries, and a script
+    standing in for the interpreter (enough for the installer's probe)."""
+    for lib in re.findall(
+        r"(/\S+\.so\S*) \(",
+        subprocess.run(["ldd", "/bin/dash"], capture_output=True, text=True).stdout,
+    ):
+        (root / lib.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(lib, root / lib.lstrip("/"))
+    (root / "bin").mkdir(parents=True)
+    shutil.copy("/bin/dash", root / "bin/sh")
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/bin/python3").write_text("#!/bin/sh\nexit 0\n")
+    (root / "usr/bin/python3").chmod(0o755)
+
+
+def test_root_with_its_own_python_builds_the_venv_inside_it(tmp_path):
+    """Under --root, a root that has a python3 (an image of another architecture or Python) gets
+    its venv from that python through chroot, at PREFIX and with the sources in the root's /tmp;
+    the host's python never builds it."""
+    require(os.geteuid() == 0 and shutil.which("ldd") is not None, "needs root (chroot) and ldd")
+    root = tmp_path / "root"
+    _root_with_a_python(root)
+    result = install("--dry-run", "--root", str(root), "--no-apt", "--no-user", "--no-systemctl")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert (
+        f"+ chroot {root} /usr/bin/python3 -m venv --system-site-packages /opt/mpox-screen/venv"
+        in out
+    )
+    assert re.search(
+        rf"\+ chroot {root} /opt/mpox-screen/venv/bin/python -m pip install .* /tmp/", out
+    )
+    assert "re-pointing" not in out and f"{sys.executable} -m venv" not in out
