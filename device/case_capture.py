@@ -13,7 +13,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import cv2
@@ -25,20 +24,10 @@ from device.cases import Case, CaseStore
 from device.config import Config, state_dir
 from device.i18n import _
 from device.instance_lock import InstanceBusy, InstanceLock
+from device.verdict import Verdict
 
 log = logging.getLogger(__name__)
 JPEG_QUALITY = 92
-
-
-@dataclass(frozen=True)
-class Shown:
-    """What the screen said about one frame."""
-
-    status: str  # ok | poor_quality | cannot_judge
-    verdict: str
-    prob: float | None = None
-    ood_score: float | None = None
-    quality: dict = field(default_factory=dict)
 
 
 def open_button(pin: int, pressed: Callable[[], None]):
@@ -137,7 +126,7 @@ class CaseRecorder:
             self.wanted.set()
         return self.wanted.is_set()
 
-    def save(self, frame_bgr: np.ndarray, view_bgr: np.ndarray, shown: Shown) -> str:
+    def save(self, frame_bgr: np.ndarray, view_bgr: np.ndarray, verdict: Verdict) -> str:
         """Save one case; return the line the screen shows (saved, or why not)."""
         self.wanted.clear()
         self._release()
@@ -148,11 +137,11 @@ class CaseRecorder:
             return _("Disk nearly full: case NOT saved - export and purge cases")
         case = Case(
             saved_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-            verdict=shown.verdict,
-            status=shown.status,
-            prob=shown.prob,
-            ood_score=shown.ood_score,
-            quality=json.dumps(shown.quality),
+            verdict=verdict.text,
+            status=verdict.status.value,
+            prob=verdict.saved_prob,
+            ood_score=verdict.ood_score,
+            quality=json.dumps(verdict.quality),
             bundle=self.model[0],
             bundle_version=self.model[1],
             bundle_sha256=self.model[2],
@@ -165,7 +154,7 @@ class CaseRecorder:
             log.warning("case not saved: %s", e)
             why = getattr(e, "strerror", None) or e
             return _("Case NOT saved: {why}").format(why=why)
-        log.info("saved case %d (%s)", n, shown.verdict)
+        log.info("saved case %d (%s)", n, verdict.text)
         return _("Saved case {number} - {count} cases, {free} GB free").format(
             number=n, count=count, free=f"{left:.1f}"
         )

@@ -16,19 +16,20 @@ from device.i18n import N_, _
 from device.images import UnreadableImage, find_images, read_rgb, tiny, write_image
 from device.overlay import heat_overlay
 from device.preprocess import crop
-from device.quality import GUIDANCE, Quality, assess
-from device.screener import CANNOT_JUDGE, Prediction, Screener, likelihood
+from device.quality import GUIDANCE, assess
+from device.screener import Screener
 from device.skin import MIN_SKIN
 from device.skin_tone import group_of, ita
+from device.verdict import CANNOT_JUDGE, Status, Verdict
 
 TINY = N_("tiny image ({size} px): a result means little")
 
 
-def verdict(pred: Prediction, positive_class: str) -> str:
+def verdict_text(v: Verdict) -> str:
     """Mpox likely / unlikely; a multi-class bundle also names the likeliest other class."""
-    text = likelihood(positive_class, pred.positive)
-    if len(pred.classes) > 2 and not pred.positive:
-        text += " " + _("(likeliest: {label})").format(label=pred.label)
+    text = v.text
+    if len(v.classes) > 2 and not v.positive:
+        text += " " + _("(likeliest: {label})").format(label=v.label)
     return text
 
 
@@ -41,9 +42,9 @@ def cam_path(out: Path, image: Path, used: set[str]) -> Path:
     return out / name
 
 
-def write_cam(path: Path, rgb, pred: Prediction, spec: dict) -> None:
+def write_cam(path: Path, rgb, v: Verdict, spec: dict) -> None:
     seen = cv2.cvtColor(crop(rgb, spec["crop"]), cv2.COLOR_RGB2BGR)
-    if not write_image(path, heat_overlay(seen, pred.cam)):
+    if not write_image(path, heat_overlay(seen, v.cam)):
         raise DeviceError(f"cannot write {path}")
 
 
@@ -67,38 +68,53 @@ def tone_fields(rgb) -> dict:
     return {"ita": None if angle is None else round(angle, 1), "ita_group": group_of(angle)}
 
 
-def _poor(path: Path, q: Quality, warning: str, opts: ClassifyOptions, out, tone: dict) -> None:
+def _poor(path: Path, v: Verdict, warning: str, opts: ClassifyOptions, out, tone: dict) -> None:
     """No verdict: what is wrong with the photo and what to do, instead."""
     if opts.json:
-        row = {"path": str(path), "status": "poor_quality", "problem": q.problem, **tone}
-        row |= {"guidance": GUIDANCE[q.problem], "quality": q.as_dict()}
+        row = {"path": str(path), "status": v.status.value, "problem": v.problem, **tone}
+        row |= {"guidance": GUIDANCE[v.problem], "quality": v.quality}
         print(json.dumps(row | ({"warning": warning} if warning else {})), file=out)
     else:
         text = _("no verdict, poor quality ({problem}): {guidance}").format(
-            problem=q.problem, guidance=_(GUIDANCE[q.problem])
+            problem=v.problem, guidance=v.text
         )
         print(f"{path}: {text}{_warning(warning)}", file=out)
 
 
-def _cannot_judge(path: Path, pred: Prediction, limit, warning: str, opts, out, tone: dict):
+def _cannot_judge(path: Path, v: Verdict, warning: str, opts, out, tone: dict) -> None:
     """No verdict: no skin in the square, or a photo unlike any the model was trained on."""
     if opts.json:
-        row = {"path": str(path), "status": "cannot_judge", "guidance": CANNOT_JUDGE, **tone}
-        row |= {"skin": round(pred.skin, 4), "min_skin": MIN_SKIN}
-        if pred.ood_score is not None:
-            row |= {"ood_score": round(pred.ood_score, 4), "ood_limit": round(limit, 4)}
+        row = {"path": str(path), "status": v.status.value, "guidance": CANNOT_JUDGE, **tone}
+        row |= {"skin": round(v.skin, 4), "min_skin": MIN_SKIN}
+        if v.ood_score is not None:
+            row |= {"ood_score": round(v.ood_score, 4), "ood_limit": round(v.ood_limit, 4)}
         print(json.dumps(row | ({"warning": warning} if warning else {})), file=out)
         return
-    if pred.no_skin:
+    if v.no_skin:
         text = _(
             "no verdict, cannot judge: not a skin-lesion photo (skin-coloured {skin} of the "
             "square < {least})"
-        ).format(skin=f"{pred.skin:.0%}", least=f"{MIN_SKIN:.0%}")
+        ).format(skin=f"{v.skin:.0%}", least=f"{MIN_SKIN:.0%}")
     else:
         text = _(
             "no verdict, cannot judge: not a skin-lesion photo (OOD score {score} > limit {limit})"
-        ).format(score=f"{pred.ood_score:.2f}", limit=f"{limit:.2f}")
+        ).format(score=f"{v.ood_score:.2f}", limit=f"{v.ood_limit:.2f}")
     print(f"{path}: {text}{_warning(warning)}", file=out)
+
+
+def _screened(path: Path, v: Verdict, warning: str, opts, out, tone: dict, threshold: float):
+    if opts.json:
+        extra = {"warning": warning} if warning else {}
+        row = {"path": str(path), "status": v.status.value, **v.as_dict(), **tone, **extra}
+        print(json.dumps({**row, "quality": v.quality}), file=out)
+        return
+    numbers = _("P({cls})={prob} (threshold {threshold})").format(
+        cls=v.positive_class, prob=f"{v.positive_prob:.3f}", threshold=f"{threshold:.3f}"
+    )
+    print(
+        f"{path}: {verdict_text(v)}  {numbers}  {v.latency_ms:.1f} ms" + _warning(warning),
+        file=out,
+    )
 
 
 def _tiny_warning(rgb, translate: bool) -> str:
@@ -125,6 +141,7 @@ def classify(opts: ClassifyOptions, out=sys.stdout, err=sys.stderr) -> int:
         cam_folder(opts.cam_out)
     seen = failed = 0
     limits = quality_limits(Config())
+    decider = screener.decider(ood_gate=opts.ood_gate)  # one photo at a time: no window
     used: set[str] = set()
     for found in find_images(opts.paths):
         path = found.path
@@ -141,29 +158,16 @@ def classify(opts: ClassifyOptions, out=sys.stdout, err=sys.stderr) -> int:
         warning = _tiny_warning(rgb, translate=not opts.json)
         tone = tone_fields(rgb) if opts.json else {}
         if opts.quality_gate and quality.problem:
-            _poor(path, quality, warning, opts, out, tone)
+            v = decider.poor_quality(quality.problem, quality.as_dict())
+            _poor(path, v, warning, opts, out, tone)
             continue
-        pred = screener.predict(rgb)
-        if opts.ood_gate and not pred.judgeable:
-            limit = screener.ood.limit if screener.ood else None
-            _cannot_judge(path, pred, limit, warning, opts, out, tone)
+        v = decider.judge(screener.read(rgb), quality.as_dict())
+        if v.status is Status.CANNOT_JUDGE:
+            _cannot_judge(path, v, warning, opts, out, tone)
             continue
         if opts.cam_out:
-            write_cam(cam_path(opts.cam_out, path, used), rgb, pred, bundle.input)
-        if opts.json:
-            extra = {"warning": warning} if warning else {}
-            row = {"path": str(path), "status": "ok", **pred.as_dict(), **tone, **extra}
-            print(json.dumps({**row, "quality": quality.as_dict()}), file=out)
-        else:
-            cls = bundle.manifest["positive_class"]
-            numbers = _("P({cls})={prob} (threshold {threshold})").format(
-                cls=cls, prob=f"{pred.positive_prob:.3f}", threshold=f"{bundle.threshold:.3f}"
-            )
-            print(
-                f"{path}: {verdict(pred, cls)}  {numbers}  {pred.latency_ms:.1f} ms"
-                + _warning(warning),
-                file=out,
-            )
+            write_cam(cam_path(opts.cam_out, path, used), rgb, v, bundle.input)
+        _screened(path, v, warning, opts, out, tone, bundle.threshold)
     if seen == 0:
         raise DeviceError("no images found under " + ", ".join(map(str, opts.paths)))
     return 1 if failed else 0

@@ -19,7 +19,7 @@ import numpy as np
 from device import DeviceError
 from device.bundle import Bundle, default_bundle_dir, load_bundle
 from device.capture import LatestFrame
-from device.case_capture import CaseRecorder, Shown
+from device.case_capture import CaseRecorder
 from device.config import Config, log_dir, quality_limits
 from device.displays import Display, DisplayOptions, open_display
 from device.i18n import _
@@ -27,13 +27,12 @@ from device.i18n import use as use_language
 from device.instance_lock import InstanceLock, lock_dir
 from device.notify import Notifier
 from device.pipeline import InferenceWorker, Inferred, gate, infer
-from device.quality import GUIDANCE
 from device.screen import Renderer, View
-from device.screener import CANNOT_JUDGE, Screener, likelihood, normalise_cam
+from device.screener import Screener
 from device.signing import signed_by
-from device.smoothing import Smoother
 from device.sources import Frame, SourceOptions, SourceUnavailable, open_source, scheme_of
 from device.timing import WAIT, Timing
+from device.verdict import Status, Verdict
 
 log = logging.getLogger(__name__)
 WAIT_SLICE = 0.1  # s: how often a wait for a frame or a retry looks at the stop flag
@@ -78,7 +77,7 @@ class Daemon:
         )
         w, h = self.display.size or (cfg.screen_width or cfg.width, cfg.screen_height or cfg.height)
         self.renderer = Renderer(w, h, cfg.heat_floor, cfg.heat_alpha, cfg.font)
-        self.smoother = Smoother(cfg.smoothing, self.bundle.positive_index, self.bundle.threshold)
+        self.decider = self.screener.decider(cfg.smoothing, cfg.ood_gate)
         self.timing = Timing(
             log_dir(cfg), cfg.summary_interval, cfg.log_max_bytes, cfg.log_backups, cfg.trace_frames
         )
@@ -168,7 +167,7 @@ class Daemon:
         source = open_source(self.cfg.source, opts)
         log.info("source: %s", source.description)
         self.grabber = LatestFrame(source)
-        self.smoother.reset()
+        self.decider.reset()
         self.last_good = time.monotonic()
         demo = scheme_of(self.cfg.source)[0] == "demo"
         self.view.status = _("DEMO: generated frames, not a patient") if demo else ""
@@ -249,58 +248,35 @@ class Daemon:
             self._present(done)
 
     def _present(self, done: Inferred) -> None:
-        """Draw and show one frame with its own verdict (or guidance), and time it."""
-        frame, quality = done.frame, done.quality
+        """Decide, draw and show one frame with its own verdict (or guidance), and time it."""
         t = {"capture": self.capture_ms, **done.t}
         clock = time.perf_counter()
-        if done.problem:
-            shown = Shown("poor_quality", _(GUIDANCE[done.problem]), quality=quality)
-            return self._no_verdict(frame, shown, t, clock)
-        pred = done.pred
-        score = pred.ood_score
-        if self.cfg.ood_gate and not pred.judgeable:
-            shown = Shown("cannot_judge", _(CANNOT_JUDGE), ood_score=score, quality=quality)
-            return self._no_verdict(frame, shown, t, clock)
-        self.view.guidance = ""
-        canvas, geom = self.renderer.base(frame.image)
+        canvas, geom = self.renderer.base(done.frame.image)
         render_ms = (time.perf_counter() - clock) * 1000.0
         clock = time.perf_counter()
-        probs, chosen = self.smoother.add(pred.probs)  # the verdict over the last frames
-        if self.heatmap:
-            self.renderer.heat(canvas, geom, normalise_cam(done.cam[chosen]))
-        clock = _lap(t, "cam", clock)
-        self._update_view(probs, t["inference"])
+        if done.problem:
+            verdict = self.decider.poor_quality(done.problem, done.quality)
+        else:
+            verdict = self.decider.judge(done.reading, done.quality)
+        if verdict.status is Status.OK:
+            if self.heatmap:
+                self.renderer.heat(canvas, geom, verdict.cam)
+            clock = _lap(t, "cam", clock)
+        self._update_view(verdict, t)
         self.renderer.text(canvas, self.view, geom)
         clock = _lap(t, "render", clock)
         t["render"] += render_ms
-        self._save_if_asked(
-            frame, canvas, Shown("ok", self.view.verdict, self.view.prob, score, quality)
-        )
+        self._save_if_asked(done.frame, canvas, verdict)
         self._show(canvas)
         self._finish(t, clock)
 
-    def _save_if_asked(self, frame: Frame, canvas: np.ndarray, shown: Shown) -> None:
+    def _save_if_asked(self, frame: Frame, canvas: np.ndarray, verdict: Verdict) -> None:
         """A case saves what the screen shows; the confirmation stays up for 3 s."""
         if self.cases.ready(self.grabber.source if self.grabber else None):
             self.note, self.note_until = (
-                self.cases.save(frame.image, canvas, shown),
+                self.cases.save(frame.image, canvas, verdict),
                 time.monotonic() + 3.0,
             )
-
-    def _no_verdict(self, frame: Frame, shown: Shown, t: dict, clock: float) -> None:
-        """No verdict on a frame the model should not judge (poor quality, or not like any
-        training photo): the guidance instead, and the smoothed verdict starts again from the
-        next good frame."""
-        self.smoother.reset()
-        canvas, geom = self.renderer.base(frame.image)
-        self.view.verdict, self.view.guidance = "", shown.verdict
-        self.view.fps = self.timing.fps() or self.view.fps
-        self.view.infer_ms = t.get("inference", self.view.infer_ms)
-        self.renderer.text(canvas, self.view, geom)
-        clock = _lap(t, "render", clock)
-        self._save_if_asked(frame, canvas, shown)
-        self._show(canvas)
-        self._finish(t, clock)
 
     def _finish(self, t: dict[str, float], clock: float) -> None:
         """A frame was shown: time the display stage and count the frame."""
@@ -314,15 +290,18 @@ class Daemon:
         self.last_shown = now
         self.timing.frame(t, frame_ms)
 
-    def _update_view(self, probs: np.ndarray, infer_ms: float) -> None:
-        b, v = self.bundle, self.view
-        v.prob = float(probs[b.positive_index])
-        v.positive = v.prob >= b.threshold
-        v.verdict = likelihood(v.positive_class, v.positive)
-        if len(b.classes) > 2:
-            ranked = sorted(zip(b.classes, map(float, probs), strict=True), key=lambda c: -c[1])
-            v.class_probs = tuple(ranked)
-        v.fps, v.infer_ms = self.timing.fps() or v.fps, infer_ms
+    def _update_view(self, verdict: Verdict, t: dict[str, float]) -> None:
+        """The screen's words from the verdict: a guidance line instead of a verdict when the
+        kit has none for this frame."""
+        v = self.view
+        v.fps, v.infer_ms = self.timing.fps() or v.fps, t.get("inference", v.infer_ms)
+        if verdict.status is not Status.OK:
+            v.verdict, v.guidance = "", verdict.text
+            return
+        v.verdict, v.guidance = verdict.text, ""
+        v.prob, v.positive = verdict.positive_prob, verdict.positive
+        if len(verdict.classes) > 2:
+            v.class_probs = verdict.ranked
         v.heatmap = self.heatmap
 
     def _show(self, canvas: np.ndarray) -> None:

@@ -20,9 +20,10 @@ import time
 from dataclasses import dataclass, field
 
 from device.quality import QualityLimits, assess
-from device.screener import Prediction, Screener
+from device.screener import Screener
 from device.skin import skin_fraction
 from device.sources import Frame
+from device.verdict import Reading
 
 
 @dataclass
@@ -31,8 +32,7 @@ class Inferred:
     t: dict[str, float]  # ms: preprocess (quality gate included), inference
     quality: dict = field(default_factory=dict)
     problem: str | None = None  # a quality problem: no inference was run
-    pred: Prediction | None = None
-    cam: object = None  # [C, h, w] maps of every class (Outputs.cam)
+    reading: Reading | None = None  # the model's raw outputs (decided on the main thread)
 
 
 @dataclass
@@ -67,8 +67,8 @@ def infer(screener: Screener, gated: Gated) -> Inferred:
     out = screener.runtime.run(tensor)
     t["inference"] = _ms(t1)
     skin = skin_fraction(small, bgr=True)
-    pred = screener.to_prediction(out, t["preprocess"] + t["inference"], skin)
-    return Inferred(frame, t, gated.quality, None, pred, out.cam)
+    reading = screener.reading(out, t["preprocess"] + t["inference"], skin)
+    return Inferred(frame, t, gated.quality, None, reading)
 
 
 def _ms(since: float) -> float:

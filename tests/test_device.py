@@ -15,7 +15,7 @@ from device import DeviceError
 from device.bundle import load_bundle
 from device.images import UnreadableImage, read_rgb
 from device.preprocess import preprocess as device_preprocess
-from device.screener import decide
+from device.verdict import decide
 from train_host.data import load_dataset, load_rgb
 from train_host.preprocess import PreprocessSpec
 from train_host.preprocess import preprocess as host_preprocess

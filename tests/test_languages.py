@@ -19,7 +19,7 @@ from device.fonts import FreeTypeFace, OpenCVFace, Typesetter, ascii_only, dejav
 from device.i18n import _
 from device.quality import GUIDANCE
 from device.screen import SLOTS, STATUS, Renderer
-from device.screener import CANNOT_JUDGE, likelihood
+from device.verdict import CANNOT_JUDGE, likelihood
 from tests.conftest import require, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent

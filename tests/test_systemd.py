@@ -657,7 +657,8 @@ def test_root_venv_works_once_the_root_is_slash(tmp_path):
         "mount -t tmpfs none /opt && mkdir /opt/mpox-screen"
         f" && mount --bind {card}/opt/mpox-screen /opt/mpox-screen"
         " && /opt/mpox-screen/venv/bin/pip --version"
-        " && /opt/mpox-screen/venv/bin/python -I -c 'import device, sys; print(sys.prefix, device.__file__)'"
+        " && /opt/mpox-screen/venv/bin/python -I -c"
+        " 'import device, sys; print(sys.prefix, device.__file__)'"
     )
     ran = subprocess.run(
         ["unshare", "-m", "--propagation", "private", "sh", "-c", script],

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from device.bundle import Bundle
-from device.screener import decide, normalise_cam, softmax
+from device.screener import softmax
+from device.verdict import decide, normalise_cam
 from train_host.export.gate import pearson, run_file
 
 

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from device import DeviceError
 from device.bundle import Bundle, load_bundle
-from device.screener import decide
+from device.verdict import decide
 from train_host import UserError
 from train_host.checkpoint import load_model, preprocess_spec
 from train_host.explain import deletion as dl
