@@ -159,7 +159,7 @@ def run(args) -> int:
         args.board,
     )
     for bundle in bundles:
-        positive = bundle.manifest["positive_class"]
+        positive = bundle.manifest.positive_class
         labels = np.asarray([c == positive for _, c in kept], dtype=int)
         if not labels.any():
             raise BenchError(f"no '{positive}' folder under {data} for {bundle.root.name}")
@@ -173,7 +173,7 @@ def run(args) -> int:
             row = {
                 "bundle": bundle.name,
                 "folder": report.shown(bundle.root),
-                "architecture": bundle.manifest["model"].get("architecture"),
+                "architecture": bundle.manifest.architecture,
                 "backend": f.format,
                 "precision": f.precision,
                 "file": report.shown(f.path),

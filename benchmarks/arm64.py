@@ -288,7 +288,7 @@ def run(args) -> int:
                 args.cpus.split(","),
                 args.runs,
             )
-            arch = bundle.manifest["model"].get("architecture", bundle.name)
+            arch = bundle.manifest.architecture
             doc["targets"] = targets(doc["results"], arch)
     doc["total_s"] = round(time.perf_counter() - t_start, 1)
     report.finish(doc, args)

@@ -121,7 +121,7 @@ def write_bundle_profile(bundle, out: Path) -> None:
     from train_host.models import create_model
 
     size = int(bundle.input["size"])
-    arch = bundle.manifest["model"].get("architecture", bundle.name)
+    arch = bundle.manifest.architecture
     ckpt = bundle.root / "checkpoint.pt"
     model = load_model(ckpt)[0] if ckpt.is_file() else create_model(arch, len(bundle.classes), size)
     params, macs = count(model, size)

@@ -229,7 +229,7 @@ def run(args) -> int:
                 **{k: v for k, v in best[i].items() if k != "input_size"},
             }
         )
-    arch = bundle.manifest["model"].get("architecture", bundle.name)
+    arch = bundle.manifest.architecture
     doc["targets"] = targets(doc["results"], arch)
     doc["notes"] = notes
     title = f"latency vs MACs: {doc['board']} ({doc['machine']['cpu']})"

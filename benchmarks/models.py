@@ -55,8 +55,7 @@ def baseline_dir(baselines: Path, name: str, size: int | None) -> Path:
 
 
 def bundle_key(bundle: Bundle) -> str:
-    m = bundle.manifest["model"]
-    return f"{m['name']}@{m['version']}"
+    return f"{bundle.manifest.name}@{bundle.manifest.version}"
 
 
 def read_profiles(baselines: Path) -> dict:
@@ -75,7 +74,7 @@ def resolve(
     names: list[str], bundle: Bundle, baselines: Path
 ) -> tuple[list[ModelEntry], list[str]]:
     """(entries found, names missing from the baselines folder)."""
-    arch = bundle.manifest["model"].get("architecture", bundle.name)
+    arch = bundle.manifest.architecture
     profiles = read_profiles(baselines)
     found, missing = [], []
     for text in names:
@@ -99,7 +98,7 @@ def resolve(
             missing.append(text)
             continue
         b = load_bundle(folder)
-        bench = b.manifest.get("bench", {})
+        bench = b.manifest.document.get("bench", {})
         found.append(
             ModelEntry(
                 text,

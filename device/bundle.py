@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from device import DeviceError
-from device.manifest_check import inside, pinned_files, read_manifest, validate
+from device.manifest import Manifest, Pin
+from device.manifest_check import inside, read_manifest
 from device.ood import OodModel, from_bytes
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
@@ -34,42 +35,44 @@ class ModelFile:
 @dataclass(frozen=True)
 class Bundle:
     root: Path
-    manifest: dict
+    manifest: Manifest
     blobs: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:
-        return self.manifest["model"]["name"]
+        return self.manifest.name
 
     @property
     def classes(self) -> list[str]:
-        return list(self.manifest["classes"])
+        return list(self.manifest.classes)
 
     @property
     def positive_index(self) -> int:
-        return self.classes.index(self.manifest["positive_class"])
+        return self.manifest.positive_index
 
     @property
     def threshold(self) -> float:
-        return float(self.manifest["threshold"])
+        return self.manifest.threshold
 
     @property
     def input(self) -> dict:
-        return self.manifest["input"]
+        """The preprocessing contract as device.preprocess takes it."""
+        return self.manifest.input.as_dict()
 
     def files(self) -> list[ModelFile]:
+        blob = self.blobs.get
         return [
-            ModelFile(n, self.root / n, f["format"], f["precision"], f["layout"], self.blobs.get(n))
-            for n, f in self.manifest["files"].items()
+            ModelFile(f.file, self.root / f.file, f.format, f.precision, f.layout, blob(f.file))
+            for f in self.manifest.files
         ]
 
     def ood(self) -> OodModel | None:
         """The "cannot judge" parameters, or None for a bundle made before them."""
-        entry = self.manifest.get("ood")
-        if entry is None:
+        pin = self.manifest.ood
+        if pin is None:
             return None
-        data = self.blobs.get(entry["file"]) or verified_bytes(self.root, entry["file"], entry)
-        return from_bytes(data, entry["limit"], f"bundle {self.root}: {entry['file']}")
+        data = self.blobs.get(pin.file) or verified_bytes(self.root, pin)
+        return from_bytes(data, pin.limit, f"bundle {self.root}: {pin.file}")
 
     def select(self, backend: str, precision: str) -> ModelFile:
         for f in self.files():
@@ -90,13 +93,14 @@ def sha256(path: Path) -> str:
 MAX_MODEL_BYTES = 256 << 20
 
 
-def verified_bytes(root: Path, name: str, entry: dict) -> bytes:
+def verified_bytes(root: Path, pin: Pin) -> bytes:
     """The file's bytes, read once, after checking it stays in the bundle, its size and sha256."""
+    name = pin.file
     path = inside(root, name)
-    if path.stat().st_size != entry["size"] or entry["size"] > MAX_MODEL_BYTES:
+    if path.stat().st_size != pin.size or pin.size > MAX_MODEL_BYTES:
         raise DeviceError(f"bundle {root}: {name} is not the size its manifest gives")
     data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+    if hashlib.sha256(data).hexdigest() != pin.sha256:
         raise DeviceError(f"bundle {root}: {name} does not match its sha256 (damaged or edited)")
     return data
 
@@ -109,11 +113,10 @@ def load_bundle(root: Path | str, verify: bool = True) -> Bundle:
         if not root.exists() and root.name == str(root) and (MODELS_DIR / root.name).is_dir():
             hint = f" (did you mean {MODELS_DIR / root.name}?)"
         raise DeviceError(f"{root} is not a model bundle (no manifest.json){hint}")
-    manifest = read_manifest(path)
-    validate(manifest, str(path))
+    manifest = Manifest.parse(read_manifest(path), str(path))
     blobs = {}
     if verify:
-        blobs = {n: verified_bytes(root, n, e) for n, e in pinned_files(manifest).items()}
+        blobs = {pin.file: verified_bytes(root, pin) for pin in manifest.pinned()}
     return Bundle(root, manifest, blobs)
 
 

@@ -63,7 +63,7 @@ def _run(args) -> int:
         signer = signed_by(args.bundle, args.keys)
         if signer is None:
             raise DeviceError(f"bundle {args.bundle}: not signed")
-        print(f"{bundle.name} {bundle.manifest['model']['version']}: files ok, signed by {signer}")
+        print(f"{bundle.name} {bundle.manifest.version}: files ok, signed by {signer}")
     elif c == "install":
         store = BundleStore(args.store, args.keys)
         dest, signer = store.install(args.source, args.allow_downgrade, args.allow_unsigned)

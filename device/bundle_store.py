@@ -28,14 +28,12 @@ from pathlib import Path
 
 from device import DeviceError
 from device.bundle import load_bundle
+from device.manifest import Manifest
 from device.manifest_check import (
     MAX_FILE_BYTES,
     MAX_MANIFEST_BYTES,
-    created_at,
     inside,
-    pinned_files,
     read_manifest,
-    validate,
 )
 from device.signing import KEYS_DIR, MAX_SIGNATURE_BYTES, SIGNATURE, signed_by
 
@@ -101,9 +99,11 @@ def unpack(src: Path, into: Path) -> Path:
     return _bundle_root(into)
 
 
-def stamp(manifest: dict) -> str:
-    """The folder suffix of a bundle made at its `created` time: 20261130T224600Z."""
-    return created_at(manifest).strftime("%Y%m%dT%H%M%SZ")
+def made(manifest: Manifest, where: Path) -> datetime:
+    """When a bundle was made: the store orders and names bundles by it."""
+    if manifest.created is None:
+        raise DeviceError(f"{where}: the manifest has no 'created' time; the store needs one")
+    return manifest.created
 
 
 def copy_capped(src: Path, dest: Path, limit: int) -> None:
@@ -124,10 +124,10 @@ def stage_bundle(folder: Path, stage: Path) -> None:
     copy_capped(inside(folder, "manifest.json"), stage / "manifest.json", MAX_MANIFEST_BYTES)
     if (folder / SIGNATURE).is_file():
         copy_capped(inside(folder, SIGNATURE), stage / SIGNATURE, MAX_SIGNATURE_BYTES)
-    manifest = read_manifest(stage / "manifest.json")
-    validate(manifest, f"{folder.name}/manifest.json")
-    for name, entry in pinned_files(manifest).items():
-        copy_capped(inside(folder, name), stage / name, min(entry["size"], MAX_FILE_BYTES))
+    where = f"{folder.name}/manifest.json"
+    manifest = Manifest.parse(read_manifest(stage / "manifest.json"), where)
+    for pin in manifest.pinned():
+        copy_capped(inside(folder, pin.file), stage / pin.file, min(pin.size, MAX_FILE_BYTES))
 
 
 class BundleStore:
@@ -149,7 +149,7 @@ class BundleStore:
                 continue
             try:
                 m = load_bundle(d, verify=False).manifest
-                made = created_at(m)
+                when = made(m, d)
             except DeviceError:  # lost+found, a folder copied in by hand: not a bundle
                 continue
             try:
@@ -159,9 +159,9 @@ class BundleStore:
             out.append(
                 Installed(
                     d,
-                    m["model"]["name"],
-                    m["model"]["version"],
-                    made,
+                    m.name,
+                    m.version,
+                    when,
                     signer,
                     d == cur,
                     d == prev,
@@ -186,13 +186,13 @@ class BundleStore:
                 raise DeviceError(
                     f"{src}: not signed (no {SIGNATURE}); the kit installs signed bundles only"
                 )
-            created, cur = created_at(bundle.manifest), self.current()
+            created, cur = made(bundle.manifest, src), self.current()
             if cur and created <= cur.created and not allow_downgrade:
                 raise DeviceError(
                     f"{src}: made {created.isoformat()}, not newer than the installed "
                     f"{cur.name} ({cur.created.isoformat()}); --allow-downgrade to install it"
                 )
-            dest = self.root / f"{bundle.name}-{stamp(bundle.manifest)}"
+            dest = self.root / f"{bundle.name}-{created.strftime('%Y%m%dT%H%M%SZ')}"
             if dest.exists():
                 raise DeviceError(f"{dest.name} is already installed: bundle rollback to use it")
             stage.chmod(0o755)

@@ -65,8 +65,8 @@ class CaseRecorder:
         self.wanted = threading.Event()
         self.held = None  # the camera whose exposure is held for the case being taken
         self.next_auto = clock() + cfg.capture_every if cfg.capture_every else None
-        version = bundle.manifest["model"].get("version", "")
-        self.model = (bundle.name, version, bundle.manifest["files"][file.name]["sha256"])
+        m = bundle.manifest
+        self.model = (m.name, m.version, m.entry(file.name).sha256)
         self.lock: InstanceLock | None = None
         self.problem = ""
         self.store = self._open_store(state_dir(cfg))

@@ -81,13 +81,12 @@ class Daemon:
         self.timing = Timing(
             log_dir(cfg), cfg.summary_interval, cfg.log_max_bytes, cfg.log_backups, cfg.trace_frames
         )
-        version = self.bundle.manifest["model"].get("version", "")
         signer = signed_by(self.bundle.root, Path(cfg.keys_dir))  # a bad signature: refused
         signed = _("signed") if signer else _("unsigned")
         self.view = View(
             threshold=self.bundle.threshold,
-            positive_class=self.bundle.manifest["positive_class"],
-            model=f"{self.bundle.name} {version} {signed}",
+            positive_class=self.bundle.manifest.positive_class,
+            model=f"{self.bundle.name} {self.bundle.manifest.version} {signed}",
         )
         self.heatmap, self.frozen, self.ready = cfg.heatmap, None, False
         self.frames, self.state, self.grabber = 0, "starting", None

@@ -19,7 +19,15 @@ from device.names import plain_name
 SCHEMA = "mpox-screen-bundle/1"
 MAX_MANIFEST_BYTES = 1 << 20  # real manifests are about 5 KB
 TASKS = ("binary", "multiclass")
-COLOUR_ORDERS = ("RGB", "BGR")
+COLOUR_ORDERS = ("RGB",)  # what device.preprocess feeds; a BGR model would need a swap it lacks
+SCALES = ("1/255",)  # pixel values / 255 before mean and std (device.preprocess)
+# Every field of schema 1: the kit acts on the first group and shows or reports the second;
+# anything else is refused, so a field the host adds cannot be silently ignored
+ACTED_ON = {"schema", "model", "task", "classes", "positive_class", "threshold", "input", "outputs"}
+ACTED_ON |= {"files", "ood", "card", "created"}
+DESCRIPTIVE = {"operating_point", "metrics", "data", "host", "trained_from_commit", "export"}
+DESCRIPTIVE |= {"bench"}  # benchmark baselines: parameters and MACs
+INPUT_KEYS = {"size", "colour_order", "mean", "std", "scale", "resize", "crop", "colour_constancy"}
 RESIZES = ("area", "linear", "cubic")
 CROPS = ("center_square", "none")
 COLOUR_CONSTANCY = ("none", "shades_of_grey")
@@ -42,6 +50,11 @@ def _one_of(d: dict, key: str, allowed, where: str, default=None) -> None:
     value = d.get(key, default)
     if not isinstance(value, str) or value not in allowed:
         _fail(where, f"'{key}' is {value!r}; expected one of {', '.join(map(str, allowed))}")
+
+
+def _known(d: dict, keys: set[str], where: str) -> None:
+    if unknown := sorted(set(d) - keys):
+        _fail(where, f"unknown field(s) {', '.join(map(repr, unknown))[:200]} in {SCHEMA}")
 
 
 def _require(d, keys, where: str) -> None:
@@ -75,6 +88,7 @@ def validate(m, where: str) -> None:
         _fail(where, f"unknown schema {m['schema']!r} (this kit reads {SCHEMA})")
     keys = ("model", "task", "classes", "positive_class", "threshold", "input", "outputs", "files")
     _require(m, keys, where)
+    _known(m, ACTED_ON | DESCRIPTIVE, where)
     _require(m["model"], ["name", "version"], f"{where} model")
     if not all(isinstance(m["model"][k], str) and m["model"][k] for k in ("name", "version")):
         _fail(where, "model name and version must be non-empty text")
@@ -128,7 +142,9 @@ def _input(inp, where: str) -> None:
     size = inp["size"]
     if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= 1024:
         _fail(where, f"size {size!r} is not a whole number of pixels in 16..1024")
+    _known(inp, INPUT_KEYS, where)
     _one_of(inp, "colour_order", COLOUR_ORDERS, where)
+    _one_of(inp, "scale", SCALES, where, default="1/255")
     _one_of(inp, "resize", RESIZES, where)
     _one_of(inp, "crop", CROPS, where)
     _one_of(inp, "colour_constancy", COLOUR_CONSTANCY, where, default="none")

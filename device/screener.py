@@ -65,9 +65,8 @@ class Screener:
         return Reading(probs, out.cam, latency_ms, score, skin)
 
     def decider(self, window: int = 1, ood_gate: bool = True) -> Decider:
-        b = self.bundle
-        positive = b.manifest["positive_class"]
-        return Decider(b.classes, positive, b.threshold, self.ood, window, ood_gate)
+        m = self.bundle.manifest
+        return Decider(list(m.classes), m.positive_class, m.threshold, self.ood, window, ood_gate)
 
     def predict(self, image_rgb: np.ndarray) -> Verdict:
         """One photo's verdict with the gate's finding reported, not acted on (`judgeable`):

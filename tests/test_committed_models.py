@@ -55,7 +55,7 @@ def test_committed_bundle_loads_and_passed_the_gate(name, binary_gate, n, msid):
     bundle = load_bundle(MODELS / name)  # sha256 of every file checked
     limits = gate.Limits()
     for f in bundle.files():
-        m = bundle.manifest["files"][f.name]["metrics"]
+        m = bundle.manifest.document["files"][f.name]["metrics"]
         gate.check(f.name, f.precision, m, limits, binary=binary_gate)
         assert m["n"] == n
     # the fp32 ONNX file reproduces the checkpoint's own test-set probabilities
@@ -77,7 +77,7 @@ def test_committed_bundle_loads_and_passed_the_gate(name, binary_gate, n, msid):
     ],
 )
 def test_committed_bundles_carry_their_grouped_cv(name):
-    cv = load_bundle(MODELS / name, verify=False).manifest["metrics"]["cv"]
+    cv = load_bundle(MODELS / name, verify=False).manifest.document["metrics"]["cv"]
     stated = json.loads((MODELS / name / "cv" / "cv.json").read_text())
     assert cv["grouped"] is True and cv["folds"] == 5
     assert cv["auc_mean"] == stated["auc_mean"] and cv["auc_sd"] == stated["auc_sd"]
@@ -93,7 +93,7 @@ def test_default_bundle_is_the_one_the_collection_shift_table_supports():
     best = max(shipped, key=selection_key)
     assert default_bundle_dir() == MODELS / best["model"]
     assert best["model"] == "micrompoxnet-distilled-binary"
-    m = load_bundle(default_bundle_dir()).manifest
+    m = load_bundle(default_bundle_dir()).manifest.document
     assert m["model"]["architecture"] == "micrompoxnet" and m["metrics"]["cv"]["grouped"] is True
     assert set(m["metrics"]["collections"]) == {"msid", "idscabies", "skin8"}
     assert m["operating_point"]["chosen_on"] == "kit-framed validation crops"
@@ -119,7 +119,7 @@ def test_onnx_and_tflite_int8_agree_on_the_held_out_images(msid, tmp_path):
 
 def test_committed_lite0_bundle_is_int8_only_and_passed_the_gate(msid):
     bundle = load_bundle(MODELS / "efficientnet-lite0-binary")
-    m = bundle.manifest
+    m = bundle.manifest.document
     assert m["model"]["architecture"] == "efficientnet_lite0"
     assert m["input"]["size"] == 224 and m["input"]["mean"] == [0.5, 0.5, 0.5]
     assert {f.precision for f in bundle.files()} == {"int8"}

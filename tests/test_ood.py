@@ -76,7 +76,7 @@ def default():
 
 def test_default_bundle_carries_a_versioned_ood_field(default):
     bundle, screener = default
-    m = bundle.manifest
+    m = bundle.manifest.document
     assert m["ood"]["version"] == 1 and m["ood"]["file"] == "ood.npz"
     assert m["outputs"]["features"]["shape"] == [1, screener.ood.dim]
     assert screener.ood.sizes[0] < screener.ood.dim  # a mid-level layer and the head's
@@ -105,7 +105,7 @@ def test_bundle_without_ood_judges_everything():
     """Bundles exported before the field still load, and are never refused by the score (a
     square without skin still is: below)."""
     old = load_bundle(MODELS / "micrompoxnet-binary")
-    assert "ood" not in old.manifest
+    assert old.manifest.ood is None
     screener = Screener(old, old.select("onnx", "int8"))
     pred = screener.predict(non_skin_images()["skimage/coffee"])
     assert screener.ood is None and pred.judgeable and pred.ood_score is None

@@ -96,7 +96,7 @@ def bundle_scorer(path: Path) -> Scorer:
         bundle.name,
         bundle.threshold,
         lambda images: np.array([screener.predict(im).positive_prob for im in images]),
-        seen_collections(bundle.manifest.get("data", {})),
+        seen_collections(bundle.manifest.document.get("data", {})),
     )
 
 

@@ -200,13 +200,12 @@ def export_bundle(req: ExportRequest) -> dict:
         shutil.rmtree(stage, ignore_errors=True)
     cam_shape = [1, len(ckpt["class_names"]), *ref.gradcam.shape[1:]]
     where = per_collection(ref.probs[:, data.positive_index], held, names, ckpt)
-    m = manifest.build(req.name or req.out.resolve().name, ckpt, files, cam_shape, cv, where)
-    m["outputs"]["features"] = manifest.FEATURES_OUTPUT | {"shape": [1, fitted.model.dim]}
-    m["ood"] = ood_entry
-    m["export"] = {
+    export = {
         "calibration": f"{len(calib)} training images: whole photos and kit-framed crops",
         "tflite_headroom": req.tflite_headroom,
     }
+    name = req.name or req.out.resolve().name
+    m = manifest.build(name, ckpt, files, cam_shape, cv, where, ood_entry, export)
     manifest.write(req.out, m, notes)
     (req.out / SIGNATURE).unlink(missing_ok=True)  # an old signature never covers a new manifest
     if req.sign:

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from device.bundle import sha256
+from device.manifest import Manifest
 from device.manifest_check import CARD, SCHEMA
 from train_host import __version__
 from train_host.checkpoint import git_commit
@@ -71,8 +72,14 @@ def build(
     cam_shape: list[int],
     cv: dict | None,
     collections: dict | None = None,
+    ood: dict | None = None,
+    export: dict | None = None,
 ) -> dict:
-    """The manifest; `collections`: per-collection results at the threshold (gate set)."""
+    """The manifest; `collections`: per-collection results at the threshold (gate set); `ood`:
+    the "cannot judge" entry (`ood_entry`), whose layers the features output carries."""
+    optional = {"ood": ood} if ood else {}
+    optional |= {"export": export} if export else {}
+    features = {"features": FEATURES_OUTPUT | {"shape": [1, sum(ood["layers"])]}} if ood else {}
     pre = ckpt["preprocess"]
     threshold = ckpt["threshold"]
     test = ckpt["metrics"].get("test", {}).get("screening")
@@ -112,6 +119,7 @@ def build(
                 "shape": cam_shape,
                 "meaning": "Grad-CAM per class before ReLU (CAM of the GAP+linear head)",
             },
+            **features,
         },
         "files": files,
         "metrics": {
@@ -125,6 +133,7 @@ def build(
         "host": {"version": __version__, "git_commit": git_commit()},
         "trained_from_commit": ckpt.get("git_commit"),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **optional,
     }
 
 
@@ -132,6 +141,7 @@ def write(out: Path, manifest: dict, notes: str = "") -> None:
     """The card first, then the manifest that pins it (a signature over the manifest then
     covers what the card tells a clinic, too)."""
     manifest.pop("card", None)
+    Manifest.parse(manifest, f"{out}/manifest.json")  # never write what the device refuses
     text = (card(manifest) + (f"\n{notes.strip()}\n" if notes else "")).encode("utf-8")
     (out / CARD).write_bytes(text)
     manifest["card"] = {"file": CARD, "sha256": sha256(out / CARD), "size": len(text)}
