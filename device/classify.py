@@ -133,15 +133,19 @@ def _skip(path: Path, why: str, opts: ClassifyOptions, out, err) -> None:
     print(text, file=out if opts.json else err)
 
 
-def classify(opts: ClassifyOptions, out=sys.stdout, err=sys.stderr) -> int:
-    """Exit status: 0 all screened, 1 some images unreadable, (DeviceError for the rest)."""
+def classify(opts: ClassifyOptions, kit: Config, out=sys.stdout, err=sys.stderr) -> int:
+    """Screen with the kit's gate settings (`kit`, the config the screen runs with; a flag
+    overrides it). Exit status: 0 all screened, 1 some images unreadable, (DeviceError for the
+    rest)."""
+    quality_gate = kit.quality_gate if opts.quality_gate is None else opts.quality_gate
+    ood_gate = kit.ood_gate if opts.ood_gate is None else opts.ood_gate
     bundle = load_bundle(opts.bundle or default_bundle_dir())
     screener = Screener(bundle, bundle.select(opts.backend, opts.precision), opts.threads)
     if opts.cam_out:
         cam_folder(opts.cam_out)
     seen = failed = 0
-    limits = quality_limits(Config())
-    decider = screener.decider(ood_gate=opts.ood_gate)  # one photo at a time: no window
+    limits = quality_limits(kit)
+    decider = screener.decider(ood_gate=ood_gate)  # one photo at a time: no window
     used: set[str] = set()
     for found in find_images(opts.paths):
         path = found.path
@@ -157,7 +161,7 @@ def classify(opts: ClassifyOptions, out=sys.stdout, err=sys.stderr) -> int:
         quality = assess(rgb, limits)
         warning = _tiny_warning(rgb, translate=not opts.json)
         tone = tone_fields(rgb) if opts.json else {}
-        if opts.quality_gate and quality.problem:
+        if quality_gate and quality.problem:
             v = decider.poor_quality(quality.problem, quality.as_dict())
             _poor(path, v, warning, opts, out, tone)
             continue

@@ -10,7 +10,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from device import KitError, __version__, one_line
-from device.config import SYSTEM_CONFIG, ClassifyOptions, Config, flag_type, kit_language
+from device.config import SYSTEM_CONFIG, ClassifyOptions, Config, flag_type, kit_language, load
 from device.i18n import add_language_flag
 from device.i18n import use as use_language
 from device.options import add_flags, from_args
@@ -63,13 +63,15 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["run", *argv]  # `mpox-screen` alone starts the kit
     args = build_parser().parse_args(argv)
     try:
-        if args.command in ("classify", "cases"):
+        if args.command == "cases":
             use_language(args.language or kit_language())
         if args.command == "classify":
             from device.classify import classify
 
             opts = from_args(ClassifyOptions, args)
-            return classify(opts)
+            kit = load(opts.config, {})  # the screen's gates and language, for the same verdict
+            use_language(args.language or kit.language)
+            return classify(opts, kit)
         if args.command == "run":
             return run(args)
         if args.command == "config":

@@ -311,14 +311,24 @@ class ClassifyOptions:
             type=whole_number(1),
         ),
     )
-    quality_gate: bool = field(
-        default=True,
-        metadata=option("give a verdict on blurred, dark, bright or glaring photos too"),
-    )
-    ood_gate: bool = field(
-        default=True,
+    quality_gate: bool | None = field(
+        default=None,
         metadata=option(
-            'give a verdict on photos unlike every training photo too (no "cannot judge")'
+            "no verdict on blurred, dark, bright or glaring photos (default: the config's)"
+        ),
+    )
+    ood_gate: bool | None = field(
+        default=None,
+        metadata=option(
+            'no verdict on photos unlike every training photo, "cannot judge" (default: the '
+            "config's)"
+        ),
+    )
+    config: Path | None = field(
+        default=None,
+        metadata=option(
+            f"TOML file whose gate settings and language apply, as on the kit's screen (default "
+            f"{SYSTEM_CONFIG} if present)"
         ),
     )
 

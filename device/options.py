@@ -60,7 +60,8 @@ def default(f: Field) -> Any:
 
 def add_flags(parser, cls, *, overrides=False, type_for=None) -> None:
     """One flag per field with `help` metadata. `overrides`: every default is None, so only
-    flags given override a config file, and booleans are --x / --no-x. `type_for(name)`: a
+    flags given override a config file, and booleans are --x / --no-x (as is a boolean field
+    whose default is None). `type_for(name)`: a
     parsing function that also checks ranges and choices (then argparse gets no `choices`)."""
     groups: dict[str, Any] = {}
     for f in fields(cls):
@@ -73,7 +74,7 @@ def add_flags(parser, cls, *, overrides=False, type_for=None) -> None:
             groups[meta["group"]] = target
         flag, k, help = "--" + f.name.replace("_", "-"), kind(f), meta["help"]
         if k == "bool":
-            if overrides:
+            if overrides or default(f) is None:  # unset: the value comes from elsewhere
                 action = argparse.BooleanOptionalAction
                 target.add_argument(flag, dest=f.name, action=action, default=None, help=help)
             elif default(f):

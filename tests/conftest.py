@@ -3,6 +3,7 @@ without it they skip with a reason, except in CI (`CI=true`), where a missing da
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -15,6 +16,35 @@ import pytest
 from train_host.data import default_data_dir
 
 EXPORTS = {"bundle"}  # session fixtures that run a real export (minutes): their tests are slow
+# What a kit's install (`.[device,tflite,dev]`) lacks: a test module importing any of these (at
+# any depth of the module) is the host's; `--kit` runs the others
+HOST_ONLY = ("torch.", "torchvision.", "onnx.", "onnxsim.", "captum.", "litert_torch.")
+HOST_ONLY += ("train_host.",)
+KIT_SAFE = ("train_host.data.", "train_host.UserError.")  # numpy, OpenCV and Pillow only
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption(
+        "--kit", action="store_true", help="only the tests a kit's install can run (no torch)"
+    )
+
+
+def host_only(path: Path) -> bool:
+    """Whether the test module imports something only the host's install has."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names += [f"{node.module}.{a.name}" for a in node.names]
+    return any(
+        (n + ".").startswith(HOST_ONLY) and not (n + ".").startswith(KIT_SAFE) for n in names
+    )
+
+
+def pytest_ignore_collect(collection_path: Path, config) -> bool | None:
+    test = collection_path.name.startswith("test_") and collection_path.suffix == ".py"
+    return True if config.getoption("--kit") and test and host_only(collection_path) else None
 
 
 def pytest_collection_modifyitems(items) -> None:

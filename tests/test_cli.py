@@ -194,3 +194,28 @@ def test_torchrun_two_processes_gloo(small_msid, tmp_path):
     assert ckpt["class_names"] == ["chickenpox", "measles", "mpox", "normal"]
     assert (out / "confusion_multiclass.png").stat().st_size > 0
     assert len((out / "history.jsonl").read_text().splitlines()) == 2  # one writer, not two
+
+
+def test_calibrate_writes_a_new_checkpoint_and_refuses_a_calibrated_one(msid, tmp_path):
+    """The checkpoint calibrate reads is never rewritten: a second run would otherwise fold a
+    second temperature into the head and lose the first from the record."""
+    from conftest import MODELS, one_line_error
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    for name in ("checkpoint.pt", "split.json", "config.json"):
+        shutil.copy(MODELS / "micrompoxnet-binary" / name, run_dir / name)
+    before = (run_dir / "checkpoint.pt").read_bytes()
+    proc = run("calibrate", "--data", msid, "--checkpoint", run_dir / "checkpoint.pt")
+    assert "temperature" in proc.stdout
+    assert (run_dir / "checkpoint.pt").read_bytes() == before
+    new = tmp_path / "run-cal" / "checkpoint.pt"
+    ckpt = checkpoint.torchfile.load(new, "calibrated")
+    assert (
+        ckpt["temperature"] > 0 and ckpt["threshold"]["chosen_on"] == "kit-framed validation crops"
+    )
+    assert (new.parent / "split.json").is_file() and (new.parent / "metrics.json").is_file()
+    again = run("calibrate", "--data", msid, "--checkpoint", new, ok=False)
+    assert "is calibrated already" in one_line_error(again)
+    same = run("calibrate", "--checkpoint", run_dir / "checkpoint.pt", "--out", run_dir, ok=False)
+    assert "the checkpoint's own folder" in one_line_error(same)

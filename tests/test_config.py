@@ -115,3 +115,34 @@ def test_cli_config_file_error_and_print_default(tmp_path):
     printed = run_cli("config", "--print-default")
     assert printed.returncode == 0
     assert load(write(tmp_path, printed.stdout), {}) == Config()
+
+
+def test_classify_screens_with_the_kits_gate_settings(tmp_path, msid):
+    """classify reads the config the screen runs with: its quality limits, its gates and its
+    language (a flag still overrides), so a photo gets the same answer on both."""
+    import json
+
+    photo = sorted((msid / "normal").iterdir())[0]
+
+    def status(*flags: str) -> dict:
+        cmd = [sys.executable, "-m", "device.cli", "classify", "--json", *flags, str(photo)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return json.loads(proc.stdout)
+
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    assert status("--config", str(empty))["status"] in ("ok", "cannot_judge")
+    strict = write(tmp_path, 'quality_min_mean = 250.0\nlanguage = "fr"\n')
+    row = status("--config", str(strict))
+    assert row["status"] == "poor_quality" and row["problem"] == "dark"
+    assert status("--config", str(strict), "--no-quality-gate")["status"] != "poor_quality"
+    off = tmp_path / "off.toml"
+    off.write_text("quality_min_mean = 250.0\nquality_gate = false\n")
+    assert status("--config", str(off))["status"] != "poor_quality"
+    assert status("--config", str(off), "--quality-gate")["status"] == "poor_quality"
+    text = subprocess.run(
+        [sys.executable, "-m", "device.cli", "classify", "--config", str(strict), str(photo)],
+        capture_output=True, text=True, timeout=300,
+    ).stdout  # fmt: skip
+    assert "Plus de lumière" in text, text

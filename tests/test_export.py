@@ -306,3 +306,36 @@ def test_card_marks_collections_the_model_trained_on():
     assert "Every photo of skin8 was also trained on as a negative." in marked
     assert "| idscabies / scabies | 419 |" in plain  # per condition: what a clinic sees
     assert "| skin8 (trained on) / impetigo | 50 |" in marked
+
+
+def test_card_says_in_plain_words_what_the_kit_cannot_tell_apart():
+    """Of 10 people with each condition, about how many are told 'Mpox likely': most first, one
+    line per condition of every collection, trained-on collections marked."""
+    from train_host.export.manifest import card
+
+    m = json.loads((MODELS / "micrompoxnet-distilled-binary" / "manifest.json").read_text())
+    lines = [line for line in card(m).splitlines() if line.startswith("- of 10 people with")]
+    counts = [int(line.split("**")[1]) for line in lines]
+    conditions = sum(len(c["conditions"]) for c in m["metrics"]["collections"].values())
+    assert len(lines) == conditions and counts == sorted(counts, reverse=True)
+    scabies = m["metrics"]["collections"]["idscabies"]["conditions"]["scabies"]
+    tens = round(10 * scabies["flagged"])
+    line = f"- of 10 people with scabies (idscabies, 419 photos), about **{tens}**"
+    assert any(x.startswith(line) for x in lines)
+    assert any(x.startswith("- of 10 people with healthy skin (msid, 76 photos)") for x in lines)
+    m["data"]["extra_negatives"] = ["idscabies"]
+    marked = [x for x in card(m).splitlines() if "(idscabies, 419 photos, trained on" in x]
+    assert len(marked) == 1 and "scabies" in marked[0]
+
+
+def test_the_host_writes_only_what_the_device_parses(tmp_path):
+    """export's last step parses its manifest with the device's type before writing it."""
+    from train_host.export.manifest import write
+
+    default = MODELS / (MODELS / "DEFAULT").read_text().strip()
+    bad = json.loads((default / "manifest.json").read_text()) | {"threshold": float("nan")}
+    bad.pop("card")
+    (tmp_path / "model.int8.onnx").write_bytes(b"")
+    with pytest.raises(DeviceError, match="threshold"):
+        write(tmp_path, bad)
+    assert not list(tmp_path.glob("*.json")) and not (tmp_path / "card.md").exists()

@@ -52,15 +52,3 @@ def test_a_field_the_kit_would_not_act_on_is_refused(document, edit, message):
     edit(m)
     with pytest.raises(DeviceError, match="^where[ :].*" + re.escape(message)):
         Manifest.parse(m, "where")
-
-
-def test_the_host_writes_only_what_the_device_parses(tmp_path, document):
-    """export's last step parses its manifest with the device's type before writing it."""
-    from train_host.export.manifest import write
-
-    bad = copy.deepcopy(document) | {"threshold": float("nan")}
-    bad.pop("card")
-    (tmp_path / "model.int8.onnx").write_bytes(b"")
-    with pytest.raises(DeviceError, match="threshold"):
-        write(tmp_path, bad)
-    assert not list(tmp_path.glob("*.json")) and not (tmp_path / "card.md").exists()

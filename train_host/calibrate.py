@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from scipy.optimize import minimize_scalar
 
-from train_host import torchfile
+from train_host import UserError, torchfile
 from train_host.checkpoint import load_model, preprocess_spec
 from train_host.collection_shift import kit_framed
 from train_host.evaluate import predict
@@ -40,10 +40,15 @@ def scaled(probs: np.ndarray, t: float) -> np.ndarray:
     return e / e.sum(1, keepdims=True)
 
 
-def calibrate(ckpt_path, val) -> dict:
-    """Fit T and the threshold on `val` (photos + kit-framed crops); rewrite the checkpoint with
-    the scaled head and the new threshold; return before/after numbers."""
+def calibrate(ckpt_path, val, out_path) -> dict:
+    """Fit T and the threshold on `val` (photos + kit-framed crops); write `out_path`, the
+    checkpoint with the scaled head and the new threshold; return before/after numbers."""
     model, ckpt = load_model(ckpt_path)
+    if "temperature" in ckpt:
+        raise UserError(
+            f"{ckpt_path} is calibrated already (temperature {ckpt['temperature']:.3f}): "
+            "calibrate the checkpoint it was made from"
+        )
     spec = preprocess_spec(ckpt)
     crops, owner = kit_framed(val.images)
     images = [*val.images, *crops]
@@ -60,7 +65,7 @@ def calibrate(ckpt_path, val) -> dict:
     ckpt["state_dict"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     ckpt["threshold"] = {**threshold_dict(thr), "chosen_on": "kit-framed validation crops"}
     ckpt["temperature"] = t
-    torchfile.save(ckpt, ckpt_path)
+    torchfile.save(ckpt, out_path)
     return {
         "temperature": t,
         "threshold": ckpt["threshold"],

@@ -1,16 +1,35 @@
 """`mpox-train calibrate`: Fit a temperature (folded into the linear head) and choose the
-threshold (sensitivity >= 0.95) on the validation photos' kit-framed crops; the checkpoint is
-rewritten and its test metrics recomputed at the new threshold."""
+threshold (sensitivity >= 0.95) on the validation photos' kit-framed crops, into a new run folder
+(default: the checkpoint's folder + `-cal`) with its reports at the new threshold. The checkpoint
+it reads is never rewritten, and a calibrated one is refused: a second temperature on top of the
+first would be lost from the record."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+
+BESIDE = ("split.json", "config.json", "history.jsonl")  # what the new run folder keeps
 
 
 def add_arguments(p) -> None:
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--data", type=Path, default=None, help="default: $MPOX_DATA or ...")
     p.add_argument("--split", type=Path, default=None, help="default: split.json beside CKPT")
+    p.add_argument(
+        "--out", type=Path, default=None, help="new run folder (default: CKPT's folder + -cal)"
+    )
+
+
+def out_folder(checkpoint: Path, out: Path | None) -> Path:
+    from train_host import UserError
+
+    folder = out or checkpoint.parent.with_name(checkpoint.parent.name + "-cal")
+    if folder.resolve() == checkpoint.parent.resolve():
+        raise UserError(f"--out {folder}: the checkpoint's own folder; calibrate into a new one")
+    if (folder / checkpoint.name).exists():
+        raise UserError(f"{folder / checkpoint.name} exists: remove it or pass another --out")
+    return folder
 
 
 def run(args) -> None:
@@ -20,15 +39,23 @@ def run(args) -> None:
     from train_host.export.exporter import _split_path
     from train_host.grouping import Split
 
-    split = Split.load(_split_path(args.checkpoint, args.split))
+    split_path = _split_path(args.checkpoint, args.split)
+    out = out_folder(args.checkpoint, args.out)
     data = load_dataset(args.data or default_data_dir(), "binary")
+    split = Split.load(split_path)
     val, test = split.part(data, "val"), split.part(data, "test")
-    r = calibrate(args.checkpoint, val)
-    # reports (metrics.json, predictions, plots) beside the checkpoint, at the new threshold
-    calibrate_and_evaluate(args.checkpoint, val, test, args.checkpoint.parent, None, r["threshold"])
+    out.mkdir(parents=True, exist_ok=True)
+    calibrated = out / args.checkpoint.name
+    r = calibrate(args.checkpoint, val, calibrated)
+    shutil.copy(split_path, out / "split.json")
+    for name in BESIDE[1:]:
+        if (args.checkpoint.parent / name).is_file():
+            shutil.copy(args.checkpoint.parent / name, out / name)
+    # reports (metrics.json, predictions, plots) beside the new checkpoint, at the new threshold
+    calibrate_and_evaluate(calibrated, val, test, out, None, r["threshold"])
     print(
         f"temperature {r['temperature']:.3f}; ECE {r['before']:.3f} -> {r['after']:.3f} on "
         f"{r['n_photos']} validation photos + {r['n_crops']} crops; threshold "
         f"{r['threshold']['value']:.3f} ({r['threshold']['rule']}, val sensitivity "
-        f"{r['threshold']['val_sensitivity']:.3f}); reports rewritten in {args.checkpoint.parent}"
+        f"{r['threshold']['val_sensitivity']:.3f}); {calibrated} and its reports written"
     )

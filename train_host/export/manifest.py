@@ -169,7 +169,36 @@ def _collection_lines(collections: dict | None, seen: list[str]) -> list[str]:
         lines += [
             _expect_row(f"{label} / {cond}", m) for cond, m in c.get("conditions", {}).items()
         ]
-    return lines + _tone_lines(collections, seen)
+    return _plain_lines(collections, seen) + lines + _tone_lines(collections, seen)
+
+
+PLAIN = {"normal": "healthy skin", "healthy": "healthy skin", "bite_bedbug": "bed bug bites"}
+
+
+def _plain_lines(collections: dict, seen: list[str]) -> list[str]:
+    """The same per condition, as a health worker would say it: of 10 people with X, about N
+    are told "Mpox likely"; what the kit cannot tell apart is where N is high and X is not mpox."""
+    rows = []
+    for name, c in collections.items():
+        mark = ", trained on: a promise for these photos only" if name in seen else ""
+        for cond, m in c.get("conditions", {}).items():
+            tens, what = round(10 * m["flagged"]), PLAIN.get(cond, cond.replace("_", " "))
+            rows.append(
+                (-tens, f"- of 10 people with {what} ({name}, {m['n']} photos{mark}), about "
+                 f"**{tens}** are told 'Mpox likely'")
+            )  # fmt: skip
+    if not rows:
+        return []
+    return [
+        "",
+        "### In plain words",
+        "",
+        "At the threshold, per condition (the collection's own folder), most often told 'Mpox "
+        "likely' first; a condition other than mpox high on this list is one the kit cannot "
+        "tell apart from mpox:",
+        "",
+        *[text for _, text in sorted(rows, key=lambda r: r[0])],
+    ]
 
 
 def _tone_lines(collections: dict, seen: list[str]) -> list[str]:
