@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +25,8 @@ from device.cases import Case, CaseStore
 from device.config import Config, state_dir
 from device.i18n import _
 from device.instance_lock import InstanceBusy, InstanceLock
-from device.verdict import Verdict
+from device.skin_tone import ita
+from device.verdict import Status, Verdict
 
 log = logging.getLogger(__name__)
 JPEG_QUALITY = 92
@@ -139,9 +141,15 @@ class CaseRecorder:
             saved_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             verdict=verdict.text,
             status=verdict.status.value,
-            prob=verdict.saved_prob,
+            smoothed_prob=verdict.saved_prob,
             ood_score=verdict.ood_score,
             quality=json.dumps(verdict.quality),
+            label=verdict.label,
+            positive=verdict.positive if verdict.status is Status.OK else None,
+            frame_prob=verdict.frame_prob,
+            threshold=verdict.threshold,
+            ita=ita(frame_bgr, bgr=True),
+            kit=socket.gethostname(),
             bundle=self.model[0],
             bundle_version=self.model[1],
             bundle_sha256=self.model[2],

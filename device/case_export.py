@@ -21,13 +21,13 @@ from device.i18n import N_, _, everywhere
 from device.names import is_plain
 
 FOLDER = "mpox-screen-cases"
-COLUMNS = ["kit", *(f.name for f in fields(Case))]
-HEADERS = {  # the CSV's first row, in the kit's language
+COLUMNS = ["kit", *(f.name for f in fields(Case) if f.name != "kit")]
+HEADERS = {  # a header row in the kit's language, on request (`--translated-header`)
     "kit": N_("Kit"),
     "saved_at": N_("Saved at (UTC)"),
     "verdict": N_("Screen said"),
     "status": N_("Status"),
-    "prob": N_("P(mpox)"),
+    "smoothed_prob": N_("P(mpox), smoothed"),
     "ood_score": N_("Not-like-training score"),
     "quality": N_("Image quality"),
     "bundle": N_("Model"),
@@ -39,7 +39,13 @@ HEADERS = {  # the CSV's first row, in the kit's language
     "frame_sha256": N_("Camera image SHA-256"),
     "view_file": N_("Screen image"),
     "view_sha256": N_("Screen image SHA-256"),
+    "label": N_("Label"),
+    "positive": N_("Positive"),
+    "frame_prob": N_("P(mpox), this frame"),
+    "threshold": N_("Threshold"),
+    "ita": N_("Skin tone (ITA, degrees)"),
 }
+OLD_HEADERS = {"smoothed_prob": ("prob", "P(mpox)")}  # what exports before 2026-12-04 wrote
 
 
 MAX_CSV = 64 << 20  # an earlier export's cases.csv: far above any kit's (a case is ~1 kB)
@@ -61,6 +67,7 @@ def _previous_rows(csv_path: Path) -> dict[str, dict]:
     if not csv_path.is_file():
         return {}
     key = {label: k for k in COLUMNS for label in (k, *everywhere(HEADERS[k]))}
+    key |= {label: k for k, old in OLD_HEADERS.items() for label in old}
     try:
         if csv_path.stat().st_size > MAX_CSV:
             raise ValueError(f"larger than {MAX_CSV >> 20} MB")
@@ -94,15 +101,17 @@ def cell(value: object) -> object:
         return "'" + value
 
 
-def _csv_bytes(rows: list[dict]) -> bytes:
+def _csv_bytes(rows: list[dict], translated: bool) -> bytes:
+    """The header row: the stable English keys, which any program reads; the kit's language
+    only on request (a person's spreadsheet). A re-export reads either."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, COLUMNS, extrasaction="ignore")
-    writer.writerow({k: _(HEADERS[k]) for k in COLUMNS})
+    writer.writerow({k: _(HEADERS[k]) if translated else k for k in COLUMNS})
     writer.writerows({k: cell(v) for k, v in r.items()} for r in rows)
     return buf.getvalue().encode("utf-8")
 
 
-def export(store: CaseStore, to: Path) -> ExportResult:
+def export(store: CaseStore, to: Path, translated_header: bool = False) -> ExportResult:
     if not to.is_dir():
         raise DeviceError(f"--to {to}: not a folder (mount the USB stick first)")
     folder = to / FOLDER
@@ -121,12 +130,12 @@ def export(store: CaseStore, to: Path) -> ExportResult:
                 if not (images / src.name).is_file():
                     write_atomic(images / src.name, src.read_bytes(), 0o644)
                     new += 1
-            rows[case.frame_file] = {"kit": kit} | case.as_dict()
+            rows[case.frame_file] = case.as_dict() | ({} if case.kit else {"kit": kit})
         ordered = sorted(rows.values(), key=lambda r: (r["saved_at"], r["frame_file"]))
         pairs = [(r[f"{k}_sha256"], r[f"{k}_file"]) for r in ordered for k in ("frame", "view")]
         sums = "".join(f"{h}  images/{name}\n" for h, name in pairs)
         write_atomic(folder / "SHA256SUMS", sums.encode(), 0o644)
-        write_atomic(folder / "cases.csv", _csv_bytes(ordered), 0o644)
+        write_atomic(folder / "cases.csv", _csv_bytes(ordered, translated_header), 0o644)
         problems = check_export(folder)
     except OSError as e:
         raise DeviceError(

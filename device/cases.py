@@ -30,9 +30,9 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS cases (
     id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a case number stays one case
     saved_at TEXT NOT NULL,
-    verdict TEXT NOT NULL,
+    verdict TEXT NOT NULL,  -- the screen's words: a display copy (the data is status .. ita)
     status TEXT NOT NULL,
-    prob REAL,
+    smoothed_prob REAL,  -- P(positive class) shown: the mean over the smoothing window
     ood_score REAL,
     quality TEXT NOT NULL,
     bundle TEXT NOT NULL,
@@ -42,20 +42,36 @@ CREATE TABLE IF NOT EXISTS cases (
     frame_file TEXT NOT NULL,
     frame_sha256 TEXT NOT NULL,
     view_file TEXT NOT NULL,
-    view_sha256 TEXT NOT NULL
+    view_sha256 TEXT NOT NULL,
+    label TEXT NOT NULL DEFAULT '',
+    positive INTEGER,  -- 1 / 0 with a verdict; NULL without one
+    frame_prob REAL,  -- P(positive class) of the saved frame alone
+    threshold REAL,
+    ita REAL,  -- skin tone of the saved frame's square (device.skin_tone), degrees
+    kit TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS pending (file TEXT PRIMARY KEY)  -- images of saves or deletes in flight
 """
 DB = "cases.db"
 IMAGES = "images"
+# Columns later stores have: added to an older store when it is opened for writing
+ADDED = {
+    "label": "TEXT NOT NULL DEFAULT ''",
+    "positive": "INTEGER",
+    "frame_prob": "REAL",
+    "threshold": "REAL",
+    "ita": "REAL",
+    "kit": "TEXT NOT NULL DEFAULT ''",
+}
+RENAMED = {"prob": "smoothed_prob"}  # old name -> name
 
 
 @dataclass(frozen=True)
 class Case:
     saved_at: str  # ISO 8601, UTC
-    verdict: str  # what the screen said ("Mpox likely", "Cannot judge: ...", "Hold steady")
+    verdict: str  # the screen's words, a display copy ("Mpox likely", "Hold steady", ...)
     status: str  # ok | poor_quality | cannot_judge
-    prob: float | None
+    smoothed_prob: float | None  # P(positive class) shown: the smoothing window's mean
     ood_score: float | None
     quality: str  # JSON of the quality measures
     bundle: str
@@ -67,9 +83,23 @@ class Case:
     frame_sha256: str = ""
     view_file: str = ""
     view_sha256: str = ""
+    label: str = ""  # the decided class; "" without a verdict
+    positive: bool | None = None  # None without a verdict
+    frame_prob: float | None = None  # P(positive class) of the saved frame alone
+    threshold: float | None = None  # the bundle's, that decided
+    ita: float | None = None  # skin tone of the saved frame (device.skin_tone), degrees
+    kit: str = ""  # the kit that saved it (host name)
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Case:
+        """A row of any store version (an old one opened read-only is not migrated)."""
+        d = {RENAMED.get(k, k): v for k, v in dict(row).items()}
+        if d.get("positive") is not None:
+            d["positive"] = bool(d["positive"])
+        return cls(**d)
 
 
 def digest(data: bytes) -> str:
@@ -126,6 +156,27 @@ def store_error(root: Path, e: sqlite3.Error | OSError) -> str:
     return f"case store {root}: {why}"
 
 
+def _migrate(db: sqlite3.Connection) -> None:
+    """An older store's table to this version's, in one transaction: renamed and added columns
+    (rows keep every value; the added ones are empty for cases saved before)."""
+    have = {r[1] for r in db.execute("PRAGMA table_info(cases)")}
+    steps = [f"ALTER TABLE cases RENAME COLUMN {old} TO {new}"
+             for old, new in RENAMED.items() if old in have and new not in have]  # fmt: skip
+    steps += [
+        f"ALTER TABLE cases ADD COLUMN {n} {decl}" for n, decl in ADDED.items() if n not in have
+    ]
+    if not steps:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for step in steps:
+            db.execute(step)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
 class CaseStore:
     """`write=False` opens the database read-only (list, show, verify, export): those work on a
     card that went read-only, so the cases can still be rescued."""
@@ -148,6 +199,7 @@ class CaseStore:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(SCHEMA)
+        _migrate(db)
         os.chmod(self.root / DB, 0o600)
         return db
 
@@ -218,14 +270,14 @@ class CaseStore:
         sql, args = "SELECT * FROM cases", ()
         if before:
             sql, args = sql + " WHERE saved_at < ?", (before,)
-        return [Case(**dict(r)) for r in self.db.execute(sql + " ORDER BY id", args)]
+        return [Case.from_row(r) for r in self.db.execute(sql + " ORDER BY id", args)]
 
     @_db
     def get(self, case_id: int) -> Case:
         row = self.db.execute("SELECT * FROM cases WHERE id=?", (case_id,)).fetchone()
         if row is None:
             raise DeviceError(f"no case {case_id}")
-        return Case(**dict(row))
+        return Case.from_row(row)
 
     @_db
     def count(self) -> int:

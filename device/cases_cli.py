@@ -58,6 +58,11 @@ def add_parser(sub) -> None:
     cmd.add_parser("verify", help="database and every image checked; exit 0 only if all whole")
     q = cmd.add_parser("export", help="copy every case to a folder (a USB stick)")
     q.add_argument("--to", type=Path, required=True, metavar="DIR")
+    q.add_argument(
+        "--translated-header",
+        action="store_true",
+        help="cases.csv's header row in the kit's language (default: stable English keys)",
+    )
     q = cmd.add_parser("purge", help="delete cases saved before a day")
     q.add_argument("--before", type=_day, required=True, metavar="YYYY-MM-DD")
     q = cmd.add_parser("ref", help="attach a patient reference (typed or scanned) to a case")
@@ -80,7 +85,7 @@ def _list(store: CaseStore, args) -> int:
         if args.json:
             print(json.dumps(c.as_dict()))
         else:
-            prob = "" if c.prob is None else f"  P={c.prob:.3f}"
+            prob = "" if c.smoothed_prob is None else f"  P={c.smoothed_prob:.3f}"
             ref = f"  ref {shown(c.reference)}" if c.reference else ""
             print(f"{c.id:5d}  {shown(c.saved_at)}  {shown(c.verdict)}{prob}{ref}")
     return 0
@@ -105,7 +110,7 @@ def _verify(store: CaseStore, args) -> int:
 
 
 def _export(store: CaseStore, args) -> int:
-    r = export(store, args.to)
+    r = export(store, args.to, args.translated_header)
     for line in r.skipped:
         print(line, file=sys.stderr)
     print(f"exported {r.cases} cases to {r.folder} ({r.new_images} new images)")

@@ -58,6 +58,7 @@ class Verdict:
     judgeable: bool = True  # the gate's finding, also when the gate is off
     problem: str | None = None  # the quality gate's problem (POOR_QUALITY)
     quality: dict = field(default_factory=dict)
+    threshold: float | None = None  # the manifest's, that decided
 
     @property
     def positive_prob(self) -> float:
@@ -184,4 +185,6 @@ class Decider:
         )
 
     def _verdict(self, status: Status, **fields) -> Verdict:
-        return Verdict(status, self.classes, self.positive_class, **fields)
+        return Verdict(
+            status, self.classes, self.positive_class, threshold=self.threshold, **fields
+        )

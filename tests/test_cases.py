@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from device import DeviceError
-from device.case_export import FOLDER, HEADERS, check_export, export
-from device.cases import Case, CaseStore
+from device.case_export import FOLDER, check_export, export
+from device.cases import Case, CaseStore, digest
 from tests.conftest import copy_subset, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +29,7 @@ def case(verdict="Mpox likely", when="2026-11-30T10:00:00.000+00:00", **kw) -> C
         saved_at=when,
         verdict=verdict,
         status="ok",
-        prob=0.8,
+        smoothed_prob=0.8,
         ood_score=0.4,
         quality="{}",
         bundle="b",
@@ -44,7 +44,7 @@ def test_save_list_verify_and_permissions(tmp_path):
         n = store.save(case(), b"frame-bytes", b"view-bytes")
         store.set_reference(n, "PT-0042")
         got = store.get(n)
-        assert got.reference == "PT-0042" and got.prob == 0.8 and store.count() == 1
+        assert got.reference == "PT-0042" and got.smoothed_prob == 0.8 and store.count() == 1
         assert store.verify() == []
         assert stat.S_IMODE((tmp_path / "s").stat().st_mode) == 0o700
         for p in store.images.iterdir():
@@ -109,7 +109,9 @@ def test_export_is_complete_repeatable_and_keeps_purged_cases(tmp_path):
     usb.mkdir()
     with CaseStore(tmp_path / "s") as store:
         store.save(case(when="2026-11-01T09:00:00.000+00:00"), b"f1", b"v1")
-        store.save(case("Mpox unlikely", prob=0.1, when="2026-11-20T09:00:00"), b"f2", b"v2")
+        store.save(
+            case("Mpox unlikely", smoothed_prob=0.1, when="2026-11-20T09:00:00"), b"f2", b"v2"
+        )
         first = export(store, usb)
         again = export(store, usb)
         store.delete(store.cases(before="2026-11-25"))
@@ -124,8 +126,8 @@ def test_export_is_complete_repeatable_and_keeps_purged_cases(tmp_path):
     assert ids == [3]  # numbers of purged cases are never reused
     folder = usb / FOLDER
     rows = list(csv.DictReader((folder / "cases.csv").open()))
-    said = HEADERS["verdict"]  # the header row is in the kit's language (English here)
-    assert [r[said][:12] for r in rows] == ["Mpox likely", "Mpox unlikel", "Cannot judge"]
+    assert list(rows[0])[:3] == ["kit", "saved_at", "verdict"]  # stable keys, any language
+    assert [r["verdict"][:12] for r in rows] == ["Mpox likely", "Mpox unlikel", "Cannot judge"]
     assert check_export(folder) == [] and len((folder / "SHA256SUMS").read_text().split("\n")) == 7
 
 
@@ -164,7 +166,7 @@ def test_export_to_a_full_stick_fails_cleanly(tmp_path, tmpfs):
         assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
         assert [(c.id, c.frame_sha256) for c in store.cases()] == source and store.verify() == []
     assert {p: p.read_bytes() for p in before} == before  # the previous export as it was
-    assert next(csv.DictReader((usb / FOLDER / "cases.csv").open()))[HEADERS["id"]] == "1"
+    assert next(csv.DictReader((usb / FOLDER / "cases.csv").open()))["id"] == "1"
     assert check_export(usb / FOLDER) == []
 
 
@@ -196,7 +198,7 @@ def test_cases_commands(tmp_path):
     root = tmp_path / "s"
     with CaseStore(root) as store:
         store.save(case(when="2026-10-01T08:00:00.000+00:00"), b"f1", b"v1")
-        store.save(case("Mpox unlikely", prob=0.05), b"f2", b"v2")
+        store.save(case("Mpox unlikely", smoothed_prob=0.05), b"f2", b"v2")
     args = ("device.cli", "cases", "--state-dir", root)
     lines = run_cli(*args, "list", "--json").stdout.splitlines()
     assert [json.loads(x)["verdict"] for x in lines] == ["Mpox likely", "Mpox unlikely"]
@@ -246,10 +248,18 @@ def test_space_saves_what_the_screen_shows(tmp_path, monkeypatch):
         (c,) = store.cases()
         frame = cv2.imread(str(store.images / c.frame_file))
         view = cv2.imread(str(store.images / c.view_file))
-    assert c.status == "cannot_judge" and c.verdict.startswith("Cannot judge") and c.prob is None
+    assert (
+        c.status == "cannot_judge"
+        and c.verdict.startswith("Cannot judge")
+        and c.smoothed_prob is None
+    )
     assert c.ood_score > 0 and json.loads(c.quality)["focus"] > 0
     assert frame.shape == (480, 640, 3) and view.shape == shown[0].shape
     assert c.bundle == "micrompoxnet-distilled-binary" and len(c.bundle_sha256) == 64
+    # the decision as data: no verdict, so no label or positive; the frame's own P and the
+    # threshold kept all the same
+    assert c.label == "" and c.positive is None and 0 <= c.frame_prob <= 1 and c.threshold > 0
+    assert c.kit and (c.ita is None or -90 <= c.ita <= 90)
     assert any(n.startswith("Saved case 1 - 1 cases") and "GB free" in n for n in notices)
 
 
@@ -278,7 +288,11 @@ def test_button_and_timer_save_cases(tmp_path, monkeypatch, photos):
         Device.pin_factory = None
     with CaseStore(tmp_path / "state", create=False) as store:
         assert [c.status for c in store.cases()] == ["ok"]
-        assert 0 <= store.cases()[0].prob <= 1
+        c = store.cases()[0]
+    assert 0 <= c.smoothed_prob <= 1 and 0 <= c.frame_prob <= 1
+    assert c.label in ("mpox", "other") and c.positive == (c.label == "mpox")
+    assert c.positive == (c.smoothed_prob >= c.threshold)  # the record says what decided
+    assert c.ita is not None and c.kit
     run_daemon(
         tmp_path,
         monkeypatch,
@@ -325,3 +339,50 @@ def test_export_reads_back_what_it_wrote(tmp_path, monkeypatch):
         with pytest.raises(DeviceError, match="2 files read back wrong"):
             export(store, usb)
         assert store.verify() == []  # the kit's copy is untouched
+
+
+OLD_SCHEMA = """
+CREATE TABLE cases (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, saved_at TEXT NOT NULL, verdict TEXT NOT NULL,
+    status TEXT NOT NULL, prob REAL, ood_score REAL, quality TEXT NOT NULL, bundle TEXT NOT NULL,
+    bundle_version TEXT NOT NULL, bundle_sha256 TEXT NOT NULL, reference TEXT NOT NULL DEFAULT '',
+    frame_file TEXT NOT NULL, frame_sha256 TEXT NOT NULL, view_file TEXT NOT NULL,
+    view_sha256 TEXT NOT NULL
+);
+CREATE TABLE pending (file TEXT PRIMARY KEY);
+"""  # the table stores written before 2026-12-04 have
+
+
+def test_an_older_store_is_read_as_is_and_migrated_when_written(tmp_path):
+    """A kit updated in the field keeps every saved case: read-only commands read the old table
+    as it is (its `prob` is the smoothed P), and the first write adds the new columns in one
+    transaction, keeping every value."""
+    import sqlite3
+
+    root = tmp_path / "state"
+    (root / "images").mkdir(parents=True)
+    for name in ("f.jpg", "v.jpg"):
+        (root / "images" / name).write_bytes(name.encode())
+    db = sqlite3.connect(root / "cases.db")
+    db.executescript(OLD_SCHEMA)
+    db.execute(
+        "INSERT INTO cases (saved_at, verdict, status, prob, ood_score, quality, bundle, "
+        "bundle_version, bundle_sha256, reference, frame_file, frame_sha256, view_file, "
+        "view_sha256) VALUES ('2026-11-30T10:00:00.000+00:00', 'Mpox likely', 'ok', 0.7, 0.3, "
+        "'{}', 'b', '1', ?, 'PT-1', 'f.jpg', ?, 'v.jpg', ?)",
+        ("0" * 64, digest(b"f.jpg"), digest(b"v.jpg")),
+    )
+    db.commit()
+    db.close()
+    with CaseStore(root, create=False, write=False) as store:
+        (old,) = store.cases()
+    assert old.smoothed_prob == 0.7 and old.reference == "PT-1" and old.positive is None
+    with CaseStore(root) as store:  # opened for writing: migrated
+        store.save(case(positive=True, label="mpox", frame_prob=0.9, threshold=0.2), b"f", b"v")
+        first, new = store.cases()
+        assert store.verify() == []
+    assert first == old and new.positive is True and new.threshold == 0.2
+    columns = [r[1] for r in sqlite3.connect(root / "cases.db").execute("PRAGMA table_info(cases)")]
+    assert "prob" not in columns and {"smoothed_prob", "label", "positive", "ita", "kit"} <= set(
+        columns
+    )
