@@ -44,6 +44,10 @@ HEADERS = {  # a header row in the kit's language, on request (`--translated-hea
     "frame_prob": N_("P(mpox), this frame"),
     "threshold": N_("Threshold"),
     "ita": N_("Skin tone (ITA, degrees)"),
+    "result": N_("Lab result"),
+    "result_test": N_("Test"),
+    "result_date": N_("Result date"),
+    "diagnosis": N_("Diagnosis"),
 }
 OLD_HEADERS = {"smoothed_prob": ("prob", "P(mpox)")}  # what exports before 2026-12-04 wrote
 

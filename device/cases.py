@@ -48,7 +48,11 @@ CREATE TABLE IF NOT EXISTS cases (
     frame_prob REAL,  -- P(positive class) of the saved frame alone
     threshold REAL,
     ita REAL,  -- skin tone of the saved frame's square (device.skin_tone), degrees
-    kit TEXT NOT NULL DEFAULT ''
+    kit TEXT NOT NULL DEFAULT '',
+    result TEXT NOT NULL DEFAULT '',  -- the lab's: positive | negative | inconclusive
+    result_test TEXT NOT NULL DEFAULT '',  -- pcr | other
+    result_date TEXT NOT NULL DEFAULT '',
+    diagnosis TEXT NOT NULL DEFAULT ''  -- the clinician's final diagnosis
 );
 CREATE TABLE IF NOT EXISTS pending (file TEXT PRIMARY KEY)  -- images of saves or deletes in flight
 """
@@ -62,6 +66,10 @@ ADDED = {
     "threshold": "REAL",
     "ita": "REAL",
     "kit": "TEXT NOT NULL DEFAULT ''",
+    "result": "TEXT NOT NULL DEFAULT ''",
+    "result_test": "TEXT NOT NULL DEFAULT ''",
+    "result_date": "TEXT NOT NULL DEFAULT ''",
+    "diagnosis": "TEXT NOT NULL DEFAULT ''",
 }
 RENAMED = {"prob": "smoothed_prob"}  # old name -> name
 
@@ -89,6 +97,10 @@ class Case:
     threshold: float | None = None  # the bundle's, that decided
     ita: float | None = None  # skin tone of the saved frame (device.skin_tone), degrees
     kit: str = ""  # the kit that saved it (host name)
+    result: str = ""  # the lab's result, when it came back (device.case_results)
+    result_test: str = ""
+    result_date: str = ""
+    diagnosis: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -263,6 +275,30 @@ class CaseStore:
         ).rowcount:
             return
         raise DeviceError(f"no case {case_id}")
+
+    @_db
+    def ids_for(self, case_id: int | None, reference: str = "") -> list[int]:
+        """The case with that number, or every case with that patient reference."""
+        if case_id is not None:
+            sql, args = "SELECT id FROM cases WHERE id=?", (case_id,)
+        else:
+            sql, args = "SELECT id FROM cases WHERE reference=? ORDER BY id", (reference,)
+        return [r[0] for r in self.db.execute(sql, args)]
+
+    @_db
+    def set_results(self, values: dict[int, tuple[str, str, str, str]]) -> int:
+        """(result, test, date, diagnosis) per case, in one transaction; returns how many
+        cases changed (the others had those values already)."""
+        changed = 0
+        with self._transaction():
+            for case_id, v in values.items():
+                changed += self.db.execute(
+                    "UPDATE cases SET result=?, result_test=?, result_date=?, diagnosis=? "
+                    "WHERE id=? AND (result, result_test, result_date, diagnosis) IS NOT "
+                    "(?, ?, ?, ?)",
+                    (*v, case_id, *v),
+                ).rowcount
+        return changed
 
     # ---- reading -------------------------------------------------------------------------
     @_db

@@ -1,4 +1,5 @@
-"""`mpox-screen cases ...`: list, show, verify, export and purge the kit's saved cases."""
+"""`mpox-screen cases ...`: list, show, verify, export and purge the kit's saved cases, and
+record their lab results."""
 
 from __future__ import annotations
 
@@ -9,6 +10,16 @@ from datetime import date
 from pathlib import Path
 
 from device.case_export import export
+from device.case_results import (
+    DIAGNOSES,
+    RESULTS,
+    TESTS,
+    BadRows,
+    LabResult,
+    Target,
+    apply,
+    read_results,
+)
 from device.cases import CaseStore
 from device.config import state_dir
 from device.i18n import add_language_flag
@@ -68,9 +79,25 @@ def add_parser(sub) -> None:
     q = cmd.add_parser("ref", help="attach a patient reference (typed or scanned) to a case")
     q.add_argument("id", type=_case_id)
     q.add_argument("reference", type=_reference)
+    q = cmd.add_parser("result", help="record a case's lab result (and the final diagnosis)")
+    q.add_argument("id", type=_case_id)
+    q.add_argument("result", choices=RESULTS)
+    q.add_argument("--test", choices=TESTS, default="pcr")
+    q.add_argument("--date", type=_day, default=None, metavar="YYYY-MM-DD", help="of the test")
+    q.add_argument("--diagnosis", choices=DIAGNOSES, default="", help="the clinician's final one")
+    q = cmd.add_parser(
+        "import-results",
+        help="lab results from a CSV (columns: case or reference, result; test, date, diagnosis)",
+    )
+    q.add_argument("file", type=Path, metavar="FILE.csv")
 
 
-WRITES = {"purge", "ref"}  # the others open the database read-only (a read-only card too)
+WRITES = {
+    "purge",
+    "ref",
+    "result",
+    "import-results",
+}  # the others open the database read-only (a read-only card too)
 
 
 def run(args) -> int:
@@ -130,6 +157,25 @@ def _ref(store: CaseStore, args) -> int:
     return 0
 
 
+def _result(store: CaseStore, args) -> int:
+    row = LabResult(args.result, args.test, args.date or "", args.diagnosis)
+    apply(store, [(Target(case=args.id), row)], f"case {args.id}")
+    print(f"case {args.id}: {args.result} ({args.test}{', ' + args.date if args.date else ''})")
+    return 0
+
+
+def _import_results(store: CaseStore, args) -> int:
+    try:
+        changed, same = apply(store, read_results(args.file), str(args.file))
+    except BadRows as e:
+        for line in e.lines:
+            print(line, file=sys.stderr)
+        print(f"{args.file}: {len(e.lines)} bad rows; nothing recorded", file=sys.stderr)
+        return 2
+    print(f"{args.file}: results recorded for {changed} cases ({same} had them already)")
+    return 0
+
+
 ACTIONS = {
     "list": _list,
     "show": _show,
@@ -137,4 +183,6 @@ ACTIONS = {
     "export": _export,
     "purge": _purge,
     "ref": _ref,
+    "result": _result,
+    "import-results": _import_results,
 }

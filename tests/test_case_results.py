@@ -1,0 +1,85 @@
+"""Lab results joined to saved cases (device/case_results.py), through the CLI a clinic uses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from device.cases import Case, CaseStore
+from tests.conftest import one_line_error, run_cli
+
+
+def cases(state: Path, *args, ok: bool = True):
+    return run_cli("device.cli", "cases", "--state-dir", state, *args, ok=ok, timeout=120)
+
+
+@pytest.fixture
+def state(tmp_path) -> Path:
+    """Three saved cases: two of patient PT-1 (two photos of one visit), one of PT-2."""
+    root = tmp_path / "state"
+    with CaseStore(root) as store:
+        for i, ref in enumerate(("PT-1", "PT-1", "PT-2")):
+            case = Case(f"2026-12-0{i + 1}T10:00:00.000+00:00", "Mpox likely", "ok", 0.8, 0.4,
+                        "{}", "b", "1", "0" * 64, reference=ref)  # fmt: skip
+            store.save(case, b"f%d" % i, b"v%d" % i)
+    return root
+
+
+def listed(state: Path) -> list[dict]:
+    return [json.loads(line) for line in cases(state, "list", "--json").stdout.splitlines()]
+
+
+def test_a_result_is_recorded_for_one_case(state):
+    cases(state, "result", "2", "negative", "--date", "2026-12-04", "--diagnosis", "bites")
+    rows = listed(state)
+    assert [r["result"] for r in rows] == ["", "negative", ""]
+    assert (rows[1]["result_test"], rows[1]["result_date"]) == ("pcr", "2026-12-04")
+    assert rows[1]["diagnosis"] == "bites"
+    assert "no saved case 9" in one_line_error(cases(state, "result", "9", "positive", ok=False))
+
+
+def test_an_import_applies_by_reference_and_number_and_is_idempotent(state, tmp_path):
+    lab = tmp_path / "lab.csv"
+    lab.write_text("reference,case,result,date\nPT-1,,positive,2026-12-03\n,3,NEGATIVE,\n")
+    first = cases(state, "import-results", lab)
+    assert "recorded for 3 cases (0 had them already)" in first.stdout
+    assert [(r["result"], r["result_date"]) for r in listed(state)] == [
+        ("positive", "2026-12-03"), ("positive", "2026-12-03"), ("negative", "")]  # fmt: skip
+    again = cases(state, "import-results", lab)
+    assert "recorded for 0 cases (3 had them already)" in again.stdout
+
+
+def test_an_import_with_bad_rows_names_each_and_writes_nothing(state, tmp_path):
+    lab = tmp_path / "lab.csv"
+    lab.write_text("case,result,date\n1,positive,\n2,maybe,\n77,negative,\n3,negative,2026-13-01\n")
+    proc = cases(state, "import-results", lab, ok=False)
+    err = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(err) == 3 and "lab.csv line 3: result 'maybe'" in err[0]
+    assert (
+        "lab.csv line 5: date '2026-13-01'" in err[1] and "2 bad rows; nothing recorded" in err[2]
+    )
+    assert [r["result"] for r in listed(state)] == ["", "", ""]  # not even row 1
+    # the unknown case is found only once the rows parse: then it is the one bad row
+    lab.write_text("case,result\n1,positive\n77,negative\n")
+    proc = cases(state, "import-results", lab, ok=False)
+    assert "line 3: no saved case 77" in proc.stderr
+    assert listed(state)[0]["result"] == ""
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\xff\xfe\x00garbage", "not a UTF-8 CSV file"),
+        (b"patient,outcome\nPT-1,positive\n", "needs a 'result' column"),
+        (b"case,result\n", "no rows"),
+    ],
+)
+def test_a_file_that_is_not_a_results_list_is_one_line(state, tmp_path, content, message):
+    lab = tmp_path / "lab.csv"
+    lab.write_bytes(content)
+    assert message in one_line_error(cases(state, "import-results", lab, ok=False))
+    missing = cases(state, "import-results", tmp_path / "nowhere.csv", ok=False)
+    assert "no such file" in one_line_error(missing)
