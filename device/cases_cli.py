@@ -9,7 +9,9 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from device import DeviceError
 from device.case_export import export
+from device.case_report import reliability_png, summary, text
 from device.case_results import (
     DIAGNOSES,
     RESULTS,
@@ -90,6 +92,13 @@ def add_parser(sub) -> None:
         help="lab results from a CSV (columns: case or reference, result; test, date, diagnosis)",
     )
     q.add_argument("file", type=Path, metavar="FILE.csv")
+    q = cmd.add_parser("report", help="how the kit does against the lab results, with intervals")
+    q.add_argument(
+        "--since", type=_day, default=None, metavar="YYYY-MM-DD", help="cases saved from"
+    )
+    q.add_argument("--bundle", default=None, metavar="VERSION", help="one model version only")
+    q.add_argument("--json", action="store_true", help="one JSON object (stable English keys)")
+    q.add_argument("--png", type=Path, default=None, help="the reliability plot here")
 
 
 WRITES = {
@@ -176,6 +185,23 @@ def _import_results(store: CaseStore, args) -> int:
     return 0
 
 
+def _report(store: CaseStore, args) -> int:
+    picked = [
+        c
+        for c in store.cases()
+        if (args.since is None or c.saved_at[:10] >= args.since)
+        and (args.bundle is None or args.bundle in (c.bundle_version, c.bundle))
+    ]
+    s = summary(picked)
+    print(json.dumps(s) if args.json else text(s))
+    if args.png:
+        try:
+            reliability_png(picked, args.png)
+        except OSError as e:
+            raise DeviceError(f"--png {args.png}: cannot write it ({e.strerror})") from None
+    return 0
+
+
 ACTIONS = {
     "list": _list,
     "show": _show,
@@ -185,4 +211,5 @@ ACTIONS = {
     "ref": _ref,
     "result": _result,
     "import-results": _import_results,
+    "report": _report,
 }

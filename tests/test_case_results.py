@@ -83,3 +83,49 @@ def test_a_file_that_is_not_a_results_list_is_one_line(state, tmp_path, content,
     assert message in one_line_error(cases(state, "import-results", lab, ok=False))
     missing = cases(state, "import-results", tmp_path / "nowhere.csv", ok=False)
     assert "no such file" in one_line_error(missing)
+
+
+def _scored_store(root: Path) -> None:
+    """14 positive results: 10 called likely, 2 unlikely, 2 without a verdict (cannot judge);
+    12 negative: 9 unlikely, 3 likely; one inconclusive; one without a result."""
+    plan = [("positive", "ok", True)] * 10 + [("positive", "ok", False)] * 2
+    plan += [("positive", "cannot_judge", None)] * 2
+    plan += [("negative", "ok", False)] * 9 + [("negative", "ok", True)] * 3
+    plan += [("inconclusive", "ok", True), ("", "ok", False)]
+    with CaseStore(root) as store:
+        for i, (result, status, positive) in enumerate(plan):
+            day = "2026-11-20" if i < 4 else "2026-12-01"
+            case = Case(f"{day}T10:00:{i:02d}.000+00:00", "x", status,
+                        None if positive is None else (0.9 if positive else 0.1), 0.4, "{}",
+                        "b", "1" if i % 2 else "2", "0" * 64, positive=positive,
+                        label="mpox" if positive else "other", ita=-45.0 if i < 13 else 50.0,
+                        result=result)  # fmt: skip
+            store.save(case, b"f%d" % i, b"v%d" % i)
+
+
+def test_the_report_counts_a_refusal_as_a_miss_with_intervals(tmp_path):
+    from device.stats import wilson
+
+    root = tmp_path / "state"
+    _scored_store(root)
+    s = json.loads(cases(root, "report", "--json", "--png", tmp_path / "r.png").stdout)
+    assert (s["n"], s["positives"], s["negatives"], s["inconclusive"], s["no_result"]) == (
+        26, 14, 12, 1, 1)  # fmt: skip
+    assert s["sensitivity"] == {"value": 10 / 14, "low": wilson(10, 14)[0],
+                                "high": wilson(10, 14)[1], "n": 14}  # fmt: skip
+    assert s["specificity"]["value"] == 9 / 12 and s["ppv"]["value"] == 10 / 13
+    assert s["npv"]["value"] == 9 / 13 and s["enough"] is True
+    assert s["confusion"]["no verdict"] == {"positive": 2, "negative": 0}
+    assert set(s["by_bundle"]) == {"b 1", "b 2"} and set(s["by_skin_tone"]) == {"dark", "light"}
+    assert s["cannot_judge_rate"]["value"] == 2 / 28
+    assert (tmp_path / "r.png").stat().st_size > 5000
+    recent = json.loads(cases(root, "report", "--json", "--since", "2026-12-01").stdout)
+    assert recent["cases"] == 24
+
+
+def test_too_few_results_are_said_plainly_in_the_kits_language(state, tmp_path):
+    cases(state, "result", "1", "positive")
+    out = cases(state, "report").stdout
+    assert "Too few results to say: 1 positives and 0 negatives" in out
+    fr = run_cli("device.cli", "cases", "--state-dir", state, "--language", "fr", "report").stdout
+    assert "Trop peu de résultats" in fr

@@ -117,6 +117,22 @@ PRINTED_ONLY = {  # classify's text lines and the export's CSV header: not on th
     "no verdict, poor quality ({problem}): {guidance}",
     "skipped, {why}",
     "tiny image ({size} px): a result means little",
+    # `cases report`'s text and its reliability plot
+    "{n} cases with a lab result ({pos} positive, {neg} negative) of {cases} saved; "
+    "{inconclusive} inconclusive, {none} without a result yet",
+    "Too few results to say: {pos} positives and {neg} negatives (at least {least} of each).",
+    "sensitivity",
+    "specificity",
+    "PPV",
+    "NPV",
+    "cannot judge: {rate}",
+    "poor quality: {rate}",
+    "Kit said / lab result: positive, negative",
+    "By model version",
+    "By skin tone",
+    "P(mpox) shown",
+    "share with a positive result",
+    "Reliability at this clinic ({n} results)",
 }
 
 
