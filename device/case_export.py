@@ -48,6 +48,7 @@ HEADERS = {  # a header row in the kit's language, on request (`--translated-hea
     "result_test": N_("Test"),
     "result_date": N_("Result date"),
     "diagnosis": N_("Diagnosis"),
+    "consent": N_("Consent"),
 }
 OLD_HEADERS = {"smoothed_prob": ("prob", "P(mpox)")}  # what exports before 2026-12-04 wrote
 

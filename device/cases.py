@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS cases (
     result TEXT NOT NULL DEFAULT '',  -- the lab's: positive | negative | inconclusive
     result_test TEXT NOT NULL DEFAULT '',  -- pcr | other
     result_date TEXT NOT NULL DEFAULT '',
-    diagnosis TEXT NOT NULL DEFAULT ''  -- the clinician's final diagnosis
+    diagnosis TEXT NOT NULL DEFAULT '',  -- the clinician's final diagnosis
+    consent INTEGER NOT NULL DEFAULT 0  -- 1: the patient agreed to the photo's use for training
 );
 CREATE TABLE IF NOT EXISTS pending (file TEXT PRIMARY KEY)  -- images of saves or deletes in flight
 """
@@ -70,6 +71,7 @@ ADDED = {
     "result_test": "TEXT NOT NULL DEFAULT ''",
     "result_date": "TEXT NOT NULL DEFAULT ''",
     "diagnosis": "TEXT NOT NULL DEFAULT ''",
+    "consent": "INTEGER NOT NULL DEFAULT 0",
 }
 RENAMED = {"prob": "smoothed_prob"}  # old name -> name
 
@@ -101,6 +103,7 @@ class Case:
     result_test: str = ""
     result_date: str = ""
     diagnosis: str = ""
+    consent: bool = False  # to the photo's use for training (`cases consent N`)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -109,8 +112,9 @@ class Case:
     def from_row(cls, row: sqlite3.Row) -> Case:
         """A row of any store version (an old one opened read-only is not migrated)."""
         d = {RENAMED.get(k, k): v for k, v in dict(row).items()}
-        if d.get("positive") is not None:
-            d["positive"] = bool(d["positive"])
+        for key in ("positive", "consent"):
+            if d.get(key) is not None:
+                d[key] = bool(d[key])
         return cls(**d)
 
 
@@ -284,6 +288,13 @@ class CaseStore:
         else:
             sql, args = "SELECT id FROM cases WHERE reference=? ORDER BY id", (reference,)
         return [r[0] for r in self.db.execute(sql, args)]
+
+    @_db
+    def set_consent(self, case_id: int, given: bool) -> None:
+        if not self.db.execute(
+            "UPDATE cases SET consent=? WHERE id=?", (int(given), case_id)
+        ).rowcount:
+            raise DeviceError(f"no case {case_id}")
 
     @_db
     def set_results(self, values: dict[int, tuple[str, str, str, str]]) -> int:

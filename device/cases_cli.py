@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 from datetime import date
 from pathlib import Path
@@ -22,8 +23,9 @@ from device.case_results import (
     apply,
     read_results,
 )
+from device.case_training import export_training
 from device.cases import CaseStore
-from device.config import state_dir
+from device.config import SYSTEM_CONFIG, load, state_dir
 from device.i18n import add_language_flag
 
 
@@ -63,6 +65,12 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--state-dir", type=Path, default=None, help="default: $STATE_DIRECTORY, else ./state"
     )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"the kit's TOML file (default {SYSTEM_CONFIG} if present): consent_per_case",
+    )
     add_language_flag(p)
     cmd = p.add_subparsers(dest="cases_command", metavar="ACTION", required=True)
     q = cmd.add_parser("list", help="one line per case")
@@ -70,7 +78,15 @@ def add_parser(sub) -> None:
     cmd.add_parser("show", help="everything about one case").add_argument("id", type=_case_id)
     cmd.add_parser("verify", help="database and every image checked; exit 0 only if all whole")
     q = cmd.add_parser("export", help="copy every case to a folder (a USB stick)")
-    q.add_argument("--to", type=Path, required=True, metavar="DIR")
+    where = q.add_mutually_exclusive_group(required=True)
+    where.add_argument("--to", type=Path, metavar="DIR", help="every case, as the kit saved it")
+    where.add_argument(
+        "--training",
+        type=Path,
+        metavar="DIR",
+        help="the lab-confirmed cases as a collection mpox-train reads (DIR/SITE/CLASS/...)",
+    )
+    q.add_argument("--site", default=None, help="the collection's name (default: the kit's)")
     q.add_argument(
         "--translated-header",
         action="store_true",
@@ -92,6 +108,9 @@ def add_parser(sub) -> None:
         help="lab results from a CSV (columns: case or reference, result; test, date, diagnosis)",
     )
     q.add_argument("file", type=Path, metavar="FILE.csv")
+    q = cmd.add_parser("consent", help="record the patient's consent to training use")
+    q.add_argument("id", type=_case_id)
+    q.add_argument("--withdraw", action="store_true", help="consent withdrawn")
     q = cmd.add_parser("report", help="how the kit does against the lab results, with intervals")
     q.add_argument(
         "--since", type=_day, default=None, metavar="YYYY-MM-DD", help="cases saved from"
@@ -106,6 +125,7 @@ WRITES = {
     "ref",
     "result",
     "import-results",
+    "consent",
 }  # the others open the database read-only (a read-only card too)
 
 
@@ -146,6 +166,13 @@ def _verify(store: CaseStore, args) -> int:
 
 
 def _export(store: CaseStore, args) -> int:
+    if args.training:
+        asked = load(args.config, {}).consent_per_case
+        t = export_training(store, args.training, args.site or socket.gethostname(), asked)
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(t.classes.items()))
+        left = f"; {t.left_out} without consent left out" if t.left_out else ""
+        print(f"exported {t.photos} lab-confirmed photos to {t.folder} ({kinds}){left}")
+        return 0
     r = export(store, args.to, args.translated_header)
     for line in r.skipped:
         print(line, file=sys.stderr)
@@ -185,6 +212,12 @@ def _import_results(store: CaseStore, args) -> int:
     return 0
 
 
+def _consent(store: CaseStore, args) -> int:
+    store.set_consent(args.id, not args.withdraw)
+    print(f"case {args.id}: consent {'withdrawn' if args.withdraw else 'recorded'}")
+    return 0
+
+
 def _report(store: CaseStore, args) -> int:
     picked = [
         c
@@ -212,4 +245,5 @@ ACTIONS = {
     "result": _result,
     "import-results": _import_results,
     "report": _report,
+    "consent": _consent,
 }

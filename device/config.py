@@ -175,6 +175,12 @@ class Config:
     max_cases: int = field(
         default=0, metadata=_key("keep at most N cases, deleting the oldest (0 = keep all)", 0)
     )
+    consent_per_case: bool = field(
+        default=False,
+        metadata=_key(
+            "a case goes into a training export only with consent recorded (cases consent N)"
+        ),
+    )
     min_free_mb: int = field(
         default=200, metadata=_key("below this free space (MB) no case is saved", 0, 10**7)
     )

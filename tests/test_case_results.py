@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from device.cases import Case, CaseStore
@@ -129,3 +132,56 @@ def test_too_few_results_are_said_plainly_in_the_kits_language(state, tmp_path):
     assert "Too few results to say: 1 positives and 0 negatives" in out
     fr = run_cli("device.cli", "cases", "--state-dir", state, "--language", "fr", "report").stdout
     assert "Trop peu de résultats" in fr
+
+
+def _jpeg_with_exif(seed: int) -> bytes:
+    """A real JPEG carrying EXIF that names the patient (what a phone camera would add)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    image = Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x013B] = "PT-1 Jane Doe"  # Artist
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", exif=exif)
+    return buf.getvalue()
+
+
+def test_the_training_export_is_a_collection_without_identifiers(tmp_path):
+    """Lab-confirmed cases as class folders mpox-train reads (positives as mpox, negatives by
+    the clinician's diagnosis), each photo re-encoded without metadata and named by content;
+    with consent asked per case, only consented cases go."""
+    from PIL import Image
+
+    from train_host.data import load_dataset
+
+    root = tmp_path / "state"
+    with CaseStore(root) as store:
+        for i in range(5):
+            case = Case(f"2026-12-0{i + 1}T10:00:00.000+00:00", "x", "ok", 0.8, 0.4, "{}", "b",
+                        "1", "0" * 64, reference="PT-1")  # fmt: skip
+            store.save(case, _jpeg_with_exif(i), b"view")
+    cases(root, "result", "1", "positive")
+    cases(root, "result", "2", "positive", "--diagnosis", "mpox")
+    cases(root, "result", "3", "negative", "--diagnosis", "bites")
+    cases(root, "result", "4", "negative")
+    cases(root, "result", "5", "inconclusive")
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    out = cases(root, "export", "--training", stick, "--site", "clinic-a").stdout
+    assert "exported 4 lab-confirmed photos" in out and "bites 1, mpox 2, other 1" in out
+    site = stick / "clinic-a"
+    photos = sorted(p for p in site.rglob("*.jpg"))
+    assert {p.parent.name for p in photos} == {"mpox", "bites", "other"} and len(photos) == 4
+    for p in photos:
+        assert not Image.open(p).getexif() and "PT-1" not in p.name
+        assert b"Jane" not in p.read_bytes()
+    rows = list(csv.DictReader((site / "manifest.csv").open()))
+    assert {r["class"] for r in rows} == {"mpox", "bites", "other"} and "reference" not in rows[0]
+    data = load_dataset(site, "binary", allow_no_positive=True)  # what mpox-train reads
+    assert len(data.paths) == 4 and int(data.labels.sum()) == 2
+    consent = tmp_path / "consent.toml"
+    consent.write_text("consent_per_case = true\n")
+    cases(root, "consent", "3")
+    asked = cases(root, "--config", consent, "export", "--training", stick, "--site", "b").stdout
+    assert "exported 1 lab-confirmed photos" in asked and "3 without consent left out" in asked
