@@ -27,6 +27,7 @@ ACTED_ON = {"schema", "model", "task", "classes", "positive_class", "threshold",
 ACTED_ON |= {"files", "ood", "card", "created"}
 DESCRIPTIVE = {"operating_point", "metrics", "data", "host", "trained_from_commit", "export"}
 DESCRIPTIVE |= {"bench"}  # benchmark baselines: parameters and MACs
+DESCRIPTIVE |= {"site_calibration"}  # mpox-train calibrate --site: the site's threshold, why
 INPUT_KEYS = {"size", "colour_order", "mean", "std", "scale", "resize", "crop", "colour_constancy"}
 RESIZES = ("area", "linear", "cubic")
 CROPS = ("center_square", "none")

@@ -251,6 +251,27 @@ def _ood_lines(ood: dict | None) -> list[str]:
     ]
 
 
+def _site_lines(site: dict | None) -> list[str]:
+    if not site:
+        return []
+    b, a = site["before"], site["after"]
+
+    def pair(r: dict) -> str:
+        return ", ".join(
+            f"{k} {_pct(r[k]['value'])} ({_pct(r[k]['low'])}-{_pct(r[k]['high'])})"
+            for k in ("sensitivity", "specificity")
+        )
+
+    return [
+        "",
+        "## Site calibration",
+        f"Threshold {site['threshold']:.3f} (was {site['threshold_before']:.3f}) chosen on "
+        f"{site['photos']} lab-confirmed photos of site {site['site']} ({site['positives']} "
+        f"positive, {site['negatives']} negative; {site['rule']}). Before: {pair(b)}; after: "
+        f"{pair(a)}, on {site['measured_on']}.",
+    ]
+
+
 def _pct(v) -> str:
     return "n/a" if v is None else f"{100 * v:.1f} %"
 
@@ -314,7 +335,7 @@ def card(m: dict) -> str:
     lines += _collection_lines(
         m["metrics"].get("collections"), m["data"].get("extra_negatives", [])
     )
-    lines += _ood_lines(m.get("ood"))
+    lines += _ood_lines(m.get("ood")) + _site_lines(m.get("site_calibration"))
     lines += [
         "",
         f"File metrics are on the {m['metrics']['gate_images']} images (n="
