@@ -13,6 +13,8 @@ from device.bundle import load_bundle
 from device.signing import SIGNATURE
 from tests.conftest import MODELS, one_line_error, run_cli
 
+pytestmark = pytest.mark.slow  # two real scorings of 54 photos
+
 DEFAULT = MODELS / (MODELS / "DEFAULT").read_text().strip()
 
 
