@@ -84,6 +84,12 @@ def test_a_site_checks_exports_and_recalibrates_its_kit(msid, tmp_path):
     stick = tmp_path / "stick"
     stick.mkdir()
     cases(state, "export", "--training", stick, "--site", "clinic-a")
+    # on the host, the site is a collection of the protocol, its mpox photos positives
+    run_cli("train_host.cli", "collection-shift", "--bundle", DEFAULT, "--data", msid,
+            "--collection", stick / "clinic-a", "--out", tmp_path / "cs", timeout=900)  # fmt: skip
+    (row,) = json.loads((tmp_path / "cs" / "collection_shift.json").read_text())
+    as_is = row["collections"]["clinic-a"]["as_is"]
+    assert as_is["n"] == 2 * PER_HALF and as_is["positives"] == PER_HALF and 0 <= as_is["auc"] <= 1
     site_bundle = tmp_path / "bundle-clinic-a"
     run_cli("train_host.cli", "calibrate", "--site", stick / "clinic-a", "--bundle", DEFAULT,
             "--out", site_bundle, timeout=600)  # fmt: skip
