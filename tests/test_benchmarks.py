@@ -331,7 +331,7 @@ def test_instruction_counts_repeat_exactly_and_grow_with_the_model(arm64_root, t
     import torch
 
     from benchmarks import arm64
-    from train_host.export.camgraph import wrap
+    from train_host.models.camgraph import wrap
     from train_host.export.onnx_export import export_fp32
     from train_host.models import create_model
 

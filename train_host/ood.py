@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from device.ood import OodModel
-from train_host.export.camgraph import CamExport
+from train_host.models.camgraph import CamExport
 from train_host.preprocess import PreprocessSpec, preprocess
 
 REF_PERCENTILE = 99.0  # per-layer scale: the distance 99 % of training photos stay under

@@ -17,7 +17,7 @@ from device.preprocess import preprocess as device_preprocess
 from device.runtimes import open_runtime
 from device.screener import softmax
 from train_host import UserError
-from train_host.export.camgraph import CamExport
+from train_host.models.camgraph import CamExport
 from train_host.preprocess import PreprocessSpec, preprocess
 
 

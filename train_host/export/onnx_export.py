@@ -16,7 +16,7 @@ import onnx
 import torch
 
 from train_host import UserError
-from train_host.export.camgraph import CamExport
+from train_host.models.camgraph import CamExport
 
 log = logging.getLogger(__name__)
 OPSET = 17

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from train_host.export.camgraph import CamExport
+from train_host.models.camgraph import CamExport
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
