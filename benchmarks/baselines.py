@@ -161,9 +161,9 @@ def export_baseline(
     import torch
 
     from train_host.export import exporter
-    from train_host.models.camgraph import wrap
     from train_host.export.manifest import file_entry
     from train_host.models import create_model, get_spec
+    from train_host.models.camgraph import wrap
     from train_host.models.registry import without_builtin_weights
 
     size = size or get_spec(name).default_input_size

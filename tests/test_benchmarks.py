@@ -331,9 +331,9 @@ def test_instruction_counts_repeat_exactly_and_grow_with_the_model(arm64_root, t
     import torch
 
     from benchmarks import arm64
-    from train_host.models.camgraph import wrap
     from train_host.export.onnx_export import export_fp32
     from train_host.models import create_model
+    from train_host.models.camgraph import wrap
 
     files = {}
     for size in (32, 64):  # the same network at 4x the pixels: about 4x the MACs

@@ -21,7 +21,6 @@ from train_host import UserError
 from train_host.checkpoint import load_model, preprocess_spec
 from train_host.data import load_dataset
 from train_host.export import gate, tflite_export
-from train_host.models.camgraph import wrap
 from train_host.export.exporter import (
     ExportRequest,
     calibration_images,
@@ -29,6 +28,7 @@ from train_host.export.exporter import (
     input_range,
     split_parts,
 )
+from train_host.models.camgraph import wrap
 from train_host.preprocess import preprocess
 
 pytestmark = pytest.mark.slow

@@ -19,8 +19,8 @@ from train_host import UserError, ood
 from train_host.checkpoint import load_model, preprocess_spec
 from train_host.data import Dataset, load_dataset, with_extra_negatives
 from train_host.export import gate, manifest, onnx_export, tflite_export
-from train_host.models.camgraph import CamExport, wrap
 from train_host.grouping import Split
+from train_host.models.camgraph import CamExport, wrap
 from train_host.preprocess import PreprocessSpec, preprocess
 
 log = logging.getLogger(__name__)
