@@ -1,8 +1,7 @@
-"""The device's one preprocessing function, driven only by the manifest's `input` section.
-
-It must give the tensor the host evaluated with (tests compare it with train_host.preprocess on
-real images). A camera frame is usually BGR from OpenCV; callers convert to the manifest's colour
-order before calling this.
+"""The one preprocessing function of the kit and the host, driven only by the manifest's `input`
+section: the host evaluates with it too (train_host.preprocess calls it), so the tensor the kit
+computes is the one the host measured, by construction. A camera frame is usually BGR from
+OpenCV: `bgr=True` swaps it after the resize.
 """
 
 from __future__ import annotations

@@ -1,18 +1,19 @@
-"""The one evaluation preprocessing on the host: what the device does to a frame, driven by the
-same fields the bundle manifest carries (the device has its own copy, tested to match)."""
+"""The host's evaluation preprocessing: the device's own function (`device.preprocess`), driven by
+the same fields the bundle manifest carries, so the tensor the host evaluates with is the one the
+kit computes by construction; `PreprocessSpec` is the recipe as a checkpoint records it."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import cv2
 import numpy as np
 
-from device.preprocess import shades_of_grey  # one implementation of the primitive
+from device.preprocess import INTERPOLATION, crop
+from device.preprocess import preprocess as device_preprocess
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-RESIZE_METHODS = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
+RESIZE_METHODS = INTERPOLATION
 
 
 @dataclass(frozen=True)
@@ -39,18 +40,9 @@ class PreprocessSpec:
 
 
 def center_square(image: np.ndarray) -> np.ndarray:
-    h, w = image.shape[:2]
-    s = min(h, w)
-    top, left = (h - s) // 2, (w - s) // 2
-    return image[top : top + s, left : left + s]
+    return crop(image, "center_square")
 
 
 def preprocess(image_rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-    """HxWx3 uint8 RGB -> 3xSxS float32, normalised."""
-    img = center_square(image_rgb) if spec.crop == "center_square" else image_rgb
-    img = cv2.resize(img, (spec.size, spec.size), interpolation=RESIZE_METHODS[spec.resize])
-    if spec.colour_constancy == "shades_of_grey":
-        img = shades_of_grey(img)
-    x = img.astype(np.float32) * (1.0 / 255.0)
-    x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
-    return np.ascontiguousarray(x.transpose(2, 0, 1))
+    """HxWx3 uint8 RGB -> 3xSxS float32, normalised (the device's function, NCHW)."""
+    return device_preprocess(image_rgb, spec.to_dict(), "NCHW")[0]
