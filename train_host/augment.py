@@ -1,6 +1,6 @@
 """Online training augmentation (torchvision transforms v2): the paper's list, scaled by one
 `strength` knob, plus optional CLAHE, camera/clinic shifts and colour constancy. Evaluation never
-goes through here: it uses `train_host.preprocess`, the same function the device mirrors."""
+goes through here: it uses `train_host.preprocess`, the device's own function."""
 
 from __future__ import annotations
 
