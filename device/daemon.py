@@ -1,9 +1,11 @@
 """`mpox-screen run`: camera -> model -> verdict and heat-map on the kit's screen, all day.
 
-The loop owns the lifecycle: it reopens a missing or lost camera with backoff while the screen says
-so, drops malformed frames, tells systemd it is alive only when an iteration really completed
-(a frame shown or a camera retry made), and stops cleanly on SIGTERM/SIGINT, 'q', `max_frames` or
-the end of a recording.
+The daemon wires the frame's stages: capture (`camera.py`: opening, retries, stalls, bad frames),
+the quality gate and the model (`pipeline.py`, the model on its own thread), the decision
+(`verdict.py`), drawing and showing (`screen.py`, a display), and the record (`case_capture.py`,
+`timing.py`). It owns the lifecycle: it tells systemd it is alive only when an iteration really
+completed (a frame shown or a camera retry made), and stops cleanly on SIGTERM/SIGINT, 'q',
+`max_frames` or the end of a recording.
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from device import DeviceError
 from device.bundle import Bundle, default_bundle_dir, load_bundle
-from device.capture import LatestFrame
+from device.camera import Camera
 from device.case_capture import CaseRecorder
 from device.config import Config, log_dir, quality_limits
 from device.displays import Display, DisplayOptions, open_display
@@ -30,24 +31,11 @@ from device.pipeline import InferenceWorker, Inferred, gate, infer
 from device.screen import Renderer, View
 from device.screener import Screener
 from device.signing import signed_by
-from device.sources import Frame, SourceOptions, SourceUnavailable, open_source, scheme_of
+from device.sources import Frame, Source, scheme_of
 from device.timing import WAIT, Timing
 from device.verdict import Status, Verdict
 
 log = logging.getLogger(__name__)
-WAIT_SLICE = 0.1  # s: how often a wait for a frame or a retry looks at the stop flag
-
-
-def valid(frame: Frame) -> bool:
-    img = frame.image
-    return (
-        isinstance(img, np.ndarray)
-        and img.dtype == np.uint8
-        and img.ndim == 3
-        and img.shape[2] == 3
-        and img.shape[0] >= 16
-        and img.shape[1] >= 16
-    )
 
 
 class Daemon:
@@ -89,9 +77,9 @@ class Daemon:
             model=f"{self.bundle.name} {self.bundle.manifest.version} {signed}",
         )
         self.heatmap, self.frozen, self.ready = cfg.heatmap, None, False
-        self.frames, self.state, self.grabber = 0, "starting", None
-        self.dropped_closed, self.capture_ms = 0, 0.0
-        self.last_good = time.monotonic()
+        self.frames, self.state = 0, "starting"
+        size = int(self.bundle.input["size"])
+        self.camera = Camera(cfg, size, self.stop_event, self._wait_for_camera, self._opened)
         self.gate_limits = quality_limits(cfg) if cfg.quality_gate else None
         self.worker = InferenceWorker(self.screener) if cfg.pipeline else None
         self.last_shown: float | None = None
@@ -116,10 +104,10 @@ class Daemon:
             self.notifier.stopping()
             if self.worker is not None:
                 self.worker.close()
-            self._close_source()
+            self.camera.close()
             self.display.close()
             self.cases.close()
-            self.timing.summary(self._dropped(), "stopped")
+            self._summary("stopped")
             self.timing.close()
             self.notifier.close()
             self.lock.release()
@@ -128,85 +116,29 @@ class Daemon:
         return 0
 
     def _loop(self) -> None:
-        first = backoff = min(0.5, self.cfg.retry_max)
+        """capture -> gate+infer -> decide -> render -> record, until stopped."""
         while not self.stop_event.is_set():
-            if self.grabber is None:
-                try:
-                    self._open_source()
-                    backoff = first
-                except SourceUnavailable as e:
-                    self._wait_for_camera(str(e), backoff)
-                    backoff = min(backoff * 2, self.cfg.retry_max)
-                continue
-            frame = self._next_frame()
+            frame = self.camera.next()
             if frame is not None:
                 self._frame(frame)
                 if self.cfg.max_frames and self.frames >= self.cfg.max_frames:
                     return
             if self.timing.due():
-                row = self.timing.summary(self._dropped(), self.state)
+                row = self._summary(self.state)
                 self.notifier.status(f"{self.state}, {row['fps']:.1f} fps")
         if self.worker is not None and (done := self.worker.collect()) is not None:
             self._present(done)  # the source ended: its last frame is still shown
 
-    # ---- source ----------------------------------------------------------------------------
-    def _open_source(self) -> None:
-        opts = SourceOptions(
-            self.cfg.width,
-            self.cfg.height,
-            self.cfg.fps,
-            self.cfg.loop,
-            self.cfg.source_fps,
-            small_size=int(self.bundle.input["size"]),
-            max_pixels=self.cfg.max_pixels,
-            af_mode=self.cfg.af_mode,
-            af_range=self.cfg.af_range,
-            lens_position=self.cfg.lens_position,
-        )
-        source = open_source(self.cfg.source, opts)
-        log.info("source: %s", source.description)
-        self.grabber = LatestFrame(source)
+    def _summary(self, state: str) -> dict:
+        self.timing.malformed = self.camera.malformed
+        return self.timing.summary(self.camera.dropped, state)
+
+    def _opened(self, source: Source) -> None:
+        """A camera (re)opened: old frames must not vote on the new view."""
         self.decider.reset()
-        self.last_good = time.monotonic()
         demo = scheme_of(self.cfg.source)[0] == "demo"
         self.view.status = _("DEMO: generated frames, not a patient") if demo else ""
         self._set_state("screening")
-
-    def _close_source(self) -> None:
-        if self.grabber is not None:
-            self.dropped_closed = self._dropped()
-            if not self.grabber.close():
-                log.warning("capture thread is stuck in the camera driver; abandoning it")
-            self.grabber = None
-
-    def _dropped(self) -> int:
-        return self.dropped_closed + (self.grabber.dropped if self.grabber else 0)
-
-    def _next_frame(self) -> Frame | None:
-        """The newest frame; None (after reacting) if the camera ended, failed or stalled."""
-        t0, waited = time.perf_counter(), 0.0
-        while not self.stop_event.is_set():
-            frame = self.grabber.get(WAIT_SLICE)
-            waited = time.perf_counter() - t0
-            if frame is not None:
-                self.capture_ms = waited * 1000.0
-                return frame
-            if self.grabber.ended:
-                error = self.grabber.error
-                self._close_source()
-                if error is None:
-                    log.info("end of the recording")
-                    self.stop_event.set()
-                elif isinstance(error, SourceUnavailable):
-                    self._wait_for_camera(f"camera lost: {error}", 0.0)
-                else:
-                    raise DeviceError(f"camera failed: {error}")
-                return None
-            if waited >= self.cfg.stall_timeout:
-                self._close_source()
-                self._wait_for_camera(f"camera not responding for {waited:.0f} s", 0.0)
-                return None
-        return None
 
     def _wait_for_camera(self, reason: str, delay: float) -> None:
         """Say so on screen and to systemd, ping the watchdog (a retry is an iteration), wait."""
@@ -223,15 +155,6 @@ class Daemon:
 
     # ---- one frame -------------------------------------------------------------------------
     def _frame(self, frame: Frame) -> None:
-        if not valid(frame):
-            self.timing.malformed += 1
-            log.debug("dropped a malformed frame")
-            bad_for = time.monotonic() - self.last_good
-            if bad_for >= self.cfg.stall_timeout:  # a source of only bad frames is a stall
-                self._close_source()
-                self._wait_for_camera(f"only unreadable frames for {bad_for:.0f} s", 0.0)
-            return
-        self.last_good = time.monotonic()
         if frame.camera:
             self.timing.camera = frame.camera
         if self.frozen is not None:
@@ -248,7 +171,7 @@ class Daemon:
 
     def _present(self, done: Inferred) -> None:
         """Decide, draw and show one frame with its own verdict (or guidance), and time it."""
-        t = {"capture": self.capture_ms, **done.t}
+        t = {"capture": self.camera.capture_ms, **done.t}
         clock = time.perf_counter()
         canvas, geom = self.renderer.base(done.frame.image)
         render_ms = (time.perf_counter() - clock) * 1000.0
@@ -271,7 +194,7 @@ class Daemon:
 
     def _save_if_asked(self, frame: Frame, canvas: np.ndarray, verdict: Verdict) -> None:
         """A case saves what the screen shows; the confirmation stays up for 3 s."""
-        if self.cases.ready(self.grabber.source if self.grabber else None):
+        if self.cases.ready(self.camera.source):
             self.note, self.note_until = (
                 self.cases.save(frame.image, canvas, verdict),
                 time.monotonic() + 3.0,
