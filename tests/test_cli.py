@@ -31,6 +31,7 @@ def run(*args, ok=True):
     return run_cli("train_host.cli", *args, ok=ok, timeout=600)
 
 
+@pytest.mark.training
 def test_cv_then_evaluate(small_msid, tmp_path):
     out = tmp_path / "cv"
     skin8 = small_msid.parent / "skin8"  # a negatives-only collection: a few real photos
@@ -80,6 +81,7 @@ def test_cv_then_evaluate(small_msid, tmp_path):
     assert (ev / "roc.png").stat().st_size > 0 and "AUC" in proc.stdout
 
 
+@pytest.mark.training
 def test_cv_folds_in_parallel_runs_and_a_teacher_per_fold(small_msid, tmp_path):
     """`--only-fold` lets one process per core take a fold; the summary waits for all of them.
     `cv --teacher` takes the teacher's cv folder and distils fold i from teacher fold i only."""

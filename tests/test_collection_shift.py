@@ -233,6 +233,7 @@ def test_an_ensemble_is_scored_as_one_model_at_a_kit_framed_threshold(msid):
 
 
 @pytest.mark.slow
+@pytest.mark.training
 def test_collection_shift_under_cv(msid, collections, tmp_path):
     """A cv folder's folds each scored on their own held-out part: mean and t-interval."""
     cv = tmp_path / "cv-run"

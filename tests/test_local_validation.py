@@ -5,7 +5,8 @@ look-alike collection (idscabies' scabies) as the site's negatives, each split i
 half and a test half by source group (MSID's near-duplicate groups; one group per idscabies photo).
 The real daemon screens each half from a `dir://` source and saves every frame as a case; the
 lab's results are imported; the kit reports; the calibration half is exported for training and
-gives a site-calibrated bundle; the test half is screened again with it and reported.
+gives a site-calibrated bundle, signed and installed on the kit like any bundle; the test half is
+screened with the default and with it, and reported.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def _halves(msid: Path) -> dict[str, list[tuple[np.ndarray, str]]]:
     return halves
 
 
-def _screen(photos: list[tuple[np.ndarray, str]], bundle: Path, work: Path) -> Path:
+def _screen(photos: list[tuple[np.ndarray, str]], bundle: Path, work: Path, keys: Path) -> Path:
     """The daemon screens the photos from dir://, saving every frame (one verdict per photo:
     no smoothing across patients); the lab's results imported by case number. Returns the
     state folder."""
@@ -57,8 +58,10 @@ def _screen(photos: list[tuple[np.ndarray, str]], bundle: Path, work: Path) -> P
         cv2.imwrite(str(folder / f"{i:03d}.png"), rgb[..., ::-1])
     cfg = Config(display="null", source=f"dir://{folder}", log_dir=str(work / "logs"),
                  state_dir=str(work / "state"), capture_every=1e-6, smoothing=1,
-                 max_frames=len(photos), bundle=str(bundle))  # fmt: skip
-    assert Daemon(cfg).run() == 0
+                 max_frames=len(photos), bundle=str(bundle), keys_dir=str(keys))  # fmt: skip
+    daemon = Daemon(cfg)
+    assert daemon.view.model.endswith(" signed") == (bundle.name == "current")
+    assert daemon.run() == 0
     with CaseStore(work / "state", create=False) as store:
         saved = store.cases()
         first = cv2.imread(str(store.images / saved[0].frame_file))
@@ -78,7 +81,9 @@ def cases(state: Path, *args) -> str:
 
 def test_a_site_checks_exports_and_recalibrates_its_kit(msid, tmp_path):
     halves = _halves(msid)
-    state = _screen(halves["calibration"], DEFAULT, tmp_path / "calibration")
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    state = _screen(halves["calibration"], DEFAULT, tmp_path / "calibration", keys)
     before = json.loads(cases(state, "report", "--json", "--png", tmp_path / "reliability.png"))
     assert before["n"] == 2 * PER_HALF and before["enough"]
     stick = tmp_path / "stick"
@@ -93,9 +98,17 @@ def test_a_site_checks_exports_and_recalibrates_its_kit(msid, tmp_path):
     site_bundle = tmp_path / "bundle-clinic-a"
     run_cli("train_host.cli", "calibrate", "--site", stick / "clinic-a", "--bundle", DEFAULT,
             "--out", site_bundle, timeout=600)  # fmt: skip
+    # ... signed on the host and installed on the kit like any bundle
+    run_cli("device.cli", "bundle", "keygen", tmp_path / "release.key")
+    (keys / "release.pub").write_bytes((tmp_path / "release.pub").read_bytes())
+    run_cli("device.cli", "bundle", "sign", site_bundle, "--key", tmp_path / "release.key")
+    store = tmp_path / "store"
+    installed = run_cli("device.cli", "bundle", "--store", store, "--keys", keys, "install",
+                        site_bundle, "--no-restart").stdout  # fmt: skip
+    assert "signed by release.pub" in installed
     reports = {}
-    for name, bundle in (("default", DEFAULT), ("site", site_bundle)):
-        test_state = _screen(halves["test"], bundle, tmp_path / f"test-{name}")
+    for name, bundle in (("default", DEFAULT), ("site", store / "current")):
+        test_state = _screen(halves["test"], bundle, tmp_path / f"test-{name}", keys)
         reports[name] = json.loads(cases(test_state, "report", "--json"))
     default, site = reports["default"], reports["site"]
     assert default["n"] == site["n"] == 2 * PER_HALF
