@@ -2,8 +2,9 @@
 
 Every photo of every collection is assessed clean and strongly degraded: Gaussian blur (sigma
 `--blur` px at the model's 224 px, scaled to the photo), under-exposure (x `--dark`) and
-over-exposure (x `--bright`, clipped). Reported, per collection and pooled: clean photos wrongly
-refused (target <= 5 %) and degraded photos caught (target >= 90 %), at the config's limits; with
+over-exposure (x `--bright`, clipped). Reported, per collection, pooled and pooled per skin-tone
+group (ITA of the clean photo, device/skin_tone.py): clean photos wrongly refused (target <= 5 %)
+and degraded photos caught (target >= 90 %), at the config's limits; with
 `--fit`, the limits that meet the clean target with the most margin are printed too.
 """
 
@@ -21,6 +22,7 @@ from benchmarks import BenchError, plots
 from device.config import Config, quality_limits
 from device.images import EXTENSIONS, UnreadableImage, read_rgb
 from device.quality import SIDE, QualityLimits, assess, judge
+from device.skin_tone import GROUPS, group_of, ita, merged_groups
 
 TARGETS = {"clean_refused": 0.05, "degraded_caught": 0.90}
 DEFAULTS = quality_limits(Config())  # the limits the kit ships
@@ -75,9 +77,10 @@ def measure(sets: dict[str, list[Path]], args) -> dict[str, dict[str, list[dict]
                 img = read_rgb(path)
             except UnreadableImage:
                 continue
+            tone = group_of(ita(img))  # the clean photo's skin tone, for every version of it
             for kind in KINDS:
                 q = assess(img if kind == "clean" else degrade(img, kind, args), DEFAULTS)
-                out[name][kind].append(q.as_dict())
+                out[name][kind].append(q.as_dict() | {"tone": tone})
     print(file=sys.stderr)
     return out
 
@@ -90,8 +93,10 @@ def refused(rows: list[dict], limits: QualityLimits) -> float:
 
 
 def table(m: dict, limits: QualityLimits) -> dict:
+    """Per collection, pooled, and pooled per skin-tone group (a gate that refused dark skin as
+    "too dark" would refuse the patients the kit is for)."""
     rows = {}
-    for name, kinds in {**m, "pooled": _pooled(m)}.items():
+    for name, kinds in {**m, "pooled": _pooled(m), **_by_tone(_pooled(m))}.items():
         rows[name] = {"n": len(kinds["clean"]), "clean_refused": refused(kinds["clean"], limits)}
         rows[name].update({f"{k}_caught": refused(kinds[k], limits) for k in KINDS[1:]})
     return rows
@@ -99,6 +104,19 @@ def table(m: dict, limits: QualityLimits) -> dict:
 
 def _pooled(m: dict) -> dict:
     return {k: [r for kinds in m.values() for r in kinds[k]] for k in KINDS}
+
+
+def _by_tone(pooled: dict) -> dict:
+    names = merged_groups([r["tone"] for r in pooled["clean"]])
+    order = dict.fromkeys(names[r["tone"]] for r in pooled["clean"])
+    ranked = sorted(
+        order,
+        key=lambda g: [n for n, _ in GROUPS].index(g.split(" + ")[0]) if g != "no skin" else 99,
+    )
+    return {
+        f"tone: {g}": {k: [r for r in pooled[k] if names[r["tone"]] == g] for k in KINDS}
+        for g in ranked
+    }
 
 
 def fit(m: dict) -> QualityLimits:

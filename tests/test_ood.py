@@ -239,3 +239,19 @@ def test_ood_benchmark_reports_the_gate_set_and_every_tone(msid, tmp_path):
     assert all(0 <= t["ci95"][0] <= t["refused"] <= t["ci95"][1] <= 1 for t in tones.values())
     md = out.with_suffix(".md").read_text()
     assert "by skin tone" in md and "| nonskin/objects | 156 |" in md
+
+
+def test_quality_benchmark_reports_every_tone_and_leaves_the_gate_set_out(msid, tmp_path):
+    """`mpox-bench quality` on the real collections (every 40th photo): per collection, pooled
+    and per skin-tone group, the tone groups adding up to the pooled photos; nonskin/ is not a
+    collection of lesion photos."""
+    data = msid.resolve().parent
+    out = tmp_path / "quality"
+    run_cli("benchmarks.cli", "quality", "--data", data, "--stride", "40", "--out", out)
+    rows = json.loads(out.with_suffix(".json").read_text())["results"]
+    tones = {k: v for k, v in rows.items() if k.startswith("tone: ")}
+    assert "nonskin" not in rows and {"msid", "bites", "pooled"} <= set(rows)
+    assert len(tones) >= 2 and sum(t["n"] for t in tones.values()) == rows["pooled"]["n"]
+    assert all(0 <= t["clean_refused"] <= 1 for t in tones.values())
+    assert "| tone: " in out.with_suffix(".md").read_text()
+    assert out.with_suffix(".png").stat().st_size > 0
