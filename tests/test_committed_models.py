@@ -101,6 +101,7 @@ def test_default_bundle_is_the_one_the_collection_shift_table_supports():
         assert sum(t["n"] for t in c["tones"].values()) == c["n"], name
     card = (default_bundle_dir() / "card.md").read_text()
     assert "### What to expect by skin tone" in card and "| idscabies / dark |" in card
+    assert "- of 10 people with scabies (idscabies, 419 photos), about **8**" in card
 
 
 def test_onnx_and_tflite_int8_agree_on_the_held_out_images(msid, tmp_path):
