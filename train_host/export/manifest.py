@@ -175,6 +175,15 @@ def _collection_lines(collections: dict | None, seen: list[str]) -> list[str]:
 PLAIN = {"normal": "healthy skin", "healthy": "healthy skin", "bite_bedbug": "bed bug bites"}
 
 
+def _plain(condition: str) -> str:
+    """A folder name as a health worker says it: bite_ant -> ant bites."""
+    if condition in PLAIN:
+        return PLAIN[condition]
+    if condition.startswith("bite_"):
+        return f"{condition[5:]} bites"
+    return condition.replace("_", " ")
+
+
 def _plain_lines(collections: dict, seen: list[str]) -> list[str]:
     """The same per condition, as a health worker would say it: of 10 people with X, about N
     are told "Mpox likely"; what the kit cannot tell apart is where N is high and X is not mpox."""
@@ -182,7 +191,7 @@ def _plain_lines(collections: dict, seen: list[str]) -> list[str]:
     for name, c in collections.items():
         mark = ", trained on: a promise for these photos only" if name in seen else ""
         for cond, m in c.get("conditions", {}).items():
-            tens, what = round(10 * m["flagged"]), PLAIN.get(cond, cond.replace("_", " "))
+            tens, what = round(10 * m["flagged"]), _plain(cond)
             rows.append(
                 (-tens, f"- of 10 people with {what} ({name}, {m['n']} photos{mark}), about "
                  f"**{tens}** are told 'Mpox likely'")
