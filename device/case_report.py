@@ -16,7 +16,7 @@ from pathlib import Path
 from device.cases import Case
 from device.i18n import _
 from device.skin_tone import group_of
-from device.stats import wilson
+from device.stats import rate, wilson
 
 MIN_EACH = 10  # positives and negatives each: below, a 95 % interval is wider than +-0.3
 SCORED = ("positive", "negative")
@@ -30,11 +30,6 @@ class Counts:
     fp: int = 0
 
     def rates(self) -> dict:
-        def rate(k: int, n: int) -> dict:
-            low, high = wilson(k, n)
-            value = k / n if n else None
-            return {"value": value, "low": low if n else None, "high": high if n else None, "n": n}
-
         return {
             "sensitivity": rate(self.tp, self.tp + self.fn),
             "specificity": rate(self.tn, self.tn + self.fp),
@@ -73,14 +68,7 @@ def summary(cases: list[Case]) -> dict:
 
 
 def _share(cases: list[Case], status: str) -> dict:
-    k, n = sum(c.status == status for c in cases), len(cases)
-    low, high = wilson(k, n)
-    return {
-        "value": k / n if n else None,
-        "low": low if n else None,
-        "high": high if n else None,
-        "n": n,
-    }
+    return rate(sum(c.status == status for c in cases), len(cases))
 
 
 def _confusion(scored: list[Case]) -> dict:

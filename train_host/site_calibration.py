@@ -22,7 +22,7 @@ import numpy as np
 
 from device.bundle import load_bundle
 from device.screener import Screener
-from device.stats import wilson
+from device.stats import rate
 from train_host import UserError
 from train_host.data import load_dataset
 from train_host.export.manifest import write
@@ -33,11 +33,10 @@ MIN_EACH = 20  # positives and negatives: with 20, sensitivity 0.95 reads as 0.7
 
 def rates(y: np.ndarray, called: np.ndarray) -> dict:
     """Sensitivity and specificity with Wilson 95 % intervals."""
-    out = {}
-    for name, part, want in (("sensitivity", y == 1, True), ("specificity", y == 0, False)):
-        k, n = int((called[part] == want).sum()), int(part.sum())
-        out[name] = {"value": k / n, "low": wilson(k, n)[0], "high": wilson(k, n)[1], "n": n}
-    return out
+    return {
+        name: rate(int((called[part] == want).sum()), int(part.sum()))
+        for name, part, want in (("sensitivity", y == 1, True), ("specificity", y == 0, False))
+    }
 
 
 def score(bundle_dir: Path, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
