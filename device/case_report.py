@@ -50,9 +50,15 @@ def counts(cases: list[Case]) -> Counts:
     return Counts(tp, fn, tn, fp)
 
 
+def unrecorded(c: Case) -> bool:
+    """A verdict saved by a kit before cases recorded the decision (a migrated store): what the
+    screen said is not known as data, so the case is not scored."""
+    return c.status == "ok" and c.positive is None
+
+
 def summary(cases: list[Case]) -> dict:
     """The report as data (the `--json` object: stable English keys)."""
-    scored = [c for c in cases if c.result in SCORED]
+    scored = [c for c in cases if c.result in SCORED and not unrecorded(c)]
     n = counts(scored)
     out = {"n": len(scored), **n.rates(), "confusion": _confusion(scored)}
     out["positives"], out["negatives"] = n.tp + n.fn, n.tn + n.fp
@@ -60,6 +66,7 @@ def summary(cases: list[Case]) -> dict:
     out["cases"] = len(cases)
     out["inconclusive"] = sum(c.result == "inconclusive" for c in cases)
     out["no_result"] = sum(not c.result for c in cases)
+    out["decision_not_recorded"] = sum(c.result in SCORED and unrecorded(c) for c in cases)
     out["cannot_judge_rate"] = _share(cases, "cannot_judge")
     out["poor_quality_rate"] = _share(cases, "poor_quality")
     out["by_bundle"] = _by(scored, lambda c: f"{c.bundle} {c.bundle_version}")

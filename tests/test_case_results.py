@@ -25,7 +25,8 @@ def state(tmp_path) -> Path:
     with CaseStore(root) as store:
         for i, ref in enumerate(("PT-1", "PT-1", "PT-2")):
             case = Case(f"2026-12-0{i + 1}T10:00:00.000+00:00", "Mpox likely", "ok", 0.8, 0.4,
-                        "{}", "b", "1", "0" * 64, reference=ref)  # fmt: skip
+                        "{}", "b", "1", "0" * 64, reference=ref, positive=True, label="mpox",
+                        threshold=0.2)  # fmt: skip
             store.save(case, b"f%d" % i, b"v%d" % i)
     return root
 
@@ -185,3 +186,15 @@ def test_the_training_export_is_a_collection_without_identifiers(tmp_path):
     cases(root, "consent", "3")
     asked = cases(root, "--config", consent, "export", "--training", stick, "--site", "b").stdout
     assert "exported 1 lab-confirmed photos" in asked and "3 without consent left out" in asked
+
+
+def test_a_verdict_saved_before_decisions_were_recorded_is_not_scored(state):
+    """Cases of a migrated store carry a result but not what the kit decided: counted aside,
+    never as "unlikely"."""
+    with CaseStore(state) as store:  # as a store written before 2026-12-04 reads
+        store.save(Case("2026-11-01T10:00:00.000+00:00", "Mpox likely", "ok", 0.8, 0.4, "{}",
+                        "b", "1", "0" * 64), b"old-f", b"old-v")  # fmt: skip
+    cases(state, "result", "4", "positive")
+    cases(state, "result", "1", "positive")
+    s = json.loads(cases(state, "report", "--json").stdout)
+    assert s["n"] == 1 and s["decision_not_recorded"] == 1 and s["sensitivity"]["n"] == 1
