@@ -2,7 +2,7 @@
 
 The daemon wires the frame's stages: capture (`camera.py`: opening, retries, stalls, bad frames),
 the quality gate and the model (`pipeline.py`, the model on its own thread), the decision
-(`verdict.py`), drawing and showing (`screen.py`, a display), and the record (`case_capture.py`,
+(`verdict.py`), drawing and showing (`presenter.py`), and the record (`case_capture.py`,
 `timing.py`). It owns the lifecycle: it tells systemd it is alive only when an iteration really
 completed (a frame shown or a camera retry made), and stops cleanly on SIGTERM/SIGINT, 'q',
 `max_frames` or the end of a recording.
@@ -28,12 +28,12 @@ from device.i18n import use as use_language
 from device.instance_lock import InstanceLock, lock_dir
 from device.notify import Notifier
 from device.pipeline import InferenceWorker, Inferred, gate, infer
+from device.presenter import Presenter
 from device.screen import Renderer, View
 from device.screener import Screener
 from device.signing import signed_by
 from device.sources import Frame, Source, scheme_of
-from device.timing import WAIT, Timing
-from device.verdict import Status, Verdict
+from device.timing import WAIT, Timing, lap
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +64,19 @@ class Daemon:
             ),
         )
         w, h = self.display.size or (cfg.screen_width or cfg.width, cfg.screen_height or cfg.height)
-        self.renderer = Renderer(w, h, cfg.heat_floor, cfg.heat_alpha, cfg.font)
+        renderer = Renderer(w, h, cfg.heat_floor, cfg.heat_alpha, cfg.font)
         self.decider = self.screener.decider(cfg.smoothing, cfg.ood_gate)
         self.timing = Timing(
             log_dir(cfg), cfg.summary_interval, cfg.log_max_bytes, cfg.log_backups, cfg.trace_frames
         )
         signer = signed_by(self.bundle.root, Path(cfg.keys_dir))  # a bad signature: refused
         signed = _("signed") if signer else _("unsigned")
-        self.view = View(
+        view = View(
             threshold=self.bundle.threshold,
             positive_class=self.bundle.manifest.positive_class,
             model=f"{self.bundle.name} {self.bundle.manifest.version} {signed}",
         )
-        self.heatmap, self.frozen, self.ready = cfg.heatmap, None, False
+        self.screen = Presenter(self.display, renderer, view, cfg.heatmap, self.notifier)
         self.frames, self.state = 0, "starting"
         size = int(self.bundle.input["size"])
         self.camera = Camera(cfg, size, self.stop_event, self._wait_for_camera, self._opened)
@@ -84,7 +84,15 @@ class Daemon:
         self.worker = InferenceWorker(self.screener) if cfg.pipeline else None
         self.last_shown: float | None = None
         self.cases = CaseRecorder(cfg, self.bundle, self.screener.file)
-        self.note, self.note_until = self.cases.problem, time.monotonic() + 10.0  # a problem: 10 s
+        self.screen.notice(self.cases.problem, 10.0)  # a store that cannot save: said for 10 s
+
+    @property
+    def view(self) -> View:
+        return self.screen.view
+
+    @property
+    def renderer(self) -> Renderer:
+        return self.screen.renderer
 
     # ---- lifecycle -------------------------------------------------------------------------
     def request_stop(self, *_: object) -> None:
@@ -144,21 +152,20 @@ class Daemon:
         """Say so on screen and to systemd, ping the watchdog (a retry is an iteration), wait."""
         self._set_state("waiting for camera")
         log.warning("%s; retrying in %.1f s", reason, delay)
-        self.view.status = (
+        text = (
             _("no camera - retrying in {seconds} s").format(seconds=f"{delay:.0f}")
             if delay >= 1
             else _("no camera - retrying")
         )
-        self.view.verdict = ""
-        self._show(self.renderer.status_screen(self.view))
+        self._key(self.screen.waiting(text))
         self.stop_event.wait(delay)
 
     # ---- one frame -------------------------------------------------------------------------
     def _frame(self, frame: Frame) -> None:
         if frame.camera:
             self.timing.camera = frame.camera
-        if self.frozen is not None:
-            self._show(self.frozen)
+        if self.screen.frozen is not None:
+            self._key(self.screen.show(self.screen.frozen))
             return
         gated = gate(frame, self.gate_limits)  # pipelined: while the worker still runs frame N
         if self.worker is None:  # serial: the model's work, then drawing, on this thread
@@ -170,39 +177,22 @@ class Daemon:
             self._present(done)
 
     def _present(self, done: Inferred) -> None:
-        """Decide, draw and show one frame with its own verdict (or guidance), and time it."""
+        """Decide, draw, record if asked, show; time it."""
         t = {"capture": self.camera.capture_ms, **done.t}
-        clock = time.perf_counter()
-        canvas, geom = self.renderer.base(done.frame.image)
-        render_ms = (time.perf_counter() - clock) * 1000.0
-        clock = time.perf_counter()
         if done.problem:
             verdict = self.decider.poor_quality(done.problem, done.quality)
         else:
             verdict = self.decider.judge(done.reading, done.quality)
-        if verdict.status is Status.OK:
-            if self.heatmap:
-                self.renderer.heat(canvas, geom, verdict.cam)
-            clock = _lap(t, "cam", clock)
-        self._update_view(verdict, t)
-        self.renderer.text(canvas, self.view, geom)
-        clock = _lap(t, "render", clock)
-        t["render"] += render_ms
-        self._save_if_asked(done.frame, canvas, verdict)
-        self._show(canvas)
+        canvas = self.screen.draw(done.frame.image, verdict, t, self.timing.fps())
+        clock = time.perf_counter()
+        if self.cases.ready(self.camera.source):  # a case saves what the screen shows
+            self.screen.notice(self.cases.save(done.frame.image, canvas, verdict), 3.0)
+        self._key(self.screen.show(canvas))
         self._finish(t, clock)
-
-    def _save_if_asked(self, frame: Frame, canvas: np.ndarray, verdict: Verdict) -> None:
-        """A case saves what the screen shows; the confirmation stays up for 3 s."""
-        if self.cases.ready(self.camera.source):
-            self.note, self.note_until = (
-                self.cases.save(frame.image, canvas, verdict),
-                time.monotonic() + 3.0,
-            )
 
     def _finish(self, t: dict[str, float], clock: float) -> None:
         """A frame was shown: time the display stage and count the frame."""
-        _lap(t, "display", clock)
+        lap(t, "display", clock)
         self.frames += 1
         now = time.perf_counter()
         if self.worker is not None and self.last_shown is not None:
@@ -212,52 +202,14 @@ class Daemon:
         self.last_shown = now
         self.timing.frame(t, frame_ms)
 
-    def _update_view(self, verdict: Verdict, t: dict[str, float]) -> None:
-        """The screen's words from the verdict: a guidance line instead of a verdict when the
-        kit has none for this frame."""
-        v = self.view
-        v.fps, v.infer_ms = self.timing.fps() or v.fps, t.get("inference", v.infer_ms)
-        if verdict.status is not Status.OK:
-            v.verdict, v.guidance = "", verdict.text
-            return
-        v.verdict, v.guidance = verdict.text, ""
-        v.prob, v.positive = verdict.positive_prob, verdict.positive
-        if len(verdict.classes) > 2:
-            v.class_probs = verdict.ranked
-        v.heatmap = self.heatmap
-
-    def _show(self, canvas: np.ndarray) -> None:
-        if self.note and time.monotonic() < self.note_until:
-            self.renderer.notice(canvas, self.note)
-        key = self.display.show(canvas)
-        self.notifier.watchdog()
-        if not self.ready:
-            self.notifier.ready()
-            self.ready = True
-        if key:
-            self._key(key, canvas)
-
-    def _key(self, key: str, canvas: np.ndarray) -> None:
+    def _key(self, key: str | None) -> None:
+        """The keys the screen passes on: quit, save a case."""
         if key == "q":
             self.stop_event.set()
-        elif key == "h":
-            self.heatmap = not self.heatmap
         elif key == " ":
             self.cases.request()
-        elif key == "f":
-            if self.frozen is None:
-                self.frozen = canvas.copy()
-                self.renderer.notice(self.frozen, _("FROZEN - f to resume"))
-            else:
-                self.frozen = None
 
     def _set_state(self, state: str) -> None:
         if state != self.state:
             self.state = state
             self.notifier.status(state)
-
-
-def _lap(t: dict[str, float], stage: str, since: float) -> float:
-    now = time.perf_counter()
-    t[stage] = (now - since) * 1000.0
-    return now

@@ -155,3 +155,10 @@ def _stats(values: np.ndarray) -> dict[str, float] | None:
     p50, p95 = np.percentile(values, [50, 95])
     top = float(values.max())
     return {"p50": round(float(p50), 3), "p95": round(float(p95), 3), "max": round(top, 3)}
+
+
+def lap(t: dict[str, float], stage: str, since: float) -> float:
+    """`t[stage]` = ms since `since`; returns now, the next stage's start."""
+    now = time.perf_counter()
+    t[stage] = (now - since) * 1000.0
+    return now
