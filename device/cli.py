@@ -10,7 +10,15 @@ from dataclasses import fields
 from pathlib import Path
 
 from device import KitError, __version__, one_line
-from device.config import SYSTEM_CONFIG, ClassifyOptions, Config, flag_type, kit_language, load
+from device.config import (
+    SECTIONS,
+    SYSTEM_CONFIG,
+    ClassifyOptions,
+    Config,
+    flag_type,
+    kit_language,
+    load,
+)
 from device.i18n import add_language_flag
 from device.i18n import use as use_language
 from device.options import add_flags, from_args
@@ -53,7 +61,7 @@ def add_run_parser(sub) -> None:
     p.add_argument(
         "--config", type=Path, default=None, help=f"TOML file (default {SYSTEM_CONFIG} if present)"
     )
-    add_flags(p, Config, overrides=True, type_for=flag_type)
+    add_flags(p, Config, overrides=True, type_for=flag_type, sections=SECTIONS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,6 +39,66 @@ def _key(help: str, lo: float | None = None, hi: float | None = None, choices=()
     return {"help": help, "lo": lo, "hi": hi, "choices": tuple(choices)}
 
 
+# Each key's consumer: `run --help` lists the keys by it
+SECTIONS = {
+    "model": ("bundle", "backend", "precision", "threads", "pipeline"),
+    "camera": (
+        "source",
+        "width",
+        "height",
+        "fps",
+        "loop",
+        "source_fps",
+        "af_mode",
+        "af_range",
+        "lens_position",
+        "max_pixels",
+        "stall_timeout",
+        "retry_max",
+    ),
+    "screen": (
+        "display",
+        "fullscreen",
+        "screen_width",
+        "screen_height",
+        "fb_bpp",
+        "font",
+        "language",
+        "heatmap",
+        "heat_floor",
+        "heat_alpha",
+    ),
+    "verdict and its gates": (
+        "smoothing",
+        "quality_gate",
+        "ood_gate",
+        "quality_min_focus",
+        "quality_min_mean",
+        "quality_max_mean",
+        "quality_max_dark",
+        "quality_max_bright",
+        "quality_max_glare",
+    ),
+    "saved cases": (
+        "state_dir",
+        "capture_every",
+        "button_pin",
+        "max_cases",
+        "consent_per_case",
+        "min_free_mb",
+    ),
+    "kit": (
+        "keys_dir",
+        "log_dir",
+        "summary_interval",
+        "log_max_bytes",
+        "log_backups",
+        "trace_frames",
+        "max_frames",
+    ),
+}
+
+
 @dataclass(frozen=True)
 class Config:
     bundle: str = field(

@@ -58,21 +58,33 @@ def default(f: Field) -> Any:
     return f.default_factory() if f.default_factory is not MISSING else None
 
 
-def add_flags(parser, cls, *, overrides=False, type_for=None) -> None:
+def add_flags(parser, cls, *, overrides=False, type_for=None, sections=None) -> None:
     """One flag per field with `help` metadata. `overrides`: every default is None, so only
-    flags given override a config file, and booleans are --x / --no-x (as is a boolean field
-    whose default is None). `type_for(name)`: a
-    parsing function that also checks ranges and choices (then argparse gets no `choices`)."""
+    flags given override a config file (the help then says the field's default), and booleans
+    are --x / --no-x (as is a boolean field whose default is None). `type_for(name)`: a
+    parsing function that also checks ranges and choices (then argparse gets no `choices`).
+    `sections`: group name -> field names; the help lists the flags by group, in that order."""
     groups: dict[str, Any] = {}
-    for f in fields(cls):
+    where = {name: group for group, names in (sections or {}).items() for name in names}
+    order = list(sections or {})
+    listed = sorted(
+        fields(cls), key=lambda f: order.index(where[f.name]) if f.name in where else -1
+    )
+    for f in listed:
         meta = f.metadata
         if "help" not in meta:
             continue
-        target = parser
-        if meta.get("group"):
-            target = groups.get(meta["group"]) or parser.add_argument_group(meta["group"])
-            groups[meta["group"]] = target
+        target, group = parser, where.get(f.name) or meta.get("group")
+        if group:
+            target = groups.get(group) or parser.add_argument_group(group)
+            groups[group] = target
         flag, k, help = "--" + f.name.replace("_", "-"), kind(f), meta["help"]
+        if overrides:
+            help += (
+                f" (default: {default(f)!r})"
+                if isinstance(default(f), str)
+                else f" (default: {default(f)})"
+            )
         if k == "bool":
             if overrides or default(f) is None:  # unset: the value comes from elsewhere
                 action = argparse.BooleanOptionalAction

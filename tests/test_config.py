@@ -146,3 +146,19 @@ def test_classify_screens_with_the_kits_gate_settings(tmp_path, msid):
         capture_output=True, text=True, timeout=300,
     ).stdout  # fmt: skip
     assert "Plus de lumière" in text, text
+
+
+def test_run_help_lists_every_key_once_by_its_consumer_with_its_default():
+    from dataclasses import fields
+
+    from device.config import SECTIONS
+
+    keys = [k for names in SECTIONS.values() for k in names]
+    assert sorted(keys) == sorted(f.name for f in fields(Config))  # every key, once
+    text = subprocess.run(
+        [sys.executable, "-m", "device.cli", "run", "--help"], capture_output=True, text=True
+    ).stdout
+    titles = [text.index(f"\n{name}:\n") for name in SECTIONS]
+    assert titles == sorted(titles)  # in the sections' order
+    camera = text[text.index("\ncamera:\n") : text.index("\nscreen:\n")]
+    assert "--stall-timeout" in camera and "(default: 640)" in camera and "--font" not in camera
