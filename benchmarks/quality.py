@@ -22,7 +22,7 @@ from benchmarks import BenchError, plots
 from device.config import Config, quality_limits
 from device.images import EXTENSIONS, UnreadableImage, read_rgb
 from device.quality import SIDE, QualityLimits, assess, judge
-from device.skin_tone import GROUPS, group_of, ita, merged_groups
+from device.skin_tone import group_of, ita, reported
 
 TARGETS = {"clean_refused": 0.05, "degraded_caught": 0.90}
 DEFAULTS = quality_limits(Config())  # the limits the kit ships
@@ -107,15 +107,14 @@ def _pooled(m: dict) -> dict:
 
 
 def _by_tone(pooled: dict) -> dict:
-    names = merged_groups([r["tone"] for r in pooled["clean"]])
-    order = dict.fromkeys(names[r["tone"]] for r in pooled["clean"])
-    ranked = sorted(
-        order,
-        key=lambda g: [n for n, _ in GROUPS].index(g.split(" + ")[0]) if g != "no skin" else 99,
-    )
+    """Every kind's rows split by the clean photo's reported tone group (the degraded versions
+    of a photo share its row order and its tone)."""
+    label, order = reported([r["tone"] for r in pooled["clean"]])
     return {
-        f"tone: {g}": {k: [r for r in pooled[k] if names[r["tone"]] == g] for k in KINDS}
-        for g in ranked
+        f"tone: {g}": {
+            k: [r for r, t in zip(pooled[k], label, strict=True) if t == g] for k in KINDS
+        }
+        for g in order
     }
 
 

@@ -44,7 +44,7 @@ class Camera:
         small_size: int,
         stop: threading.Event,
         waiting: Callable[[str, float], None],
-        opened: Callable[[Source], None],
+        opened: Callable[[], None],
     ):
         self.cfg, self.stop, self.waiting, self.opened = cfg, stop, waiting, opened
         self.opts = SourceOptions(
@@ -105,7 +105,7 @@ class Camera:
         self.grabber = LatestFrame(source)
         self.backoff = self.first
         self.last_good = time.monotonic()
-        self.opened(source)
+        self.opened()
 
     def _newest(self) -> Frame | None:
         """The newest frame; None (after reacting) if the camera ended, failed or stalled."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from device.cases import Case
 from device.i18n import _
-from device.skin_tone import group_of
+from device.skin_tone import group_of, reported
 from device.stats import rate, wilson
 
 MIN_EACH = 10  # positives and negatives each: below, a 95 % interval is wider than +-0.3
@@ -38,16 +38,25 @@ class Counts:
         }
 
 
-def called(c: Case) -> bool:
-    return c.status == "ok" and bool(c.positive)
+def said(c: Case) -> str:
+    return "no verdict" if c.status != "ok" else ("likely" if c.positive else "unlikely")
 
 
-def counts(cases: list[Case]) -> Counts:
-    tp = sum(c.result == "positive" and called(c) for c in cases)
-    fn = sum(c.result == "positive" and not called(c) for c in cases)
-    tn = sum(c.result == "negative" and not called(c) for c in cases)
-    fp = sum(c.result == "negative" and called(c) for c in cases)
-    return Counts(tp, fn, tn, fp)
+def confusion(scored: list[Case]) -> dict[str, dict[str, int]]:
+    """Rows: what the kit said; columns: the lab's result."""
+    table = {s: dict.fromkeys(SCORED, 0) for s in ("likely", "unlikely", "no verdict")}
+    for c in scored:
+        table[said(c)][c.result] += 1
+    return table
+
+
+def counts(scored: list[Case]) -> Counts:
+    """Called positive: "likely"; a refusal, like "unlikely", is not."""
+    t = confusion(scored)
+    missed = {r: t["unlikely"][r] + t["no verdict"][r] for r in SCORED}
+    return Counts(
+        t["likely"]["positive"], missed["positive"], missed["negative"], t["likely"]["negative"]
+    )
 
 
 def unrecorded(c: Case) -> bool:
@@ -60,7 +69,7 @@ def summary(cases: list[Case]) -> dict:
     """The report as data (the `--json` object: stable English keys)."""
     scored = [c for c in cases if c.result in SCORED and not unrecorded(c)]
     n = counts(scored)
-    out = {"n": len(scored), **n.rates(), "confusion": _confusion(scored)}
+    out = {"n": len(scored), **n.rates(), "confusion": confusion(scored)}
     out["positives"], out["negatives"] = n.tp + n.fn, n.tn + n.fp
     out["enough"] = min(out["positives"], out["negatives"]) >= MIN_EACH
     out["cases"] = len(cases)
@@ -69,8 +78,8 @@ def summary(cases: list[Case]) -> dict:
     out["decision_not_recorded"] = sum(c.result in SCORED and unrecorded(c) for c in cases)
     out["cannot_judge_rate"] = _share(cases, "cannot_judge")
     out["poor_quality_rate"] = _share(cases, "poor_quality")
-    out["by_bundle"] = _by(scored, lambda c: f"{c.bundle} {c.bundle_version}")
-    out["by_skin_tone"] = _by(scored, lambda c: group_of(c.ita))
+    out["by_bundle"] = _by(scored, [f"{c.bundle} {c.bundle_version}" for c in scored])
+    out["by_skin_tone"] = _by(scored, *reported([group_of(c.ita) for c in scored]))
     return out
 
 
@@ -78,22 +87,12 @@ def _share(cases: list[Case], status: str) -> dict:
     return rate(sum(c.status == status for c in cases), len(cases))
 
 
-def _confusion(scored: list[Case]) -> dict:
-    """Rows: what the kit said; columns: the lab's result."""
-    table: dict[str, dict[str, int]] = {
-        s: dict.fromkeys(SCORED, 0) for s in ("likely", "unlikely", "no verdict")
-    }
-    for c in scored:
-        said = "no verdict" if c.status != "ok" else ("likely" if c.positive else "unlikely")
-        table[said][c.result] += 1
-    return table
-
-
-def _by(scored: list[Case], key) -> dict:
+def _by(scored: list[Case], keys: list[str], order: list[str] | None = None) -> dict:
+    """Per group (`keys`: each case's), in `order`, else by name."""
     groups: dict[str, list[Case]] = defaultdict(list)
-    for c in scored:
-        groups[key(c)].append(c)
-    return {name: {"n": len(g), **counts(g).rates()} for name, g in sorted(groups.items())}
+    for c, key in zip(scored, keys, strict=True):
+        groups[key].append(c)
+    return {k: {"n": len(groups[k]), **counts(groups[k]).rates()} for k in order or sorted(groups)}
 
 
 def text(s: dict) -> str:
@@ -144,12 +143,8 @@ def reliability_png(cases: list[Case], path: Path) -> None:
     scored = [c for c in cases if c.result in SCORED and c.smoothed_prob is not None]
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--")
-    for lo in (0.0, 0.2, 0.4, 0.6, 0.8):
-        b = [
-            c
-            for c in scored
-            if lo <= c.smoothed_prob < lo + 0.2 or (lo == 0.8 and c.smoothed_prob == 1.0)
-        ]
+    for i in range(5):
+        b = [c for c in scored if min(int(c.smoothed_prob * 5), 4) == i]
         if b:
             k = sum(c.result == "positive" for c in b)
             low, high = wilson(k, len(b))

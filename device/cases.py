@@ -26,11 +26,26 @@ from urllib.parse import quote
 from device import DeviceError
 from device.names import inside
 
-SCHEMA = """
+# Columns stores written since 2026-12-04 have, added to an older store when it is first opened
+# for writing (`_migrate`), and declared once: a new store's table ends with them
+ADDED = {
+    "label": "TEXT NOT NULL DEFAULT ''",
+    "positive": "INTEGER",  # 1 / 0 with a verdict; NULL without one
+    "frame_prob": "REAL",  # P(positive class) of the saved frame alone
+    "threshold": "REAL",
+    "ita": "REAL",  # skin tone of the saved frame's square (device.skin_tone), degrees
+    "kit": "TEXT NOT NULL DEFAULT ''",
+    "result": "TEXT NOT NULL DEFAULT ''",  # the lab's: positive | negative | inconclusive
+    "result_test": "TEXT NOT NULL DEFAULT ''",  # pcr | other
+    "result_date": "TEXT NOT NULL DEFAULT ''",
+    "diagnosis": "TEXT NOT NULL DEFAULT ''",  # the clinician's final diagnosis
+    "consent": "INTEGER NOT NULL DEFAULT 0",  # 1: the patient agreed to training use
+}
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS cases (
     id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a case number stays one case
     saved_at TEXT NOT NULL,
-    verdict TEXT NOT NULL,  -- the screen's words: a display copy (the data is status .. ita)
+    verdict TEXT NOT NULL,  -- the screen's words: a display copy (the data is status, label ...)
     status TEXT NOT NULL,
     smoothed_prob REAL,  -- P(positive class) shown: the mean over the smoothing window
     ood_score REAL,
@@ -43,36 +58,12 @@ CREATE TABLE IF NOT EXISTS cases (
     frame_sha256 TEXT NOT NULL,
     view_file TEXT NOT NULL,
     view_sha256 TEXT NOT NULL,
-    label TEXT NOT NULL DEFAULT '',
-    positive INTEGER,  -- 1 / 0 with a verdict; NULL without one
-    frame_prob REAL,  -- P(positive class) of the saved frame alone
-    threshold REAL,
-    ita REAL,  -- skin tone of the saved frame's square (device.skin_tone), degrees
-    kit TEXT NOT NULL DEFAULT '',
-    result TEXT NOT NULL DEFAULT '',  -- the lab's: positive | negative | inconclusive
-    result_test TEXT NOT NULL DEFAULT '',  -- pcr | other
-    result_date TEXT NOT NULL DEFAULT '',
-    diagnosis TEXT NOT NULL DEFAULT '',  -- the clinician's final diagnosis
-    consent INTEGER NOT NULL DEFAULT 0  -- 1: the patient agreed to the photo's use for training
+    {", ".join(f"{name} {decl}" for name, decl in ADDED.items())}
 );
 CREATE TABLE IF NOT EXISTS pending (file TEXT PRIMARY KEY)  -- images of saves or deletes in flight
 """
 DB = "cases.db"
 IMAGES = "images"
-# Columns later stores have: added to an older store when it is opened for writing
-ADDED = {
-    "label": "TEXT NOT NULL DEFAULT ''",
-    "positive": "INTEGER",
-    "frame_prob": "REAL",
-    "threshold": "REAL",
-    "ita": "REAL",
-    "kit": "TEXT NOT NULL DEFAULT ''",
-    "result": "TEXT NOT NULL DEFAULT ''",
-    "result_test": "TEXT NOT NULL DEFAULT ''",
-    "result_date": "TEXT NOT NULL DEFAULT ''",
-    "diagnosis": "TEXT NOT NULL DEFAULT ''",
-    "consent": "INTEGER NOT NULL DEFAULT 0",
-}
 RENAMED = {"prob": "smoothed_prob"}  # old name -> name
 
 

@@ -102,14 +102,14 @@ def _cannot_judge(path: Path, v: Verdict, warning: str, opts, out, tone: dict) -
     print(f"{path}: {text}{_warning(warning)}", file=out)
 
 
-def _screened(path: Path, v: Verdict, warning: str, opts, out, tone: dict, threshold: float):
+def _screened(path: Path, v: Verdict, warning: str, opts, out, tone: dict) -> None:
     if opts.json:
         extra = {"warning": warning} if warning else {}
         row = {"path": str(path), "status": v.status.value, **v.as_dict(), **tone, **extra}
         print(json.dumps({**row, "quality": v.quality}), file=out)
         return
     numbers = _("P({cls})={prob} (threshold {threshold})").format(
-        cls=v.positive_class, prob=f"{v.positive_prob:.3f}", threshold=f"{threshold:.3f}"
+        cls=v.positive_class, prob=f"{v.positive_prob:.3f}", threshold=f"{v.threshold:.3f}"
     )
     print(
         f"{path}: {verdict_text(v)}  {numbers}  {v.latency_ms:.1f} ms" + _warning(warning),
@@ -171,7 +171,7 @@ def classify(opts: ClassifyOptions, kit: Config, out=sys.stdout, err=sys.stderr)
             continue
         if opts.cam_out:
             write_cam(cam_path(opts.cam_out, path, used), rgb, v, bundle.input)
-        _screened(path, v, warning, opts, out, tone, bundle.threshold)
+        _screened(path, v, warning, opts, out, tone)
     if seen == 0:
         raise DeviceError("no images found under " + ", ".join(map(str, opts.paths)))
     return 1 if failed else 0

@@ -32,7 +32,7 @@ from device.presenter import Presenter
 from device.screen import Renderer, View
 from device.screener import Screener
 from device.signing import signed_by
-from device.sources import Frame, Source, scheme_of
+from device.sources import Frame, scheme_of
 from device.timing import WAIT, Timing, lap
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ class Daemon:
         self.timing.malformed = self.camera.malformed
         return self.timing.summary(self.camera.dropped, state)
 
-    def _opened(self, source: Source) -> None:
+    def _opened(self) -> None:
         """A camera (re)opened: old frames must not vote on the new view."""
         self.decider.reset()
         demo = scheme_of(self.cfg.source)[0] == "demo"

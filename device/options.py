@@ -80,11 +80,7 @@ def add_flags(parser, cls, *, overrides=False, type_for=None, sections=None) -> 
             groups[group] = target
         flag, k, help = "--" + f.name.replace("_", "-"), kind(f), meta["help"]
         if overrides:
-            help += (
-                f" (default: {default(f)!r})"
-                if isinstance(default(f), str)
-                else f" (default: {default(f)})"
-            )
+            help += f" (default: {default(f)!r})"
         if k == "bool":
             if overrides or default(f) is None:  # unset: the value comes from elsewhere
                 action = argparse.BooleanOptionalAction

@@ -33,6 +33,7 @@ class Screener:
             )
         self.ood: OodModel | None = bundle.ood()
         self._check_features()
+        self._one = self.decider(ood_gate=False)  # `predict`'s: window 1, nothing carried over
 
     def _check_features(self) -> None:
         if self.ood is None:
@@ -71,4 +72,4 @@ class Screener:
     def predict(self, image_rgb: np.ndarray) -> Verdict:
         """One photo's verdict with the gate's finding reported, not acted on (`judgeable`):
         for evaluations, which score every photo."""
-        return self.decider(ood_gate=False).judge(self.read(image_rgb))
+        return self._one.judge(self.read(image_rgb))

@@ -46,10 +46,16 @@ def tone_groups(images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[str], li
     """Each image's reported group (small groups merged), the groups present lightest first
     ("no skin" last), and each image's ITA: what every per-tone breakdown is built from."""
     angles = [ita(im) for im in images]
-    raw = [group_of(a) for a in angles]
+    label, order = reported([group_of(a) for a in angles])
+    return np.asarray(label), order, angles
+
+
+def reported(raw: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Each `group_of` label as reported (small groups merged), and the reported groups
+    present, lightest first ("no skin" last)."""
     names = merged_groups(raw)
     order = list(dict.fromkeys(names[g] for g in names if g in set(raw)))
-    return np.asarray([names[g] for g in raw]), order, angles
+    return [names[g] for g in raw], order
 
 
 def group_of(angle: float | None) -> str:

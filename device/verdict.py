@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import Enum
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from device.skin import MIN_SKIN
 CANNOT_JUDGE = N_("Cannot judge: not a skin-lesion photo")  # English; shown as _(CANNOT_JUDGE)
 
 
-class Status(StrEnum):
+class Status(str, Enum):  # not StrEnum: the kit runs on Python 3.10 (JetPack 6)
     """What the kit says about a frame; the values are what saved cases and JSON rows hold."""
 
     OK = "ok"

@@ -120,7 +120,11 @@ def test_the_report_counts_a_refusal_as_a_miss_with_intervals(tmp_path):
     assert s["specificity"]["value"] == 9 / 12 and s["ppv"]["value"] == 10 / 13
     assert s["npv"]["value"] == 9 / 13 and s["enough"] is True
     assert s["confusion"]["no verdict"] == {"positive": 2, "negative": 0}
-    assert set(s["by_bundle"]) == {"b 1", "b 2"} and set(s["by_skin_tone"]) == {"dark", "light"}
+    assert set(s["by_bundle"]) == {"b 1", "b 2"}
+    # 13 dark and 13 light cases scored: groups under 20 are merged, as every per-tone number is
+    assert (
+        list(s["by_skin_tone"]) == ["light + dark"] and s["by_skin_tone"]["light + dark"]["n"] == 26
+    )
     assert s["cannot_judge_rate"]["value"] == 2 / 28
     assert (tmp_path / "r.png").stat().st_size > 5000
     recent = json.loads(cases(root, "report", "--json", "--since", "2026-12-01").stdout)

@@ -12,15 +12,15 @@ miss at any threshold: the numbers count it so.
 
 from __future__ import annotations
 
+import copy
 import hashlib
-import json
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from device.bundle import load_bundle
+from device.bundle import Bundle, load_bundle
 from device.screener import Screener
 from device.stats import rate
 from train_host import UserError
@@ -39,9 +39,8 @@ def rates(y: np.ndarray, called: np.ndarray) -> dict:
     }
 
 
-def score(bundle_dir: Path, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def score(bundle: Bundle, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """P(mpox) and the gate's finding per photo, by the kit's int8 ONNX file."""
-    bundle = load_bundle(bundle_dir)
     screener = Screener(bundle, bundle.select("onnx", "int8"), threads=2)
     verdicts = [screener.predict(im) for im in images]
     return np.array([v.frame_prob for v in verdicts]), np.array([v.judgeable for v in verdicts])
@@ -58,8 +57,9 @@ def calibrate_site(site: Path, bundle_dir: Path, out: Path) -> dict:
             f"needs at least {MIN_EACH} of each (with fewer, sensitivity's 95 % interval is wider "
             "than 0.76-0.99)"
         )
-    p, judged = score(bundle_dir, data.images)
-    before = load_bundle(bundle_dir, verify=False).manifest
+    bundle = load_bundle(bundle_dir)  # verified once: scored, then copied, from these bytes
+    p, judged = score(bundle, data.images)
+    before = bundle.manifest
     # on the photos the kit judges (a refusal is a miss at any threshold), and never below the
     # kit's sensitivity target: a site that cannot reach it gets poor specificity, said so,
     # not a threshold that misses patients (what Youden's J would choose)
@@ -79,7 +79,7 @@ def calibrate_site(site: Path, bundle_dir: Path, out: Path) -> dict:
         "cannot_judge_positives": int((~judged & (y == 1)).sum()),  # misses at any threshold
         "measured_on": "the photos it was fitted on (optimistic): check it on later cases",
     }
-    _new_bundle(bundle_dir, out, result)
+    _new_bundle(bundle, out, result)
     return result
 
 
@@ -89,17 +89,16 @@ def _photos_hash(paths: list[Path]) -> str:
     return hashlib.sha256("\n".join(each).encode()).hexdigest()
 
 
-def _new_bundle(src: Path, out: Path, result: dict) -> None:
+def _new_bundle(old: Bundle, out: Path, result: dict) -> None:
     """The bundle's files unchanged; a new manifest (threshold, version, time, the calibration)
     and card. Written in a temporary folder, renamed whole."""
     stage = out.with_name(f".{out.name}.new")
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
-    old = load_bundle(src)  # verified: what is copied is what the manifest pins
     for pin in old.manifest.pinned():
         if pin is not old.manifest.card:  # the card is written anew
             (stage / pin.file).write_bytes(old.blobs[pin.file])
-    m = json.loads((src / "manifest.json").read_text())
+    m = copy.deepcopy(dict(old.manifest.document))  # the verified manifest, not a new read
     now = datetime.now(timezone.utc)
     m["threshold"] = result["threshold"]
     m["model"]["version"] = f"{m['model']['version']}+site.{result['site']}.{now:%Y%m%d}"
