@@ -194,14 +194,15 @@ def _pin(entry, where: str) -> None:
 
 
 MAX_FILE_BYTES = 256 << 20  # the largest file a bundle may pin (models are ~1-15 MB)
-OOD_VERSION = 1
+OOD_VERSIONS = (1, 2)  # 2: the .npz carries each layer's reference centre (device/ood.py)
 
 
 def _ood(ood, outputs: dict, where: str) -> None:
-    """The optional "cannot judge" parameters (version 1: device/ood.py); older bundles lack it."""
+    """The optional "cannot judge" parameters (device/ood.py); older bundles lack it."""
     _require(ood, ("version", "file", "sha256", "size", "limit"), where)
-    if ood["version"] != OOD_VERSION:
-        _fail(where, f"version {ood['version']!r} is not one this kit reads ({OOD_VERSION})")
+    if ood["version"] not in OOD_VERSIONS:
+        versions = " or ".join(map(str, OOD_VERSIONS))
+        _fail(where, f"version {ood['version']!r} is not one this kit reads ({versions})")
     _pin(ood, where)
     if not ood["file"].endswith(".npz"):
         _fail(where, "file must be a plain .npz file name inside the bundle")

@@ -1,11 +1,15 @@
-"""The "cannot judge" score: how far a frame's features lie from the training photos'.
+"""The "cannot judge" score: how far a frame's features lie from skin-lesion photos'.
 
 The bundle's graph returns, beside logits and CAM, the pooled activations of a mid-level stage and
 of the map the head reads, standardised with the training photos' means and stds (`features`).
-Per layer, a Mahalanobis distance (Ledoit-Wolf covariance fitted on training photos, whole and
-kit-framed), divided by its 99th percentile there; the score is the sum. The mid-level layer sees
-textures and colours no lesion photo has, the last layer what the model never learned: together
-they refuse far more non-skin photos than either alone (docs/field-kit.md, "Cannot judge").
+Per layer, a Mahalanobis distance from the reference photos' centre (Ledoit-Wolf covariance),
+divided by its 99th percentile there; the score is the sum. Version 1 fitted the reference on
+MSID's training photos only (centred on them); version 2 on the lesion photos of every
+collection, kit-framed crops and darker-skinned copies (`train_host/ood.py`), with its centre
+stored, because "a skin-lesion photo" must mean every collection's and every skin tone's. The
+mid-level layer sees textures and colours no lesion photo has, the last layer what the model
+never learned: together they refuse far more non-skin photos than either alone
+(docs/field-kit.md, "Cannot judge").
 Above the manifest's `ood.limit` the kit gives no verdict.
 
 The parameters live in a small `.npz` beside the model files, pinned by sha256 in the manifest
@@ -21,7 +25,6 @@ import numpy as np
 
 from device import DeviceError
 
-VERSION = 1
 MAX_DIM = 4096
 
 
@@ -31,6 +34,7 @@ class OodModel:
     precisions: tuple[np.ndarray, ...]  # one [d, d] inverse covariance per layer
     refs: np.ndarray  # per-layer distance that 99 % of training photos stay under
     limit: float  # above this summed score: cannot judge
+    means: tuple[np.ndarray, ...] | None = None  # per-layer reference centre (None: zero)
 
     @property
     def dim(self) -> int:
@@ -40,8 +44,10 @@ class OodModel:
         """[n, dim] standardised features -> [n] scores."""
         z = np.atleast_2d(np.asarray(z, np.float64))
         total, start = np.zeros(len(z)), 0
-        for size, prec, ref in zip(self.sizes, self.precisions, self.refs, strict=True):
-            block = z[:, start : start + size]
+        means = self.means or tuple(np.zeros(s) for s in self.sizes)
+        layers = zip(self.sizes, self.precisions, self.refs, means, strict=True)
+        for size, prec, ref, mean in layers:
+            block = z[:, start : start + size] - mean
             total += np.einsum("ij,jk,ik->i", block, prec, block) / ref
             start += size
         return total
@@ -55,6 +61,7 @@ class OodModel:
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
         arrays = {f"precision_{i}": p.astype(np.float32) for i, p in enumerate(self.precisions)}
+        arrays |= {f"mean_{i}": m.astype(np.float32) for i, m in enumerate(self.means or ())}
         np.savez(buf, sizes=np.asarray(self.sizes, np.int64), refs=self.refs, **arrays)
         return buf.getvalue()
 
@@ -68,6 +75,9 @@ def from_bytes(data: bytes, limit: float, where: str) -> OodModel:
             precisions = tuple(
                 np.asarray(z[f"precision_{i}"], np.float64) for i in range(len(sizes))
             )
+            means = None
+            if "mean_0" in z.files:
+                means = tuple(np.asarray(z[f"mean_{i}"], np.float64) for i in range(len(sizes)))
     except (ValueError, KeyError, OSError, TypeError) as e:
         raise DeviceError(f"{where}: not a readable OOD parameter file ({e})") from None
     if not sizes or any(s < 1 for s in sizes) or sum(sizes) > MAX_DIM or len(refs) != len(sizes):
@@ -75,6 +85,9 @@ def from_bytes(data: bytes, limit: float, where: str) -> OodModel:
     for size, p in zip(sizes, precisions, strict=True):
         if p.shape != (size, size) or not np.isfinite(p).all():
             raise DeviceError(f"{where}: an OOD precision matrix is not {size}x{size} finite")
+    for size, m in zip(sizes, means or (), strict=False):
+        if m.shape != (size,) or not np.isfinite(m).all():
+            raise DeviceError(f"{where}: an OOD reference centre is not {size} finite values")
     if not (np.isfinite(refs).all() and (refs > 0).all()):
         raise DeviceError(f"{where}: OOD reference distances must be finite and positive")
-    return OodModel(sizes, precisions, refs, float(limit))
+    return OodModel(sizes, precisions, refs, float(limit), means)

@@ -42,6 +42,16 @@ def ita(image: np.ndarray, bgr: bool = False) -> float | None:
     return float(math.degrees(math.atan2(lightness - 50.0, max(float(yellow), 1e-6))))
 
 
+def darken(rgb: np.ndarray, factor: float) -> np.ndarray:
+    """A tone transform in Lab space: lightness scaled by `factor`, yellow-blue kept (the way a
+    darker skin differs from a lighter one in a photo, to first order). For the gate's reference
+    set and the darkening tests, never on the live path."""
+    lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    lab[..., 0] *= factor
+    out = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
+    return np.uint8(np.clip(out * 255.0 + 0.5, 0, 255))
+
+
 def tone_groups(images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[str], list[float | None]]:
     """Each image's reported group (small groups merged), the groups present lightest first
     ("no skin" last), and each image's ITA: what every per-tone breakdown is built from."""

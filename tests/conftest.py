@@ -15,7 +15,8 @@ import pytest
 
 from train_host.data import default_data_dir
 
-EXPORTS = {"bundle"}  # session fixtures that run a real export (minutes): their tests are slow
+# session fixtures that run a real export or gate fit (minutes): their tests are slow
+EXPORTS = {"bundle", "gate_file"}
 # What a kit's install (`.[device,tflite,dev]`) lacks: a test module importing any of these (at
 # any depth of the module) is the host's; `--kit` runs the others
 HOST_ONLY = ("torch.", "torchvision.", "onnx.", "onnxsim.", "captum.", "litert_torch.")
@@ -169,7 +170,31 @@ def edit_manifest(root: Path, change) -> None:
 
 
 @pytest.fixture(scope="session")
-def bundle(msid, tmp_path_factory) -> Path:
+def gate_file(msid, tmp_path_factory) -> Path:
+    """The committed binary checkpoint's "cannot judge" gate (`mpox-train gate --checkpoint`),
+    fitted on MSID's training photos and the two collections the bundle fixture is gated on."""
+    out = tmp_path_factory.mktemp("gate") / "checkpoint.gate.npz"
+    shared = msid.resolve().parent
+    run_cli(
+        "train_host.cli",
+        "gate",
+        "--checkpoint",
+        MODELS / "micrompoxnet-binary" / "checkpoint.pt",
+        "--data",
+        msid,
+        "--collection",
+        shared / "idscabies",
+        "--collection",
+        shared / "skin8",
+        "--no-report",
+        "--out",
+        out,
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def bundle(msid, gate_file, tmp_path_factory) -> Path:
     """The committed binary checkpoint exported by `mpox-train export` (gate included) on its own
     split: 128 training images calibrate, the 201 val + test images and the idscabies and skin8
     collections verify. (Gated on bites/ too, this older model's int8 TFLite file fails the
@@ -193,6 +218,8 @@ def bundle(msid, tmp_path_factory) -> Path:
         shared / "idscabies",
         "--gate-collection",
         shared / "skin8",
+        "--gate",
+        gate_file,
         "--out",
         out,
     )

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from captum.attr import LayerGradCam
-from conftest import MODELS, run_cli
+from conftest import MODELS, one_line_error, run_cli
 
 from device import DeviceError
 from device.bundle import load_bundle, sha256
@@ -94,8 +94,9 @@ def test_manifest_describes_every_file(bundle):
     assert "not a diagnosis" in card and "model.int8.tflite" in card
     assert card.rstrip().endswith("| test row | 0.5 |")  # --card-notes appended
     assert not (bundle / ".export-staging").exists()
-    ood = m["ood"]  # the cannot-judge score, fitted at export (tests/test_ood.py)
-    assert ood["version"] == 1 and ood["layers"] == [128, 256] and ood["limit"] > 0
+    ood = m["ood"]  # the cannot-judge gate of every collection (tests/test_ood.py, test_gate.py)
+    assert ood["version"] == 2 and ood["layers"] == [128, 256] and ood["limit"] > 0
+    assert set(ood["refused"]) == {"msid", "idscabies", "skin8"}
     assert m["outputs"]["features"]["shape"] == [1, 384]
     assert (
         ood["sha256"] == sha256(bundle / "ood.npz") and not (bundle / "manifest.json.sig").exists()
@@ -176,12 +177,12 @@ def test_quantize_round_trip_uint8():
     np.testing.assert_allclose(dequantize(q, detail), [-64.0, 0.0, 0.5, 63.5, 63.5])
 
 
-def test_gate_failure_names_the_file_and_keeps_the_old_bundle(bundle, msid, tmp_path):
+def test_gate_failure_names_the_file_and_keeps_the_old_bundle(bundle, msid, gate_file, tmp_path):
     out = tmp_path / "b"
     shutil.copytree(bundle, out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     limits = gate.Limits(decision_agreement=1.01)
-    req = ExportRequest(CKPT, msid, out, limits=limits, collections=[])  # MSID only: quicker
+    req = ExportRequest(CKPT, msid, out, limits=limits, collections=[], gate=gate_file)
     with pytest.raises(
         UserError, match=r"gate failed for model\.fp32\.onnx: decision agreement 1\.000"
     ):
@@ -264,7 +265,29 @@ def test_export_refuses_too_few_calibration_images(tmp_path):
     assert not Path(tmp_path / "manifest.json").exists()
 
 
-def test_int8_only_bundle_drops_fp32_files(bundle, msid, tmp_path):
+def test_export_ships_the_gate_fitted_before_it_and_only_that_checkpoints(tmp_path):
+    """Export converts and verifies; the "cannot judge" gate is fitted before it (`mpox-train
+    gate --checkpoint`): without one, or with another checkpoint's, it stops in one line before
+    reading any photo, naming the step to run."""
+    from device.ood import OodModel
+    from train_host.ood import Gate
+
+    proc = run_cli("train_host.cli", "export", "--checkpoint", CKPT, "--out", tmp_path, ok=False)
+    assert f"mpox-train gate --checkpoint {CKPT}" in one_line_error(proc)
+    other = Gate(np.zeros(3), np.ones(3), OodModel((3,), (np.eye(3),), np.ones(1), 1.0), "0" * 64)
+    other.save(tmp_path / "other.gate.npz")
+    args = ("--checkpoint", CKPT, "--gate", tmp_path / "other.gate.npz", "--out", tmp_path)
+    proc = run_cli("train_host.cli", "export", *args, ok=False)
+    assert "fitted on another checkpoint" in one_line_error(proc)
+    (tmp_path / "broken.gate.npz").write_bytes(b"not a gate")
+    args = ("--checkpoint", CKPT, "--gate", tmp_path / "broken.gate.npz", "--out", tmp_path)
+    assert "not a cannot-judge gate file" in one_line_error(
+        run_cli("train_host.cli", "export", *args, ok=False)
+    )
+    assert not (tmp_path / "manifest.json").exists()
+
+
+def test_int8_only_bundle_drops_fp32_files(bundle, msid, gate_file, tmp_path):
     from device.signing import keygen, signed_by
 
     out, keys = tmp_path / "int8", tmp_path / "keys"
@@ -272,7 +295,7 @@ def test_int8_only_bundle_drops_fp32_files(bundle, msid, tmp_path):
     pub = keygen(tmp_path / "release.key")
     shutil.copy(pub, keys / pub.name)
     shutil.copytree(bundle, out)  # holds fp32 files from the full export
-    req = ExportRequest(CKPT, msid, out, ship_fp32=False, collections=[])
+    req = ExportRequest(CKPT, msid, out, ship_fp32=False, collections=[], gate=gate_file)
     m = export_bundle(replace(req, sign=tmp_path / "release.key"))
     assert signed_by(out, keys) == "release.pub"  # `mpox-train export --sign`
     assert set(m["files"]) == {"model.int8.onnx", "model.int8.tflite"}
@@ -283,12 +306,13 @@ def test_int8_only_bundle_drops_fp32_files(bundle, msid, tmp_path):
         b.select("onnx", "fp32")
 
 
-def test_unreadable_cv_summary_fails_before_the_bundle_changes(bundle, msid, tmp_path):
+def test_unreadable_cv_summary_fails_before_the_bundle_changes(bundle, msid, gate_file, tmp_path):
     out = tmp_path / "b"
     shutil.copytree(bundle, out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     with pytest.raises(UserError, match=r"cannot read .*nowhere\.json"):
-        export_bundle(ExportRequest(CKPT, msid, out, cv=tmp_path / "nowhere.json", collections=[]))
+        req = ExportRequest(CKPT, msid, out, cv=tmp_path / "nowhere.json", collections=[])
+        export_bundle(replace(req, gate=gate_file))
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 

@@ -42,6 +42,19 @@ def test_score_is_the_summed_normalised_mahalanobis_distance():
     assert back.sizes == m.sizes and back.score(z) == pytest.approx(expect, rel=1e-6)
 
 
+def test_version_2_scores_from_the_reference_centre_and_keeps_it():
+    """A fit on every collection is centred on its reference, not on MSID's training photos the
+    graph standardises with (version 1's zero): the centre travels in the .npz."""
+    precs = (np.eye(2), np.eye(3))
+    centre = (np.array([1.0, -1.0]), np.array([0.5, 0.0, 2.0]))
+    v2 = OodModel((2, 3), precs, np.array([1.0, 2.0]), 5.0, centre)
+    z = np.concatenate(centre)
+    assert v2.score(z) == 0.0 and OodModel((2, 3), precs, np.ones(2) * [1, 2], 5.0).score(z) > 0
+    back = from_bytes(v2.to_bytes(), 5.0, "t")
+    assert back.score(z) == 0.0 and back.score(np.zeros(5)) == pytest.approx(v2.score(np.zeros(5)))
+    assert from_bytes(_model().to_bytes(), 1.0, "t").means is None  # a version 1 file
+
+
 def _npz(**arrays) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -56,6 +69,21 @@ def _npz(**arrays) -> bytes:
         (_npz(sizes=np.array([2]), refs=np.array([1.0]), precision_0=np.eye(3)), "2x2"),
         (_npz(sizes=np.array([2]), refs=np.array([0.0]), precision_0=np.eye(2)), "positive"),
         (_npz(sizes=np.array([2]), refs=np.array([1.0]), precision_0=np.eye(2) * np.nan), "2x2"),
+        (
+            _npz(
+                sizes=np.array([2]), refs=np.array([1.0]), precision_0=np.eye(2), mean_0=np.ones(3)
+            ),
+            "centre",
+        ),
+        (
+            _npz(
+                sizes=np.array([2]),
+                refs=np.array([1.0]),
+                precision_0=np.eye(2),
+                mean_0=[np.nan] * 2,
+            ),
+            "centre",
+        ),
         (_npz(sizes=np.array([5000]), refs=np.array([1.0]), precision_0=np.eye(2)), "fit"),
         (
             _npz(sizes=np.array([1]), refs=np.array([1.0]), precision_0=np.array([[object()]])),
@@ -77,7 +105,8 @@ def default():
 def test_default_bundle_carries_a_versioned_ood_field(default):
     bundle, screener = default
     m = bundle.manifest.document
-    assert m["ood"]["version"] == 1 and m["ood"]["file"] == "ood.npz"
+    assert m["ood"]["version"] == 2 and m["ood"]["file"] == "ood.npz"
+    assert screener.ood.means is not None  # fitted on every collection (train_host/ood.py)
     assert m["outputs"]["features"]["shape"] == [1, screener.ood.dim]
     assert screener.ood.sizes[0] < screener.ood.dim  # a mid-level layer and the head's
     for f in m["files"].values():  # every file refuses (nearly) what the fp32 model refuses
@@ -128,7 +157,7 @@ def copy(tmp_path):
 @pytest.mark.parametrize(
     "change, match",
     [
-        (lambda m: m["ood"].update(version=2), "version 2"),
+        (lambda m: m["ood"].update(version=3), "version 3"),
         (lambda m: m["ood"].update(file="../ood.npz"), "plain file name"),
         (lambda m: m["ood"].update(file="ood.pkl"), "plain .npz"),
         (lambda m: m["ood"].update(limit=float("nan")), "limit"),
@@ -167,8 +196,8 @@ def test_ood_parameters_must_fit_the_model_output(copy):
 
 
 def test_classify_says_cannot_judge(tmp_path):
-    photo = tmp_path / "coffee.png"
-    cv2.imwrite(str(photo), cv2.cvtColor(non_skin_images()["skimage/coffee"], cv2.COLOR_RGB2BGR))
+    photo = tmp_path / "rocket.png"  # skin-coloured pixels enough: refused by the score
+    cv2.imwrite(str(photo), cv2.cvtColor(non_skin_images()["skimage/rocket"], cv2.COLOR_RGB2BGR))
     proc = run_cli("device.cli", "classify", "--json", photo)
     row = json.loads(proc.stdout)
     assert row["status"] == "cannot_judge" and row["ood_score"] > row["ood_limit"]
@@ -255,3 +284,40 @@ def test_quality_benchmark_reports_every_tone_and_leaves_the_gate_set_out(msid, 
     assert all(0 <= t["clean_refused"] <= 1 for t in tones.values())
     assert "| tone: " in out.with_suffix(".md").read_text()
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+# --- the reference of every collection (train_host/ood.py, issue 28) ----------------------------
+
+
+def _clouds(spread: dict[str, float], n: int, rng) -> tuple[np.ndarray, list, list]:
+    z, kinds, colls = [], [], []
+    for name, s in spread.items():
+        for kind in ("crop", "darker"):
+            z.append(rng.normal(0, s, size=(n, 6)))
+            kinds += [kind] * n
+            colls += [name] * n
+    return np.concatenate(z), kinds, colls
+
+
+SPREAD = {"msid": 1.6, "bites": 1.0, "skin8": 1.0, "idscabies": 1.0}
+
+
+def test_the_limit_holds_for_every_collection_not_only_the_pooled_photos():
+    """Synthetic standardised features, one Gaussian cloud per collection: a collection whose
+    photos spread wider (MSID's web photos against bites' close-ups) is refused at most about
+    1 in 20 too on photos the fit never saw; a limit from the pooled photos alone would refuse
+    it far more often, and it is the only source of mpox photos."""
+    from train_host.ood import FOLDS, LIMIT_PERCENTILE, Reference, fit
+
+    rng = np.random.default_rng(0)
+    z, kinds, colls = _clouds(SPREAD, 400, rng)
+    folds = rng.integers(0, FOLDS, len(z))
+    ref = Reference(z, np.array(kinds), folds, np.array(colls, object), np.ones(len(z)))
+    model = fit(ref, (2, 4))
+    z2, _, colls2 = _clouds(SPREAD, 2000, np.random.default_rng(1))  # unseen photos
+    scores, colls2 = model.scores(z2), np.array(colls2)
+    for name in SPREAD:
+        assert np.mean(scores[colls2 == name] > model.limit) <= 0.065, name
+    pooled = np.percentile(model.scores(z), LIMIT_PERCENTILE)
+    assert np.mean(scores[colls2 == "msid"] > pooled) > 0.10
+    assert model.means is not None and not model.judgeable(model.score(np.full(6, 8.0)))

@@ -11,17 +11,8 @@ import numpy as np
 import pytest
 
 from device.images import read_rgb
-from device.skin_tone import GROUPS, group_of, ita, merged_groups
+from device.skin_tone import GROUPS, darken, group_of, ita, merged_groups
 from tests.conftest import run_cli
-
-
-def darken(rgb: np.ndarray, factor: float) -> np.ndarray:
-    """A tone transform in Lab space: lightness scaled down, yellow-blue kept (the way a
-    darker skin differs from a lighter one in a photo, to first order)."""
-    lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
-    lab[..., 0] *= factor
-    out = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
-    return np.uint8(np.clip(out * 255.0 + 0.5, 0, 255))
 
 
 @pytest.fixture(scope="module")

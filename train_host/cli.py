@@ -34,6 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {  # name -> (module, one-line help)
         "train_host.commands.calibrate",
         "temperature scaling and the threshold on validation photos and their kit crops",
     ),
+    "gate": (
+        "train_host.commands.gate",
+        "fit a bundle's cannot-judge gate on every collection, judge it leaving each out",
+    ),
     "models": ("train_host.commands.models", "list registered models with parameters and MACs"),
     "explain": (
         "train_host.commands.explain",

@@ -86,6 +86,14 @@ def _shrink(image: np.ndarray, side: int) -> np.ndarray:
     return cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
 
 
+def load_collection(root: Path) -> Dataset:
+    """A look-alike collection (all negatives), shrunk: its phone crops are up to 900 px and
+    the model reads 224, so augmentation and crops stay cheap."""
+    part = load_dataset(root, "binary", allow_no_positive=True)
+    part.images = [_shrink(im, EXTRA_SIDE) for im in part.images]
+    return part
+
+
 def with_extra_negatives(data: Dataset, roots: list[Path]) -> Dataset:
     """`data` plus every image of the negatives-only collections `roots`, labelled as the
     binary task's negative class (training part only: the split never sees them)."""
@@ -93,9 +101,7 @@ def with_extra_negatives(data: Dataset, roots: list[Path]) -> Dataset:
         return data
     if data.task != "binary":
         raise UserError("--extra-negatives works with the binary task only")
-    parts = [load_dataset(r, "binary", allow_no_positive=True) for r in roots]
-    for part in parts:  # phone crops are up to 900 px; training reads 224: keep augmentation cheap
-        part.images = [_shrink(im, EXTRA_SIDE) for im in part.images]
+    parts = [load_collection(r) for r in roots]
     for r, part in zip(roots, parts, strict=True):
         if part.binary_targets().any():
             raise UserError(f"--extra-negatives {r}: has an mpox folder; only negatives allowed")

@@ -12,10 +12,7 @@ miss at any threshold: the numbers count it so.
 
 from __future__ import annotations
 
-import copy
 import hashlib
-import shutil
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +22,7 @@ from device.screener import Screener
 from device.stats import rate
 from train_host import UserError
 from train_host.data import load_dataset
-from train_host.export.manifest import write
+from train_host.derive import derive, new_folder
 from train_host.metrics import choose_threshold
 
 MIN_EACH = 20  # positives and negatives: with 20, sensitivity 0.95 reads as 0.76-0.99 (Wilson)
@@ -47,8 +44,7 @@ def score(bundle: Bundle, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndar
 
 
 def calibrate_site(site: Path, bundle_dir: Path, out: Path) -> dict:
-    if out.exists():
-        raise UserError(f"--out {out} exists: a site calibration writes a new bundle folder")
+    new_folder(out)
     data = load_dataset(site, "binary", allow_no_positive=True)
     y = (data.labels == data.class_names.index("mpox")).astype(int)
     if min(y.sum(), (1 - y).sum()) < MIN_EACH:
@@ -90,28 +86,19 @@ def _photos_hash(paths: list[Path]) -> str:
 
 
 def _new_bundle(old: Bundle, out: Path, result: dict) -> None:
-    """The bundle's files unchanged; a new manifest (threshold, version, time, the calibration)
-    and card. Written in a temporary folder, renamed whole."""
-    stage = out.with_name(f".{out.name}.new")
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir(parents=True)
-    for pin in old.manifest.pinned():
-        if pin is not old.manifest.card:  # the card is written anew
-            (stage / pin.file).write_bytes(old.blobs[pin.file])
-    m = copy.deepcopy(dict(old.manifest.document))  # the verified manifest, not a new read
-    now = datetime.now(timezone.utc)
-    m["threshold"] = result["threshold"]
-    m["model"]["version"] = f"{m['model']['version']}+site.{result['site']}.{now:%Y%m%d}"
-    m["created"] = now.isoformat(timespec="seconds")
-    after = result["after"]
-    m["operating_point"] = {
-        "rule": result["rule"],
-        "chosen_on": f"photos of site {result['site']}",
-        "val_sensitivity": after["sensitivity"]["value"],
-        "val_specificity": after["specificity"]["value"],
-        "test_sensitivity": None,  # no held-out part: the kit's own report measures it next
-        "test_specificity": None,
-    }
-    m["site_calibration"] = result
-    write(stage, m)
-    stage.rename(out)
+    """The bundle's files unchanged; the threshold and the calibration in a new manifest."""
+
+    def edit(m: dict) -> None:
+        after = result["after"]
+        m["threshold"] = result["threshold"]
+        m["operating_point"] = {
+            "rule": result["rule"],
+            "chosen_on": f"photos of site {result['site']}",
+            "val_sensitivity": after["sensitivity"]["value"],
+            "val_specificity": after["specificity"]["value"],
+            "test_sensitivity": None,  # no held-out part: the kit's own report measures it next
+            "test_specificity": None,
+        }
+        m["site_calibration"] = result
+
+    derive(old, out, f"site.{result['site']}", edit)

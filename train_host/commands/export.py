@@ -1,6 +1,7 @@
 """`mpox-train export`: Export, quantize on training images, verify every file against PyTorch on
 the held-out images, then write manifest.json and card.md. Fails, leaving the bundle as it was,
-if any file breaks the gate."""
+if any file breaks the gate. The "cannot judge" gate is fitted before, by `mpox-train gate
+--checkpoint CKPT` (CKPT.gate.npz): export converts and verifies, it does not train."""
 
 from __future__ import annotations
 
@@ -49,6 +50,12 @@ def add_arguments(p) -> None:
         metavar="KEY",
         help="sign the manifest with this Ed25519 private key (mpox-screen bundle keygen)",
     )
+    p.add_argument(
+        "--gate",
+        type=Path,
+        default=None,
+        help="the cannot-judge gate (default: CKPT.gate.npz, from mpox-train gate --checkpoint)",
+    )
     p.add_argument("--out", type=Path, required=True, help="bundle folder")
 
 
@@ -78,6 +85,7 @@ def run(args) -> None:
             collections=args.gate_collection,
             tflite_headroom=args.tflite_headroom,
             sign=args.sign,
+            gate=args.gate,
         )
     )
     for name, f in m["files"].items():

@@ -20,7 +20,7 @@ from train_host.checkpoint import load_model, preprocess_spec
 from train_host.data import Dataset, load_dataset, with_extra_negatives
 from train_host.export import gate, manifest, onnx_export, tflite_export
 from train_host.grouping import Split
-from train_host.models.camgraph import CamExport, wrap
+from train_host.models.camgraph import wrap
 from train_host.preprocess import PreprocessSpec, preprocess
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ class ExportRequest:
     tflite_headroom: float = tflite_export.HEADROOM  # int8 TFLite activation range widening
     limits: gate.Limits = field(default_factory=gate.Limits)
     sign: Path | None = None  # private Ed25519 key: sign the manifest (device/signing.py)
+    gate: Path | None = None  # the cannot-judge gate (default: CKPT.gate.npz: mpox-train gate)
 
 
 def _beside(ckpt: Path, given: Path | None, rel: str) -> Path | None:
@@ -139,28 +140,16 @@ def _read_extras(req: ExportRequest) -> tuple[dict | None, str]:
     return cv, notes
 
 
-OOD_CROPS = 2  # kit-framed crops per photo for the cannot-judge fit (of the 6 lesion_crops)
-
-
 def kit_crops(images: list[np.ndarray]) -> list[np.ndarray]:
     """The best kit-framed crops of each photo: what a user who fills the square shows the kit."""
     from train_host.kitframe import lesion_crops
 
-    return [c for im in images for c in lesion_crops(im)[:OOD_CROPS]]
-
-
-def fit_ood(cam_model: CamExport, data: Dataset, split: Path, spec) -> ood.OodFit:
-    parts = Split.load(split)
-    train, val = parts.part(data, "train"), parts.part(data, "val")
-    log.info("fitting the cannot-judge score on %d training photos and their crops", len(train))
-    train_images = train.images + kit_crops(train.images)
-    fitted = ood.fit(cam_model, train_images, [val.images, kit_crops(val.images)], spec)
-    ood.attach(cam_model, fitted)
-    return fitted
+    return [c for im in images for c in lesion_crops(im)[: ood.CROPS]]
 
 
 def export_bundle(req: ExportRequest) -> dict:
     model, ckpt = load_model(req.checkpoint)
+    stored = ood.load_gate(req.gate or ood.gate_path(req.checkpoint), req.checkpoint)
     spec = preprocess_spec(ckpt)
     cv, notes = _read_extras(req)
     data = load_dataset(req.data, ckpt["task"])
@@ -170,7 +159,8 @@ def export_bundle(req: ExportRequest) -> dict:
         held = gate_set(held, req)
     calib = [preprocess(img, spec) for img in calibration_images(train, req.calib_count)]
     cam_model = wrap(model, spec.size, ood=True)
-    fitted = fit_ood(cam_model, data, split, spec)
+    stored.apply(cam_model)
+    ood_model = stored.model
     names = [_collection(p, data.root) for p in held.paths]
     shipped = [f for f in FILES if req.ship_fp32 or f.precision != "fp32"]
 
@@ -181,16 +171,16 @@ def export_bundle(req: ExportRequest) -> dict:
     try:
         log.info("exporting %s with %d calibration images", req.checkpoint, len(calib))
         build_files(cam_model, spec, calib, stage, req.tflite_headroom)
-        (stage / OOD_FILE).write_bytes(fitted.model.to_bytes())
-        ref = gate.reference(cam_model, held.images, held.binary_targets(), spec, fitted.model)
-        metrics = verify(stage, ref, held, ckpt, data.positive_index, req.limits, fitted.model)
+        (stage / OOD_FILE).write_bytes(ood_model.to_bytes())
+        ref = gate.reference(cam_model, held.images, held.binary_targets(), spec, ood_model)
+        metrics = verify(stage, ref, held, ckpt, data.positive_index, req.limits, ood_model)
         files = {
             f.name: manifest.file_entry(
                 stage / f.name, f.format, f.precision, f.layout, metrics[f.name]
             )
             for f in shipped
         }
-        ood_entry = manifest.ood_entry(stage / OOD_FILE, fitted.model, ref.ood_scores, names)
+        ood_entry = manifest.ood_entry(stage / OOD_FILE, ood_model, ref.ood_scores, names)
         for name in [f.name for f in FILES] + [OOD_FILE]:
             (req.out / name).unlink(missing_ok=True)  # no stale file beside the new manifest
         for name in [f.name for f in shipped] + [OOD_FILE]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from device.bundle import sha256
 from device.manifest import Manifest
 from device.manifest_check import CARD, SCHEMA
-from train_host import __version__
+from train_host import __version__, ood
 from train_host.checkpoint import git_commit
 
 SOURCES = {
@@ -26,24 +26,31 @@ FEATURES_OUTPUT = {
 }
 
 
-def ood_entry(path: Path, model, scores, names: list[str]) -> dict:
-    """The manifest's `ood` field (version 1): the parameter file, pinned, its limit, and the
-    share of the gate photos the fp32 model refuses, per collection."""
-    refused = {}
+def ood_refused(scores, limit: float, names: list[str]) -> dict:
+    """Per collection: how many photos, and the share whose score is over the limit."""
+    out = {}
     for name in dict.fromkeys(names):
         pick = [s for s, n in zip(scores, names, strict=True) if n == name]
-        refused[name] = {"n": len(pick), "refused": sum(s > model.limit for s in pick) / len(pick)}
+        out[name] = {"n": len(pick), "refused": sum(s > limit for s in pick) / len(pick)}
+    return out
+
+
+def ood_entry(path: Path, model, scores, names: list[str]) -> dict:
+    """The manifest's `ood` field (version 2: with the reference centre): the parameter file,
+    pinned, its limit, and the share of the gate photos the fp32 model refuses, per collection
+    (the other collections are in the reference: `mpox-train gate` judges it on each
+    left out)."""
     return {
-        "version": 1,
-        "method": "Mahalanobis distance per layer (mid-level stage, head map), summed",
+        "version": 2,
+        "method": ood.METHOD,
         "file": path.name,
         "sha256": sha256(path),
         "size": path.stat().st_size,
         "limit": model.limit,
         "layers": list(model.sizes),
-        "fitted_on": "training photos and their kit-framed crops; limit: the higher 95th "
-        "percentile of the validation photos and of their crops",
-        "refused": refused,
+        "fitted_on": ood.FITTED_ON,
+        "refused": ood_refused(scores, model.limit, names),
+        "refused_on": "fp32; the gate photos, whose other collections the reference holds",
     }
 
 
@@ -255,8 +262,10 @@ def _ood_lines(ood: dict | None) -> list[str]:
         "",
         "## Cannot judge",
         f"No verdict when the {ood['method'].lower()} is above {ood['limit']:.3g} "
-        f"(fitted on {ood['fitted_on']}). Lesion photos refused (fp32): {rates}. Non-skin "
-        "photographs: `mpox-bench ood`.",
+        f"(fitted on {ood['fitted_on']}). Lesion photos refused "
+        f"({ood.get('refused_on', 'fp32')}): {rates}. Judged on each look-alike collection left "
+        "out of the fit, per skin tone: `mpox-train gate`; non-skin photographs: "
+        "`mpox-bench ood`.",
     ]
 
 

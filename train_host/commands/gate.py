@@ -1,0 +1,138 @@
+"""`mpox-train gate`: the "cannot judge" gate of every collection (train_host/ood.py), fitted on
+the lesion photos of MSID's training part and of every look-alike collection (whole, kit-framed
+crops, darker-skinned copies) and judged leaving each collection out (report: JSON, Markdown,
+PNG; train_host/lesion_gate.py).
+
+`--checkpoint CKPT`: before export, on the checkpoint's fp32 graph; stores the feature scale and
+the score beside it (CKPT.gate.npz, or --out FILE), which `mpox-train export` puts in the bundle.
+`--bundle B --out NEW`: an exported bundle's gate refitted on its own int8 ONNX features, written
+as a new bundle version with the model files unchanged and each file's agreement re-measured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from train_host.commands import paths_arg
+
+REPORT = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "ood_loco"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--checkpoint", type=Path, default=None, help="fit before export")
+    p.add_argument("--bundle", type=Path, default=None, help="refit an exported bundle")
+    p.add_argument("--data", type=Path, default=None, help="MSID (default: $MPOX_DATA or ...)")
+    p.add_argument("--split", type=Path, default=None, help="default: split.json beside CKPT")
+    paths_arg(
+        p,
+        "--collection",
+        "look-alike collection DIR (repeat; default: every folder beside the data folder)",
+        unset_is_none=True,
+    )
+    p.add_argument("--stride", type=int, default=1, help="every Nth reference photo (1 = all)")
+    p.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help="OUT.json/.md/.png (default: CKPT's folder/ood_loco, or benchmarks/results/ood_loco)",
+    )
+    p.add_argument("--no-report", action="store_true", help="fit only (no leave-one-out runs)")
+    p.add_argument("--out", type=Path, default=None, help="CKPT.gate.npz, or the new bundle")
+
+
+def run(args) -> None:
+    from train_host import UserError
+
+    if (args.checkpoint is None) == (args.bundle is None):
+        raise UserError("give --checkpoint CKPT (before export) or --bundle B --out NEW")
+    if args.stride < 1:
+        raise UserError("--stride must be at least 1")
+    (run_checkpoint if args.checkpoint else run_bundle)(args)
+
+
+def _fit(args, reader, current, split: Path, default_report: Path):
+    from train_host import ood
+    from train_host.data import default_data_dir
+    from train_host.gate_report import write
+    from train_host.lesion_gate import judge, load_sets, photos
+
+    data = args.data or default_data_dir()
+    sets = load_sets(data, split, args.collection)
+    if args.no_report:
+        train, _, others = sets
+        parts = {data.name: train} | others
+        every = [x for n, d in parts.items() for x in photos(n, d)[:: args.stride]]
+        return ood.fit(ood.reference(reader.features, every), reader.sizes), None
+    fit = judge(reader, current, data, sets, args.stride)
+    report = args.report or default_report
+    write(fit.report, report)
+    for r in fit.report["rows"]:
+        left = r.get("left_out_refused", {}).get("whole")
+        objects = r.get("objects", {}).get("not_likely")
+        print(
+            f"{r['fit']:>16} | left out {r['left_out'] or '-':>10}: refused "
+            f"{'-' if left is None else format(left['value'], '.1%')}; objects refused or "
+            f"unlikely {'-' if objects is None else format(objects['value'], '.1%')}"
+        )
+    print(f"report: {report.with_suffix('.md')}")
+    return fit.model, fit
+
+
+def run_checkpoint(args) -> None:
+    from device.bundle import sha256
+    from train_host import ood
+    from train_host.checkpoint import load_model, preprocess_spec
+    from train_host.data import default_data_dir, load_dataset
+    from train_host.export.exporter import _split_path, kit_crops
+    from train_host.gate_readers import GraphReader
+    from train_host.grouping import Split
+    from train_host.models.camgraph import wrap
+
+    out = args.out or ood.gate_path(args.checkpoint)
+    model, ckpt = load_model(args.checkpoint)
+    spec = preprocess_spec(ckpt)
+    split = _split_path(args.checkpoint, args.split)
+    train = Split.load(split).part(load_dataset(args.data or default_data_dir(), "binary"), "train")
+    net = wrap(model, spec.size, ood=True)
+    mean, std = ood.feature_scale(net, train.images + kit_crops(train.images), spec)
+    ood.apply_scale(net, mean, std)
+    reader = GraphReader(args.checkpoint.parent.name, net, spec, ckpt)
+    fitted, _ = _fit(args, reader, None, split, args.checkpoint.parent / "ood_loco")
+    ood.Gate(mean, std, fitted, sha256(args.checkpoint)).save(out)
+    print(f"cannot-judge gate {out} (limit {fitted.limit:.3f}): `mpox-train export` ships it")
+
+
+def run_bundle(args) -> None:
+    from device.bundle import load_bundle
+    from train_host import UserError, ood
+    from train_host.derive import derive, new_folder
+    from train_host.export.manifest import ood_refused
+    from train_host.gate_readers import BundleReader
+    from train_host.lesion_gate import file_agreement
+
+    if args.out is None or args.no_report:
+        raise UserError("a bundle's gate is refitted into a new bundle: --out NEW, with its report")
+    new_folder(args.out)
+    bundle = load_bundle(args.bundle)
+    if bundle.manifest.ood is None:
+        raise UserError(f"{args.bundle} has no cannot-judge gate to refit (exported before it)")
+    _, fit = _fit(args, BundleReader(bundle), bundle.ood(), bundle.root / "split.json", REPORT)
+    model, ref = fit.model, fit.ref
+    agreement = file_agreement(bundle, model, fit.gate_photos[:: args.stride])
+    whole = ref.kinds == "whole"
+    refused = ood_refused(model.scores(ref.z[whole]), model.limit, list(ref.collections[whole]))
+
+    def edit(m: dict) -> None:
+        m["ood"] |= {
+            "version": 2,
+            "method": ood.METHOD,
+            "fitted_on": ood.FITTED_ON + " (the bundle's int8 ONNX features: mpox-train gate)",
+            "limit": model.limit,
+            "refused": refused,
+            "refused_on": "int8 ONNX; every reference photo whole, fitted on",
+        }
+        for name, metrics in agreement.items():
+            m["files"][name]["metrics"] |= metrics
+
+    name = bundle.manifest.document["ood"]["file"]
+    derive(bundle, args.out, "gate", edit, {name: model.to_bytes()})
+    print(f"new bundle {args.out} (unsigned: mpox-screen bundle sign); limit {model.limit:.3f}")
