@@ -1,6 +1,7 @@
 """`mpox-bench`: latency, memory, accuracy and ARM-cost benchmarks of the kit's model files.
 
-Timing and memory use only the kit's own runtimes (`device.runtimes`), so the numbers are what the
+Timing and memory use only the kit's own runtimes (`device.core.runtimes`), so the numbers are what
+the
 kit sees; exporting baseline models is a separate host step (`mpox-bench export-baselines`), so
 every timing command also runs on a board that has only the `device` and `tflite` extras.
 """

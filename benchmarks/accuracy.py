@@ -22,9 +22,9 @@ import numpy as np
 
 from benchmarks import REPO_DIR, BenchError, plots, report
 from benchmarks.stats import summarise
-from device.bundle import MODELS_DIR, load_bundle
-from device.images import EXTENSIONS, UnreadableImage, read_rgb
-from device.screener import Screener
+from device.core.bundle import MODELS_DIR, load_bundle
+from device.core.images import EXTENSIONS, UnreadableImage, read_rgb
+from device.core.screener import Screener
 
 log = logging.getLogger(__name__)
 PARTS = {"test": ("test",), "val": ("val",), "heldout": ("val", "test"), "train": ("train",)}

@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 
 def default_images(data: Path, per_class: int = 2) -> list[Path]:
-    from device.images import EXTENSIONS
+    from device.core.images import EXTENSIONS
 
     if not data.is_dir():
         raise BenchError(f"no images: {data} missing (pass --images or set MPOX_DATA)")

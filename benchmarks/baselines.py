@@ -142,7 +142,7 @@ def calibration(spec, calib_data: Path | None, n: int) -> list[np.ndarray]:
     from train_host.preprocess import preprocess
 
     if calib_data is not None:
-        from device.images import find_images, read_rgb
+        from device.core.images import find_images, read_rgb
 
         files = [f.path for f in find_images([calib_data]) if not f.problem][:n]
         if not files:
@@ -197,7 +197,7 @@ def export_baseline(
 
 
 def manifest(name, size, spec, files, cam_shape, params, macs, calib_data, n_calib) -> dict:
-    from device.manifest_check import SCHEMA
+    from device.core.manifest_check import SCHEMA
     from train_host import __version__
 
     return {

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from benchmarks.probe import sample_input
-    from device.runtimes import open_runtime
+    from device.core.runtimes import open_runtime
 
     runtime = open_runtime(args.file, args.threads)
     x = sample_input(runtime)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import REPO_DIR, BenchError
-from device.bundle import Bundle, default_bundle_dir, load_bundle
+from device.core.bundle import Bundle, default_bundle_dir, load_bundle
 
 DEFAULT_BASELINES = ("mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "resnet18")
 PROFILES = "profiles.json"

@@ -1,6 +1,6 @@
 """`mpox-bench ood`: how often the kit says "Cannot judge", on what it should and should not.
 
-Through the device's own code (bundle, preprocessing, runtime, `device.ood`), on:
+Through the device's own code (bundle, preprocessing, runtime, `device.core.ood`), on:
 - non-skin photographs that ship with scikit-image, scikit-learn and matplotlib (a cat, coffee,
   a rocket, the Hubble deep field, a page of text...): should be refused (target >= 90 %);
 - the generated demo frames (drawn skin, drawn spots);
@@ -20,12 +20,12 @@ from tqdm import tqdm
 
 from benchmarks import BenchError, plots
 from benchmarks.quality import DEFAULT_DATA, photos
-from device.bundle import default_bundle_dir, load_bundle
-from device.images import UnreadableImage, read_rgb
-from device.screener import Screener
-from device.skin import MIN_SKIN
-from device.skin_tone import tone_groups
-from device.stats import wilson
+from device.core.bundle import default_bundle_dir, load_bundle
+from device.core.images import UnreadableImage, read_rgb
+from device.core.screener import Screener
+from device.core.skin import MIN_SKIN
+from device.core.skin_tone import tone_groups
+from device.core.stats import wilson
 
 TARGETS = {"non_skin_refused": 0.90, "lesion_refused": 0.10, "objects_not_likely": 0.95}
 OUT = Path(__file__).resolve().parent / "results" / "ood"
@@ -76,7 +76,7 @@ def non_skin_images() -> dict[str, np.ndarray]:
 
 
 def demo_frames(count: int = 8) -> dict[str, np.ndarray]:
-    from device.sources.demo import skin_scene
+    from device.live.sources.demo import skin_scene
 
     return {
         f"demo/{s}": cv2.cvtColor(skin_scene(640, 480, seed=s), cv2.COLOR_BGR2RGB)
@@ -130,7 +130,7 @@ def predict(screener: Screener, sets: dict[str, list[np.ndarray]]) -> dict[str, 
 
 def rates(preds: dict[str, list], limit: float) -> dict[str, dict]:
     """Per set: refused (no verdict) and why: the model's score over its limit, or no skin in
-    the square (device.skin); the scores for the plot."""
+    the square (device.core.skin); the scores for the plot."""
     out = {}
     for name, ps in preds.items():
         n, k = len(ps), sum(not p.judgeable for p in ps)
@@ -144,7 +144,7 @@ def rates(preds: dict[str, list], limit: float) -> dict[str, dict]:
 
 
 def tone_rates(sets: dict[str, list[np.ndarray]], preds: dict[str, list]) -> dict[str, dict]:
-    """Whole lesion photos of every collection pooled, per skin-tone group (device.skin_tone,
+    """Whole lesion photos of every collection pooled, per skin-tone group (device.core.skin_tone,
     small groups merged): refused and why, with Wilson intervals. A gate that refuses dark
     skin refuses the patients the kit is for."""
     names = [n for n in sets if not n.endswith("(kit crops)")]

@@ -19,7 +19,7 @@ import numpy as np
 
 from benchmarks import BenchError, plots, report
 from benchmarks.proc import run_measured
-from device.timing import STAGES
+from device.live.timing import STAGES
 
 TARGETS = {"frame_over_inference": 1.25, "cam_share": 0.05, "peak_rss_mb": 150.0}
 

@@ -1,5 +1,5 @@
 """Child process of `mpox-bench latency`: one model file, one thread count, timed through the kit's
-own runtime (`device.runtimes.open_runtime`). Prints one JSON line with the summary and this
+own runtime (`device.core.runtimes.open_runtime`). Prints one JSON line with the summary and this
 process's peak RSS (VmHWM, see benchmarks.proc). Imports only numpy and the device package.
 
     python -m benchmarks.probe FILE --threads 1 --runs 200 --warmup 20
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=20)
     args = p.parse_args(argv)
 
-    from device.runtimes import open_runtime
+    from device.core.runtimes import open_runtime
 
     t0 = time.perf_counter()
     runtime = open_runtime(args.file, args.threads)

@@ -3,7 +3,8 @@
 Every photo of every collection is assessed clean and strongly degraded: Gaussian blur (sigma
 `--blur` px at the model's 224 px, scaled to the photo), under-exposure (x `--dark`) and
 over-exposure (x `--bright`, clipped). Reported, per collection, pooled and pooled per skin-tone
-group (ITA of the clean photo, device/skin_tone.py): clean photos wrongly refused (target <= 5 %)
+group (ITA of the clean photo, device/core/skin_tone.py): clean photos wrongly refused (target <= 5
+%)
 and degraded photos caught (target >= 90 %), at the config's limits; with
 `--fit`, the limits that meet the clean target with the most margin are printed too.
 """
@@ -20,9 +21,9 @@ import numpy as np
 
 from benchmarks import BenchError, plots
 from device.config import Config, quality_limits
-from device.images import EXTENSIONS, UnreadableImage, read_rgb
-from device.quality import SIDE, QualityLimits, assess, judge
-from device.skin_tone import group_of, ita, reported
+from device.core.images import EXTENSIONS, UnreadableImage, read_rgb
+from device.core.quality import SIDE, QualityLimits, assess, judge
+from device.core.skin_tone import group_of, ita, reported
 
 TARGETS = {"clean_refused": 0.05, "degraded_caught": 0.90}
 DEFAULTS = quality_limits(Config())  # the limits the kit ships

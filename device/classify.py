@@ -10,17 +10,17 @@ from pathlib import Path
 import cv2
 
 from device import DeviceError
-from device.bundle import default_bundle_dir, load_bundle
 from device.config import ClassifyOptions, Config, quality_limits
+from device.core.bundle import default_bundle_dir, load_bundle
+from device.core.images import UnreadableImage, find_images, read_rgb, tiny, write_image
+from device.core.preprocess import crop
+from device.core.quality import GUIDANCE, assess
+from device.core.screener import Screener
+from device.core.skin import MIN_SKIN
+from device.core.skin_tone import group_of, ita
+from device.core.verdict import CANNOT_JUDGE, Status, Verdict
 from device.i18n import N_, _
-from device.images import UnreadableImage, find_images, read_rgb, tiny, write_image
-from device.overlay import heat_overlay
-from device.preprocess import crop
-from device.quality import GUIDANCE, assess
-from device.screener import Screener
-from device.skin import MIN_SKIN
-from device.skin_tone import group_of, ita
-from device.verdict import CANNOT_JUDGE, Status, Verdict
+from device.live.overlay import heat_overlay
 
 TINY = N_("tiny image ({size} px): a result means little")
 
@@ -62,7 +62,7 @@ def cam_folder(path: Path) -> Path:
 
 
 def tone_fields(rgb) -> dict:
-    """The skin tone of the square the model reads (device.skin_tone), for every JSON row: so
+    """The skin tone of the square the model reads (device.core.skin_tone), for every JSON row: so
     an evaluator can break any batch's results down by tone."""
     angle = ita(rgb)
     return {"ita": None if angle is None else round(angle, 1), "ita_group": group_of(angle)}

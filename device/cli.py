@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_flags(p, ClassifyOptions)
     add_language_flag(p)
     add_run_parser(sub)
-    from device import bundle_cli, cases_cli
+    from device.cases import cli as cases_cli
+    from device.updates import cli as bundle_cli
 
     cases_cli.add_parser(sub)
     bundle_cli.add_parser(sub)
@@ -88,15 +89,15 @@ def main(argv: list[str] | None = None) -> int:
             print(default_toml())
             return 0
         if args.command == "bundle":
-            from device import bundle_cli
+            from device.updates import cli as bundle_cli
 
             return bundle_cli.run(args)
         if args.command == "cases":
-            from device import cases_cli
+            from device.cases import cli as cases_cli
 
             return cases_cli.run(args)
         if args.command == "timing-report":
-            from device.timing_report import report
+            from device.live.timing_report import report
 
             return report(args.file, args.png)
         build_parser().print_help()
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from device.config import load
-    from device.daemon import Daemon
+    from device.live.daemon import Daemon
 
     overrides = {f.name: getattr(args, f.name) for f in fields(Config)}
     cfg = load(args.config, {k: v for k, v in overrides.items() if v is not None})
@@ -122,7 +123,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         daemon = Daemon(cfg)
     except StoppedWhileStarting:
-        logging.getLogger("device.daemon").info("stopped while starting; no frame was screened")
+        logging.getLogger("device.live.daemon").info(
+            "stopped while starting; no frame was screened"
+        )
         return 0
     finally:
         signal.signal(signal.SIGTERM, previous)

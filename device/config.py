@@ -22,7 +22,7 @@ from typing import Any
 from device import DeviceError
 from device.i18n import LANGUAGES
 from device.options import option, whole_number
-from device.signing import KEYS_DIR
+from device.updates.signing import KEYS_DIR
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -32,7 +32,7 @@ else:  # JetPack 6 ships Python 3.10
 SYSTEM_CONFIG = Path("/etc/mpox-screen/config.toml")
 MAX_PIXELS = 120_000_000  # a 108 MP phone photo fits
 MAX_THREADS = 64  # more than any board has; 100000 would exhaust the process table
-TEXT_ENGINES = ("auto", "opencv", "freetype", "hershey")  # device/fonts.py; no cv2 import here
+TEXT_ENGINES = ("auto", "opencv", "freetype", "hershey")  # device/live/fonts.py; no cv2 import here
 
 
 def _key(help: str, lo: float | None = None, hi: float | None = None, choices=()) -> dict:
@@ -410,7 +410,7 @@ def kit_language() -> str:
 
 def quality_limits(cfg: Config):
     """The quality gate's limits from the config's quality_* keys."""
-    from device.quality import QualityLimits
+    from device.core.quality import QualityLimits
 
     return QualityLimits(
         **{f: getattr(cfg, f"quality_{f}") for f in QualityLimits.__dataclass_fields__}

@@ -175,7 +175,7 @@ check_root() {
 step_apt() {
     say "1. apt packages"
     if [ "$NO_APT" = 1 ]; then note "skipped (--no-apt)"; return; fi
-    # fonts: screen text in every language (device/fonts.py); EGL/GBM/Mesa: the sdl:// display's
+    # fonts: screen text in every language (device/live/fonts.py); EGL/GBM/Mesa: the sdl:// display's
     # KMS/DRM output, libwayland-egl1 its Wayland output (pygame-ce's SDL loads them at run time)
     local pkgs=(python3-venv fonts-dejavu-core libegl1 libegl-mesa0 libgles2 libgbm1 libgl1-mesa-dri
         libwayland-egl1)
@@ -288,10 +288,10 @@ step_venv() {
 }
 
 bundle_files() { # bundle_files DIR: manifest.json and "sha256 name" per pinned file (models,
-    # the cannot-judge data, the card), after the kit's own validator (device/manifest_check.py:
+    # the cannot-judge data, the card), after the kit's own validator (device/core/manifest_check.py:
     # values, plain names, no escapes)
     echo manifest.json
-    PYTHONPATH="$CHECKOUT" "$PYTHON" -m device.manifest_check "$1"
+    PYTHONPATH="$CHECKOUT" "$PYTHON" -m device.core.manifest_check "$1"
 }
 
 step_bundle() {

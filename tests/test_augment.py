@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from device.preprocess import shades_of_grey
+from device.core.preprocess import shades_of_grey
 from train_host.augment import RandomCLAHE, RandomGamma, RandomWhiteBalance, train_transform
 from train_host.preprocess import PreprocessSpec
 

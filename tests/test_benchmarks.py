@@ -240,7 +240,7 @@ def test_accuracy_on_a_labelled_folder(small_msid, tmp_path):
 def test_accuracy_split_part_selects_held_out_images(msid, tmp_path):
     """On the kit's default bundle: its int8 ONNX has 7-bit weights, so it holds on x86 CPUs
     without VNNI too (the older bundles' 8-bit weights saturate there, docs/training.md)."""
-    from device.bundle import default_bundle_dir
+    from device.core.bundle import default_bundle_dir
 
     bundle = default_bundle_dir()
     out = tmp_path / "acc.json"

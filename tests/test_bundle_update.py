@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from device.bundle_store import BundleStore
 from device.config import Config
-from device.signing import sign
+from device.updates.signing import sign
+from device.updates.store import BundleStore
 from tests.conftest import edit_manifest, run_cli
 
 SRC = Path(__file__).resolve().parents[1] / "models" / "micrompoxnet-distilled-binary"
@@ -68,7 +68,7 @@ def installed(tmp_path, keys):
 
 
 def test_signed_bundle_installs_and_the_daemon_runs_it(tmp_path, keys, installed, monkeypatch):
-    from device.daemon import Daemon
+    from device.live.daemon import Daemon
 
     second = make_bundle(tmp_path, "v2", "2026-11-20T00:00:00+00:00", tmp_path / "release.key")
     archive = tmp_path / "v2.tar.gz"

@@ -1,4 +1,4 @@
-"""Lab results joined to saved cases (device/case_results.py), through the CLI a clinic uses."""
+"""Lab results joined to saved cases (device/cases/results.py), through the CLI a clinic uses."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from device.cases import Case, CaseStore
+from device.cases.store import Case, CaseStore
 from tests.conftest import one_line_error, run_cli
 
 
@@ -108,7 +108,7 @@ def _scored_store(root: Path) -> None:
 
 
 def test_the_report_counts_a_refusal_as_a_miss_with_intervals(tmp_path):
-    from device.stats import wilson
+    from device.core.stats import wilson
 
     root = tmp_path / "state"
     _scored_store(root)

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from device import DeviceError
-from device.case_export import FOLDER, check_export, export
-from device.cases import Case, CaseStore, digest
+from device.cases.export import FOLDER, check_export, export
+from device.cases.store import Case, CaseStore, digest
 from tests.conftest import copy_subset, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +64,7 @@ def test_save_list_verify_and_permissions(tmp_path):
 
 SAVER = """
 import sys
-from device.cases import Case, CaseStore
+from device.cases.store import Case, CaseStore
 store = CaseStore(sys.argv[1])
 i = 0
 while True:
@@ -219,7 +219,7 @@ def run_daemon(tmp_path, monkeypatch, keys: dict[int, str] | None = None, hook=N
     """The real daemon on demo:// frames with the null display; `keys`: frame number -> the key
     the display reports after showing it (what a window does when a key is pressed)."""
     from device.config import Config
-    from device.daemon import Daemon
+    from device.live.daemon import Daemon
 
     base = dict(display="null", source="demo://", log_dir=str(tmp_path / "logs"), max_frames=6)
     base |= {"state_dir": str(tmp_path / "state")}
@@ -324,7 +324,7 @@ def test_full_or_read_only_state_never_stops_screening(tmp_path, monkeypatch, tm
 def test_export_reads_back_what_it_wrote(tmp_path, monkeypatch):
     """A stick that stores other bytes than it was given (a failing or fake-capacity one): the
     export reads every file back against SHA256SUMS and says so instead of reporting success."""
-    import device.case_export as case_export
+    import device.cases.export as case_export
 
     real = case_export.write_atomic
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from conftest import MODELS, run_cli
 
-from device.bundle import default_bundle_dir, load_bundle
-from device.screener import Screener
+from device.core.bundle import default_bundle_dir, load_bundle
+from device.core.screener import Screener
 from train_host import checkpoint
 from train_host.data import load_dataset, load_rgb
 from train_host.evaluate import full_metrics, score

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 from device import DeviceError
-from device.bundle import default_bundle_dir, load_bundle
 from device.config import Config
-from device.daemon import Daemon
-from device.images import read_rgb
-from device.notify import Notifier
-from device.screen import LIKELY, STATUS, UNLIKELY, Renderer
-from device.screener import Screener
-from device.sources import SourceOptions, open_source
-from device.timing import STAGES
+from device.core.bundle import default_bundle_dir, load_bundle
+from device.core.images import read_rgb
+from device.core.screener import Screener
+from device.live.daemon import Daemon
+from device.live.notify import Notifier
+from device.live.screen import LIKELY, STATUS, UNLIKELY, Renderer
+from device.live.sources import SourceOptions, open_source
+from device.live.timing import STAGES
 from tests.conftest import copy_subset
 
 
@@ -174,7 +174,7 @@ def test_close_up_focus_and_a_case_taken_in_focus(tmp_path, monkeypatch):
     """Camera Module 3 (the fake has its control names): continuous autofocus in the macro
     range from the start; space focuses once, holds exposure and white balance, saves the next
     frame, frees them again; the timing summary carries the lens position and exposure."""
-    from device.cases import CaseStore
+    from device.cases.store import CaseStore
 
     picamera2 = _fake_picamera2(monkeypatch)
     cfg = config(tmp_path, source="csi://0", max_frames=6, state_dir=str(tmp_path / "s"))
@@ -225,7 +225,7 @@ def test_picamera2_closed_when_start_fails(tmp_path, monkeypatch):
     monkeypatch.delitem(sys.modules, "picamera2", raising=False)
     import picamera2
 
-    from device.sources import SourceUnavailable
+    from device.live.sources import SourceUnavailable
 
     picamera2.CALLS.clear()
     monkeypatch.setattr(picamera2, "FAIL", {"start", "lores"})
@@ -262,8 +262,8 @@ def test_trace_frames_and_timing_report(tmp_path, capsys):
 
 
 def test_timing_log_rotates_and_report_reads_every_part(tmp_path, capsys):
-    from device.timing import Timing
-    from device.timing_report import read_rows
+    from device.live.timing import Timing
+    from device.live.timing_report import read_rows
 
     timing = Timing(tmp_path, interval=0.0, max_bytes=10_000, backups=2)
     for i in range(100):
@@ -280,7 +280,7 @@ def test_timing_log_rotates_and_report_reads_every_part(tmp_path, capsys):
 
 
 def test_timing_report_errors_are_one_line(tmp_path):
-    from device.timing_report import read_rows
+    from device.live.timing_report import read_rows
 
     with pytest.raises(DeviceError, match="no such file"):
         read_rows(tmp_path / "none.jsonl")
@@ -311,7 +311,7 @@ def test_daemon_on_a_framebuffer_file(tmp_path):
 
 
 def test_board_readings_from_sysfs(tmp_path):
-    from device import board
+    from device.live import board
 
     zone = tmp_path / "thermal" / "thermal_zone0"
     zone.mkdir(parents=True)

@@ -12,10 +12,10 @@ import pytest
 from conftest import MODELS, edit_manifest, run_cli
 
 from device import DeviceError
-from device.bundle import load_bundle
-from device.images import UnreadableImage, read_rgb
-from device.preprocess import preprocess as device_preprocess
-from device.verdict import decide
+from device.core.bundle import load_bundle
+from device.core.images import UnreadableImage, read_rgb
+from device.core.preprocess import preprocess as device_preprocess
+from device.core.verdict import decide
 from train_host.data import load_dataset, load_rgb
 from train_host.preprocess import PreprocessSpec
 from train_host.preprocess import preprocess as host_preprocess

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 
 from device import DeviceError
-from device.displays import DisplayOptions, letterbox, open_display
-from device.displays.framebuffer import Framebuffer
-from device.displays.window import gui_backend, why_no_window
-from device.screen import LIKELY, STATUS
+from device.live.displays import DisplayOptions, letterbox, open_display
+from device.live.displays.framebuffer import Framebuffer
+from device.live.displays.window import gui_backend, why_no_window
+from device.live.screen import LIKELY, STATUS
 from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -242,7 +242,7 @@ def test_sdl_wayland_without_libwayland_egl_is_a_one_line_error(monkeypatch):
     install."""
     require(importlib.util.find_spec("pygame") is not None, "pygame-ce not installed")
     from device import DeviceError
-    from device.displays import DisplayOptions, sdl
+    from device.live.displays import DisplayOptions, sdl
 
     monkeypatch.setattr(sdl, "WAYLAND_EGL", "libwayland-egl-absent.so.1")
     for key in ("SDL_RENDER_VSYNC", "PYGAME_HIDE_SUPPORT_PROMPT"):
@@ -275,7 +275,7 @@ def test_sdl_display_without_a_screen_is_a_one_line_error(tmp_path):
 
 
 def test_auto_display_is_the_framebuffer_where_there_is_one_else_sdl(tmp_path):
-    from device.displays import auto_display
+    from device.live.displays import auto_display
 
     fb = tmp_path / "fb0"
     assert auto_display(fb) == "sdl://"  # a Pi 5 on Trixie without fbdev emulation

@@ -13,10 +13,10 @@ from captum.attr import LayerGradCam
 from conftest import MODELS, one_line_error, run_cli
 
 from device import DeviceError
-from device.bundle import load_bundle, sha256
-from device.runtimes import open_runtime
-from device.runtimes.litert import dequantize, quantize
-from device.screener import Screener
+from device.core.bundle import load_bundle, sha256
+from device.core.runtimes import open_runtime
+from device.core.runtimes.litert import dequantize, quantize
+from device.core.screener import Screener
 from train_host import UserError
 from train_host.checkpoint import load_model, preprocess_spec
 from train_host.data import load_dataset
@@ -269,7 +269,7 @@ def test_export_ships_the_gate_fitted_before_it_and_only_that_checkpoints(tmp_pa
     """Export converts and verifies; the "cannot judge" gate is fitted before it (`mpox-train
     gate --checkpoint`): without one, or with another checkpoint's, it stops in one line before
     reading any photo, naming the step to run."""
-    from device.ood import OodModel
+    from device.core.ood import OodModel
     from train_host.ood import Gate
 
     proc = run_cli("train_host.cli", "export", "--checkpoint", CKPT, "--out", tmp_path, ok=False)
@@ -288,7 +288,7 @@ def test_export_ships_the_gate_fitted_before_it_and_only_that_checkpoints(tmp_pa
 
 
 def test_int8_only_bundle_drops_fp32_files(bundle, msid, gate_file, tmp_path):
-    from device.signing import keygen, signed_by
+    from device.updates.signing import keygen, signed_by
 
     out, keys = tmp_path / "int8", tmp_path / "keys"
     keys.mkdir()

@@ -19,12 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from device import DeviceError
-from device.bundle import load_bundle
 from device.config import TYPES, Config, coerce, read_toml
-from device.displays import DisplayOptions
-from device.displays.files import FrameFiles
-from device.images import UnreadableImage, read_rgb
-from device.manifest_check import validate
+from device.core.bundle import load_bundle
+from device.core.images import UnreadableImage, read_rgb
+from device.core.manifest_check import validate
+from device.live.displays import DisplayOptions
+from device.live.displays.files import FrameFiles
 from tests.conftest import MODELS
 
 EXAMPLES = int(os.environ.get("MPOX_FUZZ_EXAMPLES", "150"))

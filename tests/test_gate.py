@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from benchmarks.ood import non_skin_images
-from device.bundle import default_bundle_dir, load_bundle
-from device.screener import Screener
-from device.skin_tone import darken, ita
+from device.core.bundle import default_bundle_dir, load_bundle
+from device.core.screener import Screener
+from device.core.skin_tone import darken, ita
 from tests.conftest import one_line_error, run_cli
 from train_host.data import load_dataset
 from train_host.grouping import Split

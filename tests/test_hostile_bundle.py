@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from device import DeviceError
-from device.bundle import load_bundle
-from device.screener import Screener
+from device.core.bundle import load_bundle
+from device.core.screener import Screener
 from tests.conftest import MODELS, edit_manifest, run_cli
 
 SRC = MODELS / "micrompoxnet-binary"
@@ -95,8 +95,8 @@ def test_a_bare_bundle_name_gets_a_hint(tmp_path, monkeypatch):
 
 
 def test_installer_validator_prints_sums_or_one_line(root):
-    ok = run_cli("device.manifest_check", root)
+    ok = run_cli("device.core.manifest_check", root)
     assert len(ok.stdout.split()) == 6 and "model.int8.onnx" in ok.stdout and "card.md" in ok.stdout
     edit_manifest(root, lambda m: _rename_file(m, "../../etc/passwd"))
-    bad = run_cli("device.manifest_check", root, ok=False)
+    bad = run_cli("device.core.manifest_check", root, ok=False)
     assert bad.returncode == 2 and "plain file name" in bad.stderr and not bad.stdout

@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from device import DeviceError
-from device.case_export import FOLDER, cell, export
-from device.cases import DB, CaseStore
+from device.cases.export import FOLDER, cell, export
+from device.cases.store import DB, CaseStore
 from device.config import Config
-from device.instance_lock import InstanceBusy
+from device.live.instance_lock import InstanceBusy
 from tests.conftest import one_line_error, run_cli
 from tests.test_cases import case, run_daemon, tmpfs  # noqa: F401 (tmpfs: a fixture)
 
@@ -74,7 +74,7 @@ def test_a_save_cut_short_is_still_swept(tmp_path):
 
 def test_two_daemons_on_one_state_folder(tmp_path):
     """Different log folders, one state folder: the second is refused before it sweeps."""
-    from device.daemon import Daemon
+    from device.live.daemon import Daemon
 
     base = dict(display="null", source="demo://", state_dir=str(tmp_path / "state"))
     first = Daemon(Config(**base, log_dir=str(tmp_path / "logs1")))

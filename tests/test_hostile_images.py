@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from device.images import MAX_FILE_BYTES, UnreadableImage, read_rgb
+from device.core.images import MAX_FILE_BYTES, UnreadableImage, read_rgb
 from tests.conftest import run_cli
 from tests.test_hostile_input import photo  # noqa: F401 (a fixture)
 
@@ -83,7 +83,7 @@ FUZZ = """
 import random, struct, sys, zlib
 sys.path.insert(0, sys.argv[1])
 from tests.test_hostile_images import png_header
-from device.images import UnreadableImage, read_rgb
+from device.core.images import UnreadableImage, read_rgb
 rng = random.Random(int(sys.argv[3]))
 for i in range(300):
     sizes = [1, 3, 7, 64, 40000, 2**31 - 1, 2**32 - 1]
@@ -129,8 +129,8 @@ def test_a_deep_image_is_converted_in_strips(tmp_path, photo):  # noqa: F811
 
 
 def test_a_folder_source_follows_no_link_to_a_folder(tmp_path, photo):  # noqa: F811
-    from device.sources import SourceOptions
-    from device.sources.image_folder import ImageFolder
+    from device.live.sources import SourceOptions
+    from device.live.sources.image_folder import ImageFolder
 
     path, _ = photo
     photos = tmp_path / "photos"
@@ -149,7 +149,7 @@ def test_a_folder_source_follows_no_link_to_a_folder(tmp_path, photo):  # noqa: 
 
 
 def test_a_folder_source_drops_each_bomb_once_and_screens_the_rest(bombs, photo):  # noqa: F811
-    from device.sources import SourceOptions, open_source
+    from device.live.sources import SourceOptions, open_source
 
     (bombs / "z-real.png").write_bytes(Path(photo[0]).read_bytes())
     source = open_source(f"dir://{bombs}", SourceOptions(loop=True))

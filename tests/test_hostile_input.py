@@ -20,11 +20,11 @@ import pytest
 
 from device import DeviceError
 from device.config import Config
-from device.daemon import Daemon
-from device.images import UnreadableImage, find_images, read_rgb
-from device.notify import Notifier
-from device.sources import SourceOptions, SourceUnavailable, open_source
-from device.timing import Timing
+from device.core.images import UnreadableImage, find_images, read_rgb
+from device.live.daemon import Daemon
+from device.live.notify import Notifier
+from device.live.sources import SourceOptions, SourceUnavailable, open_source
+from device.live.timing import Timing
 from tests.conftest import MODELS, run_cli
 
 BUNDLE = MODELS / "micrompoxnet-binary"
@@ -245,7 +245,7 @@ def test_only_bad_frames_keep_the_watchdog_fed(tmp_path, monkeypatch):
     """A source of nothing but malformed frames is a stall: the screen says so and the
     watchdog is pinged on each retry instead of starving for 15 s."""
     import tests.fakes.sources  # noqa: F401  (registers the fakes)
-    from device.sources import Frame, register
+    from device.live.sources import Frame, register
 
     class Blank:
         live, description = True, "blank frames"
@@ -315,7 +315,7 @@ def test_train_cli_without_the_train_extra_is_one_line():
 
 
 def test_peak_rss_is_never_below_rss():
-    from device import board
+    from device.live import board
 
     rss, peak = board.memory_mb()
     assert 0 < rss <= peak

@@ -101,7 +101,7 @@ def test_a_benchmark_without_its_extra_is_one_line():
 
 
 def test_a_button_without_a_gpio_library_says_so():
-    from device.case_capture import open_button
+    from device.cases.capture import open_button
 
     try:
         button = open_button(17, lambda: None)

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from device import DeviceError
-from device.bundle_store import BundleStore
-from device.signing import sign
+from device.updates.signing import sign
+from device.updates.store import BundleStore
 from tests.conftest import edit_manifest, one_line_error, run_cli
 from tests.test_bundle_update import install, installed, keys, make_bundle, snapshot  # noqa: F401
 

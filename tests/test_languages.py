@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from device import i18n
-from device.fonts import FreeTypeFace, OpenCVFace, Typesetter, ascii_only, dejavu_folder
+from device.core.quality import GUIDANCE
+from device.core.verdict import CANNOT_JUDGE, likelihood
 from device.i18n import _
-from device.quality import GUIDANCE
-from device.screen import SLOTS, STATUS, Renderer
-from device.verdict import CANNOT_JUDGE, likelihood
+from device.live.fonts import FreeTypeFace, OpenCVFace, Typesetter, ascii_only, dejavu_folder
+from device.live.screen import SLOTS, STATUS, Renderer
 from tests.conftest import require, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,7 +138,7 @@ PRINTED_ONLY = {  # classify's text lines and the export's CSV header: not on th
 
 def test_the_fit_list_covers_every_message():
     """A new message must be placed here (a screen slot or printed only), so it is fit-tested."""
-    from device.case_export import HEADERS
+    from device.cases.export import HEADERS
 
     shown = {m for m in catalogue("fr") if any(_(m).split("{")[0] in t for _s, t in screen_texts())}
     covered = shown | PRINTED_ONLY | set(HEADERS.values())
@@ -196,7 +196,7 @@ def test_a_french_screen_carries_its_accents(engine, tmp_path):
     require(engine != "freetype" or dejavu_folder() is not None, "fonts-dejavu-core not installed")
     require(engine != "opencv" or hasattr(cv2, "FontFace"), "OpenCV 5 not installed")
     from device.config import Config
-    from device.daemon import Daemon
+    from device.live.daemon import Daemon
 
     cfg = Config(
         display=f"file://{tmp_path}/screen",
@@ -229,7 +229,7 @@ def test_a_french_screen_carries_its_accents(engine, tmp_path):
 
 def test_without_a_unicode_engine_accents_are_dropped_not_question_marks(monkeypatch, caplog):
     """A broken install (no OpenCV 5, no DejaVu): Hershey, ASCII, and it says so in the log."""
-    from device import fonts
+    from device.live import fonts
 
     monkeypatch.setattr(fonts, "FONT_DIRS", ())
     typesetter = Typesetter("freetype")
@@ -288,8 +288,8 @@ def test_classify_speaks_the_language_and_json_stays_english(bundle, msid, tmp_p
 
 
 def test_cases_export_header_on_request_in_the_language_and_re_export_reads_it_back(tmp_path):
-    from device.case_export import HEADERS, export
-    from device.cases import Case, CaseStore
+    from device.cases.export import HEADERS, export
+    from device.cases.store import Case, CaseStore
 
     with CaseStore(tmp_path / "state") as store:
         for i in range(2):

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from device.cases import CaseStore
+from device.cases.store import CaseStore
 from tests.conftest import MODELS, run_cli
 
 pytestmark = pytest.mark.slow
@@ -50,7 +50,7 @@ def _screen(photos: list[tuple[np.ndarray, str]], bundle: Path, work: Path, keys
     no smoothing across patients); the lab's results imported by case number. Returns the
     state folder."""
     from device.config import Config
-    from device.daemon import Daemon
+    from device.live.daemon import Daemon
 
     folder = work / "camera"
     folder.mkdir(parents=True)

@@ -1,4 +1,5 @@
-"""The typed manifest (device.manifest): parsed once, every accepted field acted on or refused."""
+"""The typed manifest (device.core.manifest): parsed once, every accepted field acted on or
+refused."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from device import DeviceError
-from device.bundle import load_bundle
-from device.manifest import Manifest
+from device.core.bundle import load_bundle
+from device.core.manifest import Manifest
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 DEFAULT = MODELS / (MODELS / "DEFAULT").read_text().strip()

@@ -1,4 +1,4 @@
-"""device.notify against a real AF_UNIX datagram socket the test binds (path and abstract)."""
+"""device.live.notify against a real AF_UNIX datagram socket the test binds (path and abstract)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from device.notify import Notifier
+from device.live.notify import Notifier
 
 
 @pytest.fixture(params=["path", "abstract"])
@@ -84,7 +84,7 @@ def test_watchdog_gap_elapses(listener, monkeypatch):
     n = Notifier.from_env({"NOTIFY_SOCKET": env_value, "WATCHDOG_USEC": "2000000"})
     assert n.watchdog_interval_s == pytest.approx(1.0)
     clock = [100.0]
-    monkeypatch.setattr("device.notify.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("device.live.notify.time.monotonic", lambda: clock[0])
     assert n.watchdog()
     clock[0] += 0.1  # under the 0.2 s gap
     assert not n.watchdog()
@@ -139,7 +139,7 @@ def test_disabled_without_socket():
 
 
 def test_not_a_unix_address_is_disabled_with_warning(caplog):
-    with caplog.at_level(logging.WARNING, logger="device.notify"):
+    with caplog.at_level(logging.WARNING, logger="device.live.notify"):
         n = Notifier.from_env({"NOTIFY_SOCKET": "vsock:2:1234"})
     assert not n.enabled
     assert not n.ready()
@@ -152,7 +152,7 @@ def test_send_error_warns_once_and_never_raises(tmp_path, caplog):
     n = Notifier.from_env(
         {"NOTIFY_SOCKET": str(missing), "WATCHDOG_USEC": "1000000", "WATCHDOG_PID": pid}
     )
-    with caplog.at_level(logging.WARNING, logger="device.notify"):
+    with caplog.at_level(logging.WARNING, logger="device.live.notify"):
         assert not n.ready()
         for _ in range(10):
             assert not n.watchdog()
@@ -185,7 +185,7 @@ def test_from_env_reads_os_environ(listener):
     """The default environment is the process's own (a child process, as systemd starts it)."""
     env_value, sock = listener
     code = (
-        "from device.notify import Notifier\n"
+        "from device.live.notify import Notifier\n"
         "n = Notifier.from_env()\n"
         "assert n.enabled and n.watchdog_interval_s == 0.5\n"
         "n.ready(); n.watchdog(); n.stopping()\n"

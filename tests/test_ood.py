@@ -12,11 +12,11 @@ import pytest
 
 from benchmarks.ood import demo_frames, non_skin_images
 from device import DeviceError
-from device.bundle import default_bundle_dir, load_bundle
-from device.images import read_rgb
-from device.ood import OodModel, from_bytes
-from device.screener import Screener
-from device.skin import MIN_SKIN, skin_fraction
+from device.core.bundle import default_bundle_dir, load_bundle
+from device.core.images import read_rgb
+from device.core.ood import OodModel, from_bytes
+from device.core.screener import Screener
+from device.core.skin import MIN_SKIN, skin_fraction
 from tests.conftest import MODELS, edit_manifest, run_cli
 from train_host.data import load_dataset
 from train_host.grouping import Split
@@ -206,7 +206,8 @@ def test_classify_says_cannot_judge(tmp_path):
     assert "no verdict, cannot judge: not a skin-lesion photo" in text
 
 
-# --- no skin in the square (device/skin.py) -------------------------------------------------------
+# --- no skin in the square (device/core/skin.py)
+# -------------------------------------------------------
 
 SKIN_TONES = {  # RGB, light to very dark
     "light": (232, 190, 172),

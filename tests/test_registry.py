@@ -2,9 +2,9 @@
 
 import sys
 
+from device.core.runtimes import RUNTIMES
+from device.live.sources import SOURCES
 from device.registry import Registry
-from device.runtimes import RUNTIMES
-from device.sources import SOURCES
 
 
 def test_builtins_load_on_first_use_only(monkeypatch):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from device.bundle import load_bundle
-from device.signing import SIGNATURE
+from device.core.bundle import load_bundle
+from device.updates.signing import SIGNATURE
 from tests.conftest import MODELS, one_line_error, run_cli
 
 pytestmark = pytest.mark.slow  # two real scorings of 54 photos

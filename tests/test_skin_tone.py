@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from device.images import read_rgb
-from device.skin_tone import GROUPS, darken, group_of, ita, merged_groups
+from device.core.images import read_rgb
+from device.core.skin_tone import GROUPS, darken, group_of, ita, merged_groups
 from tests.conftest import run_cli
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from device.manifest_check import pinned_files
+from device.core.manifest_check import pinned_files
 from tests.conftest import require
 
 try:
@@ -369,7 +369,7 @@ def test_install_into_temp_root(installed):
 
 
 def test_installed_bundle_loads_on_the_device_side(installed):
-    from device.bundle import load_bundle
+    from device.core.bundle import load_bundle
 
     bundle = load_bundle(installed.bundle)  # checks every sha256 again
     assert bundle.name

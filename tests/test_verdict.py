@@ -1,4 +1,5 @@
-"""The screening result's one owner (device.verdict): gates, window and threshold in one place."""
+"""The screening result's one owner (device.core.verdict): gates, window and threshold in one
+place."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from device.ood import OodModel
-from device.verdict import Decider, Reading, Status
+from device.core.ood import OodModel
+from device.core.verdict import Decider, Reading, Status
 
 REPO = Path(__file__).resolve().parent.parent
 CLASSES = ["other", "mpox"]
@@ -72,7 +73,7 @@ def test_a_multiclass_verdict_below_the_threshold_names_the_likeliest_other():
 
 
 def test_the_threshold_is_compared_in_one_place_on_the_device():
-    """No module but device/verdict.py compares anything with a threshold: the screen, a saved
+    """No module but device/core/verdict.py compares anything with a threshold: the screen, a saved
     case and classify cannot decide differently."""
     found = []
     for path in sorted((REPO / "device").rglob("*.py")):
@@ -82,4 +83,4 @@ def test_the_threshold_is_compared_in_one_place_on_the_device():
                          for n in ast.walk(node)}  # fmt: skip
                 if "threshold" in names:
                     found.append(f"{path.relative_to(REPO)}:{node.lineno}")
-    assert found and all(f.startswith("device/verdict.py:") for f in found), found
+    assert found and all(f.startswith("device/core/verdict.py:") for f in found), found

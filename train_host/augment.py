@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torchvision.transforms import v2
 
-from device.preprocess import shades_of_grey
+from device.core.preprocess import shades_of_grey
 from train_host.kitframe import lesion_peaks, square_at
 from train_host.preprocess import PreprocessSpec
 

@@ -91,7 +91,7 @@ def _tone_parts(r: dict, names: list[str]) -> list[tuple[str, dict]]:
 
 
 def by_tone_lines(results: list[dict], names: list[str]) -> list[str]:
-    """At the threshold, per skin-tone group (device.skin_tone): one line per model, set and
+    """At the threshold, per skin-tone group (device.core.skin_tone): one line per model, set and
     group; only rows scored with tones."""
     rows = [r for r in results if r.get("kit_tones")]
     if not rows:

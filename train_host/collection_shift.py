@@ -25,8 +25,8 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
-from device.skin_tone import tone_groups
-from device.stats import wilson
+from device.core.skin_tone import tone_groups
+from device.core.stats import wilson
 from train_host import UserError
 from train_host.data import GATE_ONLY, Dataset, load_dataset
 from train_host.kitframe import lesion_crops
@@ -87,8 +87,8 @@ def ensemble_scorer(paths: list[Path], val: Dataset) -> Scorer:
 
 def bundle_scorer(path: Path) -> Scorer:
     """The bundle's int8 ONNX file, run by the device's own code."""
-    from device.bundle import load_bundle
-    from device.screener import Screener
+    from device.core.bundle import load_bundle
+    from device.core.screener import Screener
 
     bundle = load_bundle(path)
     screener = Screener(bundle, bundle.select("onnx", "int8"), threads=1)

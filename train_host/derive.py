@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from device.bundle import Bundle, sha256
+from device.core.bundle import Bundle, sha256
 from train_host import UserError
 from train_host.export.manifest import write
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from device.bundle import Bundle
-from device.screener import Screener, softmax
-from device.skin import skin_fraction
+from device.core.bundle import Bundle
+from device.core.screener import Screener, softmax
+from device.core.skin import skin_fraction
 from train_host import ood
 from train_host.models.camgraph import CamExport
 from train_host.preprocess import PreprocessSpec, preprocess

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from device.bundle import Bundle
-from device.ood import OodModel
-from device.skin import MIN_SKIN
-from device.skin_tone import darken, group_of, ita, reported
-from device.stats import rate
+from device.core.bundle import Bundle
+from device.core.ood import OodModel
+from device.core.skin import MIN_SKIN
+from device.core.skin_tone import darken, group_of, ita, reported
+from device.core.stats import rate
 from train_host import UserError, ood
 from train_host.collection_shift import other_collections
 from train_host.data import Dataset, load_collection, load_dataset

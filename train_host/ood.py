@@ -1,4 +1,4 @@
-"""Fit the "cannot judge" score of `device.ood` (manifest `ood` version 2).
+"""Fit the "cannot judge" score of `device.core.ood` (manifest `ood` version 2).
 
 "A skin-lesion photo" is what the kit must judge, whatever the collection and the skin tone. The
 reference set is therefore the lesion photos of every collection: MSID's training photos and
@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from device.ood import OodModel
-from device.skin import skin_fraction
-from device.skin_tone import darken
+from device.core.ood import OodModel
+from device.core.skin import skin_fraction
+from device.core.skin_tone import darken
 from train_host.models.camgraph import CamExport
 from train_host.preprocess import PreprocessSpec, preprocess
 
@@ -211,8 +211,8 @@ def gate_path(checkpoint: Path) -> Path:
 def load_gate(path: Path, checkpoint: Path) -> Gate:
     """A stored gate; refused in one line when missing, unreadable or another checkpoint's."""
     from device import DeviceError
-    from device.bundle import sha256
-    from device.ood import from_bytes
+    from device.core.bundle import sha256
+    from device.core.ood import from_bytes
     from train_host import UserError
 
     if not path.is_file():

@@ -1,4 +1,5 @@
-"""The host's evaluation preprocessing: the device's own function (`device.preprocess`), driven by
+"""The host's evaluation preprocessing: the device's own function (`device.core.preprocess`),
+driven by
 the same fields the bundle manifest carries, so the tensor the host evaluates with is the one the
 kit computes by construction; `PreprocessSpec` is the recipe as a checkpoint records it."""
 
@@ -8,8 +9,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from device.preprocess import INTERPOLATION, crop
-from device.preprocess import preprocess as device_preprocess
+from device.core.preprocess import INTERPOLATION, crop
+from device.core.preprocess import preprocess as device_preprocess
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

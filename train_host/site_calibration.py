@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from device.bundle import Bundle, load_bundle
-from device.screener import Screener
-from device.stats import rate
+from device.core.bundle import Bundle, load_bundle
+from device.core.screener import Screener
+from device.core.stats import rate
 from train_host import UserError
 from train_host.data import load_dataset
 from train_host.derive import derive, new_folder

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from device.sources import Frame, SourceOptions, SourceUnavailable, register
+from device.live.sources import Frame, SourceOptions, SourceUnavailable, register
 
 
 class Flaky:

@@ -78,7 +78,7 @@ def _fit(args, reader, current, split: Path, default_report: Path):
 
 
 def run_checkpoint(args) -> None:
-    from device.bundle import sha256
+    from device.core.bundle import sha256
     from train_host import ood
     from train_host.checkpoint import load_model, preprocess_spec
     from train_host.data import default_data_dir, load_dataset
@@ -102,7 +102,7 @@ def run_checkpoint(args) -> None:
 
 
 def run_bundle(args) -> None:
-    from device.bundle import load_bundle
+    from device.core.bundle import load_bundle
     from train_host import UserError, ood
     from train_host.derive import derive, new_folder
     from train_host.export.manifest import ood_refused

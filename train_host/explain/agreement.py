@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from device.bundle import Bundle
-from device.screener import softmax
-from device.verdict import decide, normalise_cam
+from device.core.bundle import Bundle
+from device.core.screener import softmax
+from device.core.verdict import decide, normalise_cam
 from train_host.export.gate import pearson, run_file
 
 

@@ -1,5 +1,5 @@
 """One PNG per image: the square the model saw, then every attribution blended over it with the
-kit's own overlay (`device.overlay.heat_overlay`), the decision and its probability on top."""
+kit's own overlay (`device.live.overlay.heat_overlay`), the decision and its probability on top."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from device.overlay import heat_overlay
+from device.live.overlay import heat_overlay
 from train_host.preprocess import center_square
 
 DISPLAY = 224  # px per tile

@@ -15,8 +15,8 @@ import torch
 from tqdm import tqdm
 
 from device import DeviceError
-from device.bundle import Bundle, load_bundle
-from device.verdict import decide
+from device.core.bundle import Bundle, load_bundle
+from device.core.verdict import decide
 from train_host import UserError
 from train_host.checkpoint import load_model, preprocess_spec
 from train_host.explain import deletion as dl

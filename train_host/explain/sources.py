@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import UnidentifiedImageError
 
-from device.images import find_images
+from device.core.images import find_images
 from train_host import UserError
 from train_host.data import NEGATIVE_CLASS, load_rgb
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from device.signing import SIGNATURE, sign
+from device.updates.signing import SIGNATURE, sign
 from train_host import UserError, ood
 from train_host.checkpoint import load_model, preprocess_spec
 from train_host.data import Dataset, load_dataset, with_extra_negatives
@@ -58,7 +58,7 @@ class ExportRequest:
     collections: list[Path] | None = None
     tflite_headroom: float = tflite_export.HEADROOM  # int8 TFLite activation range widening
     limits: gate.Limits = field(default_factory=gate.Limits)
-    sign: Path | None = None  # private Ed25519 key: sign the manifest (device/signing.py)
+    sign: Path | None = None  # private Ed25519 key: sign the manifest (device/updates/signing.py)
     gate: Path | None = None  # the cannot-judge gate (default: CKPT.gate.npz: mpox-train gate)
 
 

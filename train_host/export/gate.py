@@ -13,9 +13,9 @@ from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
-from device.preprocess import preprocess as device_preprocess
-from device.runtimes import open_runtime
-from device.screener import softmax
+from device.core.preprocess import preprocess as device_preprocess
+from device.core.runtimes import open_runtime
+from device.core.screener import softmax
 from train_host import UserError
 from train_host.models.camgraph import CamExport
 from train_host.preprocess import PreprocessSpec, preprocess

@@ -1,4 +1,4 @@
-"""The bundle manifest (the host-device contract, read by device.bundle) and the model card."""
+"""The bundle manifest (the host-device contract, read by device.core.bundle) and the model card."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from device.bundle import sha256
-from device.manifest import Manifest
-from device.manifest_check import CARD, SCHEMA
+from device.core.bundle import sha256
+from device.core.manifest import Manifest
+from device.core.manifest_check import CARD, SCHEMA
 from train_host import __version__, ood
 from train_host.checkpoint import git_commit
 
@@ -218,7 +218,7 @@ def _plain_lines(collections: dict, seen: list[str]) -> list[str]:
 
 
 def _tone_lines(collections: dict, seen: list[str]) -> list[str]:
-    """The same per skin-tone group (ITA of the square the model reads, device/skin_tone.py):
+    """The same per skin-tone group (ITA of the square the model reads, device/core/skin_tone.py):
     how the kit does on dark skin, which no other line of the card can show."""
     rows = [
         _expect_row(f"{name}{' (trained on)' if name in seen else ''} / {group}", m)

@@ -8,7 +8,7 @@ tests use.
 
 `features` (bundles with an `ood` manifest field): the pooled activations of a mid-level stage and
 of the head's map, standardised with the training photos' statistics so that one output scale
-suits every channel; `device.ood` turns them into the "cannot judge" score.
+suits every channel; `device.core.ood` turns them into the "cannot judge" score.
 """
 
 from __future__ import annotations

@@ -1,0 +1,23 @@
+"""`null`: shows nothing (benchmarks, headless tests, a kit that only logs)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from device.live.displays import DisplayOptions, register
+
+
+class NullDisplay:
+    description = "no display"
+
+    def __init__(self, _: str, opts: DisplayOptions):
+        self.size = (opts.width, opts.height) if opts.width and opts.height else None
+
+    def show(self, canvas: np.ndarray) -> None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+register("null")(NullDisplay)

@@ -1,0 +1,2 @@
+"""Signed updates: Ed25519 signatures, the bundle store with its atomic switch and rollback
+(`mpox-screen bundle`)."""

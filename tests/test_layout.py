@@ -1,0 +1,45 @@
+"""The kit's layout shows its architecture (docs/design.md, "The kit's packages follow its
+concerns"): the screening core imports neither the live kit, the saved cases nor the updates."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+DEVICE = Path(__file__).resolve().parents[1] / "device"
+OUTSIDE_CORE = ("device.live", "device.cases", "device.updates")
+
+
+def imports(path: Path) -> list[str]:
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+    return names
+
+
+def test_the_core_imports_nothing_of_the_live_kit_cases_or_updates():
+    modules = sorted((DEVICE / "core").rglob("*.py"))
+    assert len(modules) >= 15
+    found = [
+        f"{m.relative_to(DEVICE.parent)}: {n}"
+        for m in modules
+        for n in imports(m)
+        if (n + ".").startswith(tuple(p + "." for p in OUTSIDE_CORE))
+    ]
+    assert not found, found
+
+
+def test_every_device_module_sits_in_a_package_by_concern():
+    """Nothing new lands loose at the top: only the CLI, config, options, registry, language
+    and the classify command sit beside the four packages."""
+    top = {p.stem for p in DEVICE.glob("*.py")}
+    assert top == {"__init__", "cli", "classify", "config", "i18n", "options", "registry"}
+    assert {p.name for p in DEVICE.iterdir() if (p / "__init__.py").is_file()} == {
+        "core",
+        "live",
+        "cases",
+        "updates",
+    }
