@@ -10,11 +10,13 @@ from pathlib import Path
 import cv2
 
 from device import DeviceError
-from device.config import ClassifyOptions, Config, quality_limits
+from device.config import ClassifyOptions, Config, quality_limits, state_dir
 from device.core.bundle import default_bundle_dir, load_bundle
 from device.core.images import UnreadableImage, find_images, read_rgb, tiny, write_image
 from device.core.preprocess import crop
 from device.core.quality import GUIDANCE, assess
+from device.core.runtimes import Placement
+from device.core.runtimes.providers import ENGINES
 from device.core.screener import Screener
 from device.core.skin import MIN_SKIN
 from device.core.skin_tone import group_of, ita
@@ -140,7 +142,8 @@ def classify(opts: ClassifyOptions, kit: Config, out=sys.stdout, err=sys.stderr)
     quality_gate = kit.quality_gate if opts.quality_gate is None else opts.quality_gate
     ood_gate = kit.ood_gate if opts.ood_gate is None else opts.ood_gate
     bundle = load_bundle(opts.bundle or default_bundle_dir())
-    screener = Screener(bundle, bundle.select(opts.backend, opts.precision), opts.threads)
+    place = Placement(opts.providers or kit.providers, state_dir(kit) / ENGINES)
+    screener = Screener(bundle, bundle.select(opts.backend, opts.precision), opts.threads, place)
     if opts.cam_out:
         cam_folder(opts.cam_out)
     seen = failed = 0

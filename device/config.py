@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from device import DeviceError
+from device.core.runtimes.providers import parse as parse_providers
 from device.i18n import LANGUAGES
 from device.options import option, whole_number
 from device.updates.signing import KEYS_DIR
@@ -41,7 +42,7 @@ def _key(help: str, lo: float | None = None, hi: float | None = None, choices=()
 
 # Each key's consumer: `run --help` lists the keys by it
 SECTIONS = {
-    "model": ("bundle", "backend", "precision", "threads", "pipeline"),
+    "model": ("bundle", "backend", "precision", "threads", "providers", "pipeline"),
     "camera": (
         "source",
         "width",
@@ -111,6 +112,13 @@ class Config:
     backend: str = field(default="onnx", metadata=_key("runtime", choices=("onnx", "tflite")))
     precision: str = field(default="int8", metadata=_key("model file", choices=("int8", "fp32")))
     threads: int = field(default=2, metadata=_key("inference threads", 1, MAX_THREADS))
+    providers: str = field(
+        default="auto",
+        metadata=_key(
+            "ONNX Runtime providers: auto (TensorRT, then CUDA, then the CPU, whichever it has) "
+            "or a comma list of tensorrt, cuda, cpu"
+        ),
+    )
     source: str = field(
         default="auto",
         metadata=_key(
@@ -254,6 +262,10 @@ class Config:
     def __post_init__(self) -> None:
         for f in fields(self):
             _check(f.name, getattr(self, f.name), f.metadata)
+        try:
+            parse_providers(self.providers)
+        except DeviceError as e:
+            raise DeviceError(f"config key 'providers': {e}") from None
 
 
 def flag_type(name: str):
@@ -367,6 +379,12 @@ class ClassifyOptions:
     threads: int = field(
         default=2,
         metadata=option(f"inference threads (1..{MAX_THREADS})", type=whole_number(1, MAX_THREADS)),
+    )
+    providers: str | None = field(
+        default=None,
+        metadata=option(
+            "ONNX Runtime providers: auto or tensorrt, cuda, cpu (default: the config's)"
+        ),
     )
     json: bool = field(default=False, metadata=option("one JSON line per image"))
     cam_out: Path | None = field(default=None, metadata=option("write heat-map overlays here"))

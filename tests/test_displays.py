@@ -136,7 +136,7 @@ def test_window_under_xvfb_screenshot(tmp_path):
         shot = tmp_path / "shot.png"
         import cv2
 
-        for _ in range(60):
+        for _ in range(120):  # a loaded machine starts the daemon in 30 s or more
             time.sleep(0.5)
             subprocess.run(["import", "-window", "root", str(shot)], env=env, check=True)
             img = cv2.imread(str(shot))

@@ -66,7 +66,7 @@ def test_gate_command_judges_each_collection_left_out_and_writes_a_new_version(m
     fits = [(r["fit"], r["left_out"]) for r in doc["rows"]]
     collections = {"bites", "bites-ny", "idscabies", "skin8"}
     assert {c for f, c in fits if f == "without it"} == collections
-    assert {c for f, c in fits if f == "so far"} == collections
+    assert {c for f, c in fits if f == "its own"} == collections
     assert ("every collection", None) in fits
     for r in doc["rows"]:
         objects = r["objects"]["not_likely"]

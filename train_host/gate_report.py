@@ -26,7 +26,9 @@ def markdown(doc: dict) -> str:
         f'collection and skin-tone group; `nonskin/objects` refused or not "Mpox likely" >= '
         f'{t["objects_not_likely"]:.0%}; plain skin not "Mpox likely" >= '
         f"{t['plain_not_likely']:.0%}. A refusal: the score over its limit or no skin in the "
-        "square.",
+        "square. Fitted on: *its own*, the bundle's gate before this fit (for a bundle that has "
+        "one); *without it*, every collection but the one judged; *every collection*, the fit "
+        "a new version ships.",
         "",
         "| gate fitted on | judged on (left out) | refused: whole | crops | darker copies | "
         "by skin tone (whole) | MSID held-out refused | objects refused or unlikely | "

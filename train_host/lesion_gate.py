@@ -59,6 +59,13 @@ def photos(name: str, data: Dataset) -> list[tuple[str, str, np.ndarray]]:
     ]
 
 
+def reference_photos(data: Path, sets, stride: int = 1) -> list[tuple[str, str, np.ndarray]]:
+    """MSID's training photos and every other collection's (every `stride`th of each)."""
+    train, _, others = sets
+    parts = {data.name: train} | others
+    return [x for n, d in parts.items() for x in photos(n, d)[::stride]]
+
+
 def _rate(flags: np.ndarray) -> dict:
     return rate(int(np.sum(flags)), len(flags))
 
@@ -146,15 +153,13 @@ def judge(
 ) -> GateFit:
     """`current`: the model's gate so far, judged beside (None: none); `sets`: `load_sets`;
     `stride`: every Nth reference photo of each collection (quick runs)."""
-    train, test, others = sets
-    parts = {data.name: train} | others
-    every = [x for n, d in parts.items() for x in photos(n, d)[::stride]]
-    ref = ood.reference(reader.features, every)
+    _, test, others = sets
+    ref = ood.reference(reader.features, reference_photos(data, sets, stride))
     judge = Judge(reader, test, data)
     rows = []
     if current is not None:
         for name, d in others.items():
-            rows.append(judge.row(current, ref, name, d.images[::stride]) | {"fit": "so far"})
+            rows.append(judge.row(current, ref, name, d.images[::stride]) | {"fit": "its own"})
     for name, d in tqdm(others.items(), desc="leave one collection out", leave=False):
         model = ood.fit(ref.pick(ref.collections != name), reader.sizes)
         rows.append(judge.row(model, ref, name, d.images[::stride]) | {"fit": "without it"})

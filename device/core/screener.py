@@ -11,7 +11,7 @@ from device import DeviceError
 from device.core.bundle import Bundle, ModelFile
 from device.core.ood import OodModel
 from device.core.preprocess import preprocess
-from device.core.runtimes import Outputs, Runtime, open_runtime
+from device.core.runtimes import Outputs, Placement, Runtime, open_runtime
 from device.core.skin import skin_fraction
 from device.core.verdict import Decider, Reading, Verdict
 
@@ -23,9 +23,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class Screener:
-    def __init__(self, bundle: Bundle, file: ModelFile, threads: int = 2):
+    def __init__(
+        self, bundle: Bundle, file: ModelFile, threads: int = 2, place: Placement | None = None
+    ):
         self.bundle, self.file = bundle, file
-        self.runtime: Runtime = open_runtime(file.path, threads, file.data)
+        self.runtime: Runtime = open_runtime(file.path, threads, file.data, place)
         if self.runtime.layout != file.layout or self.runtime.input_size != bundle.input["size"]:
             raise DeviceError(
                 f"{file.name}: model input ({self.runtime.layout}, {self.runtime.input_size} px) "

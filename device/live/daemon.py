@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from device.cases.capture import CaseRecorder
-from device.config import Config, log_dir, quality_limits
+from device.config import Config, log_dir, quality_limits, state_dir
 from device.core.bundle import Bundle, default_bundle_dir, load_bundle
+from device.core.runtimes import Placement
+from device.core.runtimes.providers import ENGINES
 from device.core.screener import Screener
 from device.i18n import _
 from device.i18n import use as use_language
@@ -53,9 +55,10 @@ class Daemon:
     def _build(self, cfg: Config) -> None:
         use_language(cfg.language)
         self.bundle: Bundle = load_bundle(cfg.bundle or default_bundle_dir())
-        self.screener = Screener(
-            self.bundle, self.bundle.select(cfg.backend, cfg.precision), cfg.threads
-        )
+        place = Placement(cfg.providers, state_dir(cfg) / ENGINES)
+        file = self.bundle.select(cfg.backend, cfg.precision)
+        self.screener = Screener(self.bundle, file, cfg.threads, place)
+        where = self.screener.runtime.where
         self.screener.runtime.run(self.screener.tensor(np.zeros((64, 64, 3), np.uint8)))  # warm
         self.display: Display = open_display(
             cfg.display,
@@ -74,7 +77,7 @@ class Daemon:
         view = View(
             threshold=self.bundle.threshold,
             positive_class=self.bundle.manifest.positive_class,
-            model=f"{self.bundle.name} {self.bundle.manifest.version} {signed}",
+            model=f"{self.bundle.name} {self.bundle.manifest.version} on {where}, {signed}",
         )
         self.screen = Presenter(self.display, renderer, view, cfg.heatmap, self.notifier)
         self.frames, self.state = 0, "starting"
@@ -101,9 +104,11 @@ class Daemon:
     def run(self) -> int:
         previous = {s: signal.signal(s, self.request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
         log.info(
-            "screening with %s (%s) on %s",
+            "screening with %s (%s, run on the %s: providers = %s) on %s",
             self.bundle.name,
             self.screener.file.name,
+            self.screener.runtime.where.upper(),
+            self.cfg.providers,
             self.display.description,
         )
         try:

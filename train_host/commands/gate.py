@@ -53,14 +53,12 @@ def _fit(args, reader, current, split: Path, default_report: Path):
     from train_host import ood
     from train_host.data import default_data_dir
     from train_host.gate_report import write
-    from train_host.lesion_gate import judge, load_sets, photos
+    from train_host.lesion_gate import judge, load_sets, reference_photos
 
     data = args.data or default_data_dir()
     sets = load_sets(data, split, args.collection)
     if args.no_report:
-        train, _, others = sets
-        parts = {data.name: train} | others
-        every = [x for n, d in parts.items() for x in photos(n, d)[:: args.stride]]
+        every = reference_photos(data, sets, args.stride)
         return ood.fit(ood.reference(reader.features, every), reader.sizes), None
     fit = judge(reader, current, data, sets, args.stride)
     report = args.report or default_report

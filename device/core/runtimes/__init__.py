@@ -24,28 +24,40 @@ class Outputs:
     features: np.ndarray | None = None  # [D] standardised OOD features (bundles with `ood`)
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where a runtime runs the model: ONNX Runtime's providers (`providers.py`: auto, or a
+    comma list of tensorrt, cuda, cpu) and TensorRT's engine cache. LiteRT runs on the CPU."""
+
+    providers: str = "auto"
+    cache: Path | None = None
+
+
 class Runtime(Protocol):
     layout: str  # "NCHW" or "NHWC", read from the model's input shape
     input_size: int
+    where: str  # what runs it: cpu, cuda or tensorrt (the screen's footer says it)
 
     def run(self, x: np.ndarray) -> Outputs: ...
 
 
-Factory = Callable[[Path, int, "bytes | None"], Runtime]
+Factory = Callable[[Path, int, "bytes | None", Placement], Runtime]
 RUNTIMES: Registry[Factory] = Registry(
     "runtime", ("device.core.runtimes.litert", "device.core.runtimes.onnx_runtime")
 )
 register = RUNTIMES.register  # @register(".onnx") in a runtime's module
 
 
-def open_runtime(path: Path, threads: int = 2, data: bytes | None = None) -> Runtime:
+def open_runtime(
+    path: Path, threads: int = 2, data: bytes | None = None, place: Placement | None = None
+) -> Runtime:
     """The runtime for `path`'s file type; `data`: the model's verified bytes (then the file is
-    not read again)."""
+    not read again); `place`: where (default: the fastest this machine has)."""
     factory = RUNTIMES.get(path.suffix)
     if factory is None:
         known = ", ".join(RUNTIMES.names())
         raise DeviceError(f"no runtime for {path.name} (known file types: {known})")
-    return factory(path, threads, data)
+    return factory(path, threads, data, place or Placement())
 
 
 def layout_of(shape) -> str:

@@ -46,7 +46,9 @@ def dequantize(q: np.ndarray, detail: dict) -> np.ndarray:
 
 @register(".tflite")
 class LiteRtRuntime:
-    def __init__(self, path: Path, threads: int, data: bytes | None = None):
+    where = "cpu"  # LiteRT's XNNPACK delegate: the CPU on every board
+
+    def __init__(self, path: Path, threads: int, data: bytes | None = None, place=None):
         try:
             source = {"model_content": data} if data else {"model_path": str(path)}
             self.interp = _interpreter_class()(**source, num_threads=threads)
