@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 
 from benchmarks import REPO_DIR, RESULTS_DIR, BenchError
+from device.live import board
 
 RESULTS_SCHEMA = "mpox-bench/results/1"
 ARM_PARTS = {  # /proc/cpuinfo "CPU part" of Arm's cores (implementer 0x41)
@@ -57,7 +58,7 @@ def cpu_model() -> str:
 
 def board_model() -> str:
     """The board's own name where it reports one (Raspberry Pi, Jetson: the device tree)."""
-    return _read("/proc/device-tree/model")
+    return board.model() or ""
 
 
 def slug(text: str) -> str:
@@ -96,6 +97,8 @@ def machine_info() -> dict:
         "arch": platform.machine(),
         "cpu": cpu_model(),
         "board": board_model() or None,
+        "l4t": board.l4t(),  # a Jetson's release and power mode: a benchmark without them
+        "power_mode": board.power_mode(),  # cannot be compared with another
         "cores": os.cpu_count(),
         "memory_gb": _mem_total_gb(),
         "os": os_release,

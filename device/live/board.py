@@ -1,11 +1,14 @@
-"""What the board says about itself: CPU temperature, firmware throttling flags, memory.
+"""What the board says about itself: its model, a Jetson's L4T release and power mode, CPU
+temperature, firmware throttling flags, memory.
 
-Read from sysfs/procfs only (no vcgencmd process per summary); absent files give None, so the same
-code runs on a Pi, a Jetson and a laptop.
+Read from files only (no vcgencmd or nvpmodel process per summary); absent files give None, so the
+same code runs on a Pi, a Jetson and a laptop. A Jetson's power mode (nvpmodel) changes what a
+benchmark measures several-fold, so every timing summary and `mpox-bench` result carries it.
 """
 
 from __future__ import annotations
 
+import re
 import resource
 from pathlib import Path
 
@@ -22,6 +25,49 @@ FLAGS = {
     18: "throttled_occurred",
     19: "soft_temp_limit_occurred",
 }
+
+
+ROOT = Path("/")
+MODEL = "proc/device-tree/model"  # Raspberry Pi and Jetson boards name themselves here
+TEGRA_RELEASE = "etc/nv_tegra_release"  # "# R36 (release), REVISION: 3.0, GCID: ..."
+NVPMODEL_STATUS = "var/lib/nvpmodel/status"  # "pmode:0002 fmode:..." (the mode in force)
+NVPMODEL_CONF = "etc/nvpmodel.conf"  # "< POWER_MODEL ID=2 NAME=15W >" per mode
+
+
+def facts(root: Path = ROOT) -> dict[str, str | None]:
+    """The board's model, and on a Jetson its L4T release and power mode."""
+    return {"model": model(root), "l4t": l4t(root), "power_mode": power_mode(root)}
+
+
+def model(root: Path = ROOT) -> str | None:
+    raw = _read(root / MODEL)
+    return raw.rstrip("\x00").strip() or None if raw else None
+
+
+def l4t(root: Path = ROOT) -> str | None:
+    """The L4T release (JetPack 6 is 36.x, JetPack 5 is 35.x), e.g. "36.3.0"."""
+    m = re.search(
+        r"R(\d+)\s*\(release\),\s*REVISION:\s*([\d.]+)", _read(root / TEGRA_RELEASE) or ""
+    )
+    if m is None:
+        return None
+    revision = m.group(2) if m.group(2).count(".") else f"{m.group(2)}.0"
+    return f"{m.group(1)}.{revision}"
+
+
+def power_mode(root: Path = ROOT) -> str | None:
+    """The nvpmodel mode in force, by name where the board's table names it ("15W (mode 2)")."""
+    m = re.search(r"pmode:\s*(\d+)", _read(root / NVPMODEL_STATUS) or "")
+    if m is None:
+        return None
+    mode = int(m.group(1))
+    names = dict(
+        (int(i), n)
+        for i, n in re.findall(
+            r"POWER_MODEL\s+ID=(\d+)\s+NAME=([^\s>]+)", _read(root / NVPMODEL_CONF) or ""
+        )
+    )
+    return f"{names[mode]} (mode {mode})" if mode in names else f"mode {mode}"
 
 
 def cpu_temperature(thermal: Path = THERMAL) -> float | None:

@@ -132,6 +132,7 @@ class Timing:
             "dropped": dropped,
             "malformed": self.malformed,
             "stages_ms": {name: _stats(ring.take_fresh()) for name, ring in self.rings.items()},
+            "board": board.facts(),
             "cpu_temp_c": board.cpu_temperature(),
             "throttled": board.throttled(),
             "rss_mb": rss,
