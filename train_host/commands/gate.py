@@ -49,14 +49,14 @@ def run(args) -> None:
     (run_checkpoint if args.checkpoint else run_bundle)(args)
 
 
-def _fit(args, reader, current, split: Path, default_report: Path):
+def _fit(args, reader, current, sets, default_report: Path):
+    """The gate fitted on `sets` (`load_sets`) and, unless --no-report, judged and reported."""
     from train_host import ood
     from train_host.data import default_data_dir
     from train_host.gate_report import write
-    from train_host.lesion_gate import judge, load_sets, reference_photos
+    from train_host.lesion_gate import judge, reference_photos
 
     data = args.data or default_data_dir()
-    sets = load_sets(data, split, args.collection)
     if args.no_report:
         every = reference_photos(data, sets, args.stride)
         return ood.fit(ood.reference(reader.features, every), reader.sizes), None
@@ -79,22 +79,24 @@ def run_checkpoint(args) -> None:
     from device.core.bundle import sha256
     from train_host import ood
     from train_host.checkpoint import load_model, preprocess_spec
-    from train_host.data import default_data_dir, load_dataset
+    from train_host.data import default_data_dir
     from train_host.export.exporter import _split_path, kit_crops
     from train_host.gate_readers import GraphReader
-    from train_host.grouping import Split
+    from train_host.lesion_gate import load_sets
     from train_host.models.camgraph import wrap
 
     out = args.out or ood.gate_path(args.checkpoint)
     model, ckpt = load_model(args.checkpoint)
     spec = preprocess_spec(ckpt)
-    split = _split_path(args.checkpoint, args.split)
-    train = Split.load(split).part(load_dataset(args.data or default_data_dir(), "binary"), "train")
+    sets = load_sets(
+        args.data or default_data_dir(), _split_path(args.checkpoint, args.split), args.collection
+    )
+    train = sets[0]
     net = wrap(model, spec.size, ood=True)
     mean, std = ood.feature_scale(net, train.images + kit_crops(train.images), spec)
     ood.apply_scale(net, mean, std)
     reader = GraphReader(args.checkpoint.parent.name, net, spec, ckpt)
-    fitted, _ = _fit(args, reader, None, split, args.checkpoint.parent / "ood_loco")
+    fitted, _ = _fit(args, reader, None, sets, args.checkpoint.parent / "ood_loco")
     ood.Gate(mean, std, fitted, sha256(args.checkpoint)).save(out)
     print(f"cannot-judge gate {out} (limit {fitted.limit:.3f}): `mpox-train export` ships it")
 
@@ -102,10 +104,11 @@ def run_checkpoint(args) -> None:
 def run_bundle(args) -> None:
     from device.core.bundle import load_bundle
     from train_host import UserError, ood
+    from train_host.data import default_data_dir
     from train_host.derive import derive, new_folder
     from train_host.export.manifest import ood_refused
     from train_host.gate_readers import BundleReader
-    from train_host.lesion_gate import file_agreement
+    from train_host.lesion_gate import file_agreement, load_sets
 
     if args.out is None or args.no_report:
         raise UserError("a bundle's gate is refitted into a new bundle: --out NEW, with its report")
@@ -113,7 +116,8 @@ def run_bundle(args) -> None:
     bundle = load_bundle(args.bundle)
     if bundle.manifest.ood is None:
         raise UserError(f"{args.bundle} has no cannot-judge gate to refit (exported before it)")
-    _, fit = _fit(args, BundleReader(bundle), bundle.ood(), bundle.root / "split.json", REPORT)
+    sets = load_sets(args.data or default_data_dir(), bundle.root / "split.json", args.collection)
+    _, fit = _fit(args, BundleReader(bundle), bundle.ood(), sets, REPORT)
     model, ref = fit.model, fit.ref
     agreement = file_agreement(bundle, model, fit.gate_photos[:: args.stride])
     whole = ref.kinds == "whole"
