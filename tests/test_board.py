@@ -49,9 +49,10 @@ def test_a_jetson_says_its_model_release_and_power_mode(tmp_path):
 
 def test_a_board_that_is_not_a_jetson_says_so_with_nothing(tmp_path):
     assert board.facts(tmp_path) == {"model": None, "l4t": None, "power_mode": None}
-    (tmp_path / "etc").mkdir()
-    (tmp_path / board.TEGRA_RELEASE).write_text("garbage\n")
-    assert board.l4t(tmp_path) is None
+    garbled = tmp_path / "garbled"  # another root: model and release are read once per root
+    (garbled / "etc").mkdir(parents=True)
+    (garbled / board.TEGRA_RELEASE).write_text("garbage\n")
+    assert board.l4t(garbled) is None
 
 
 def test_the_timing_log_and_the_benchmark_results_carry_the_board(tmp_path):

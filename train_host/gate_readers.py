@@ -13,7 +13,7 @@ from device.core.screener import Screener, softmax
 from device.core.skin import skin_fraction
 from train_host import ood
 from train_host.models.camgraph import CamExport
-from train_host.preprocess import PreprocessSpec, preprocess
+from train_host.preprocess import PreprocessSpec
 
 Read = tuple[np.ndarray, np.ndarray, np.ndarray]  # features [n, d], P(mpox) [n], skin share [n]
 
@@ -59,10 +59,7 @@ class GraphReader(Reader):
     def read(self, images: list[np.ndarray]) -> Read:
         z, p = [], []
         with torch.no_grad():
-            for i in range(0, len(images), 64):
-                x = torch.from_numpy(
-                    np.stack([preprocess(im, self.spec) for im in images[i : i + 64]])
-                )
+            for x in ood.batches(images, self.spec):
                 logits, _, feats = self.net(x)
                 z.append(feats.numpy().astype(np.float64))
                 p.append(torch.softmax(logits.double(), 1)[:, self.positive].numpy())

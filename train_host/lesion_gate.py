@@ -23,7 +23,7 @@ from tqdm import tqdm
 from device.core.bundle import Bundle
 from device.core.ood import OodModel
 from device.core.skin import MIN_SKIN
-from device.core.skin_tone import darken, group_of, ita, reported
+from device.core.skin_tone import darken, tone_groups
 from device.core.stats import rate
 from train_host import UserError, ood
 from train_host.collection_shift import other_collections
@@ -71,8 +71,7 @@ def _rate(flags: np.ndarray) -> dict:
 
 
 def by_tone(flags: np.ndarray, images: list[np.ndarray]) -> dict[str, dict]:
-    labels, order = reported([group_of(ita(im)) for im in images])
-    labels = np.asarray(labels)
+    labels, order, _ = tone_groups(images)
     return {g: _rate(flags[labels == g]) for g in order}
 
 
@@ -117,9 +116,12 @@ class Judge:
         return out
 
 
-def file_agreement(bundle: Bundle, model: OodModel, images: list[np.ndarray]) -> dict[str, dict]:
+def file_agreement(
+    bundle: Bundle, model: OodModel, images: list[np.ndarray]
+) -> tuple[dict[str, dict], np.ndarray]:
     """Each model file's refusals against the fp32 ONNX file's under `model`, on the gate photos:
-    the export gate's measure and limits, the fp32 file standing in for the PyTorch graph."""
+    the export gate's measure and limits, the fp32 file standing in for the PyTorch graph; and
+    the fp32 file's scores (what the manifest's refusal rates are)."""
     from train_host.export.gate import Limits, ood_metrics, run_file
 
     runs = {f.name: run_file(f.path, images, bundle.input, f.layout) for f in bundle.files()}
@@ -133,15 +135,15 @@ def file_agreement(bundle: Bundle, model: OodModel, images: list[np.ndarray]) ->
                 f"{out[name]['ood_firm_agreement']:.3f} of photos away from the limit "
                 f"(< {limits.ood_firm_agreement}); the bundle is not rewritten"
             )
-    return out
+    return out, ref
 
 
 @dataclass(frozen=True)
 class GateFit:
     report: dict  # the leave-one-collection-out judgement
     model: OodModel  # fitted on every collection: what a new bundle ships
-    ref: ood.Reference
     gate_photos: list[np.ndarray]  # MSID held-out and every other collection's, whole
+    gate_names: list[str]  # each gate photo's collection
 
 
 def judge(
@@ -167,4 +169,5 @@ def judge(
     rows.append(judge.row(shipped, ref, None, None) | {"fit": "every collection"})
     doc = {"model": reader.name, "data": str(data), "targets": TARGETS, "rows": rows}
     gate_photos = test.images + [im for d in others.values() for im in d.images]
-    return GateFit(doc, shipped, ref, gate_photos)
+    names = [data.name] * len(test) + [n for n, d in others.items() for _ in d.images]
+    return GateFit(doc, shipped, gate_photos, names)

@@ -146,12 +146,15 @@ def fit(ref: Reference, sizes: tuple[int, ...]) -> OodModel:
     return replace(_score_model(ref.z, sizes), limit=limit)
 
 
+def batches(images: list[np.ndarray], spec: PreprocessSpec, size: int = 64):
+    """The images preprocessed as the kit does, `size` at a time, as tensors."""
+    for i in range(0, len(images), size):
+        yield torch.from_numpy(np.stack([preprocess(im, spec) for im in images[i : i + size]]))
+
+
 def raw_features(net: CamExport, images: list[np.ndarray], spec: PreprocessSpec) -> np.ndarray:
-    out = []
     with torch.no_grad():
-        for i in range(0, len(images), 64):
-            x = torch.from_numpy(np.stack([preprocess(im, spec) for im in images[i : i + 64]]))
-            out.append(net.trunk(x)[1].numpy())
+        out = [net.trunk(x)[1].numpy() for x in batches(images, spec)]
     return np.concatenate(out).astype(np.float64)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import resource
+from functools import cache
 from pathlib import Path
 
 THERMAL = Path("/sys/class/thermal")
@@ -35,15 +36,18 @@ NVPMODEL_CONF = "etc/nvpmodel.conf"  # "< POWER_MODEL ID=2 NAME=15W >" per mode
 
 
 def facts(root: Path = ROOT) -> dict[str, str | None]:
-    """The board's model, and on a Jetson its L4T release and power mode."""
+    """The board's model, and on a Jetson its L4T release and power mode (read again each time:
+    `nvpmodel -m` changes it while the kit runs; model and release are read once)."""
     return {"model": model(root), "l4t": l4t(root), "power_mode": power_mode(root)}
 
 
+@cache
 def model(root: Path = ROOT) -> str | None:
     raw = _read(root / MODEL)
     return raw.rstrip("\x00").strip() or None if raw else None
 
 
+@cache
 def l4t(root: Path = ROOT) -> str | None:
     """The L4T release (JetPack 6 is 36.x, JetPack 5 is 35.x), e.g. "36.3.0"."""
     m = re.search(

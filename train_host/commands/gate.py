@@ -106,7 +106,7 @@ def run_bundle(args) -> None:
     from train_host import UserError, ood
     from train_host.data import default_data_dir
     from train_host.derive import derive, new_folder
-    from train_host.export.manifest import ood_refused
+    from train_host.export.manifest import REFUSED_ON, ood_refused
     from train_host.gate_readers import BundleReader
     from train_host.lesion_gate import file_agreement, load_sets
 
@@ -118,10 +118,10 @@ def run_bundle(args) -> None:
         raise UserError(f"{args.bundle} has no cannot-judge gate to refit (exported before it)")
     sets = load_sets(args.data or default_data_dir(), bundle.root / "split.json", args.collection)
     _, fit = _fit(args, BundleReader(bundle), bundle.ood(), sets, REPORT)
-    model, ref = fit.model, fit.ref
-    agreement = file_agreement(bundle, model, fit.gate_photos[:: args.stride])
-    whole = ref.kinds == "whole"
-    refused = ood_refused(model.scores(ref.z[whole]), model.limit, list(ref.collections[whole]))
+    model = fit.model
+    photos, names = fit.gate_photos[:: args.stride], fit.gate_names[:: args.stride]
+    agreement, scores = file_agreement(bundle, model, photos)
+    refused = ood_refused(scores, model.limit, names, photos)
 
     def edit(m: dict) -> None:
         m["ood"] |= {
@@ -130,7 +130,7 @@ def run_bundle(args) -> None:
             "fitted_on": ood.FITTED_ON + " (the bundle's int8 ONNX features: mpox-train gate)",
             "limit": model.limit,
             "refused": refused,
-            "refused_on": "int8 ONNX; every reference photo whole, fitted on",
+            "refused_on": REFUSED_ON,
         }
         for name, metrics in agreement.items():
             m["files"][name]["metrics"] |= metrics

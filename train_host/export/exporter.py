@@ -180,7 +180,8 @@ def export_bundle(req: ExportRequest) -> dict:
             )
             for f in shipped
         }
-        ood_entry = manifest.ood_entry(stage / OOD_FILE, ood_model, ref.ood_scores, names)
+        scores = ref.ood_scores
+        ood_entry = manifest.ood_entry(stage / OOD_FILE, ood_model, scores, names, held.images)
         for name in [f.name for f in FILES] + [OOD_FILE]:
             (req.out / name).unlink(missing_ok=True)  # no stale file beside the new manifest
         for name in [f.name for f in shipped] + [OOD_FILE]:

@@ -6,6 +6,8 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 from device.core.bundle import sha256
 from device.core.manifest import Manifest
 from device.core.manifest_check import CARD, SCHEMA
@@ -26,16 +28,28 @@ FEATURES_OUTPUT = {
 }
 
 
-def ood_refused(scores, limit: float, names: list[str]) -> dict:
-    """Per collection: how many photos, and the share whose score is over the limit."""
-    out = {}
+REFUSED_ON = "fp32; the gate photos, whose other collections the reference holds"
+
+
+def ood_refused(scores, limit: float, names: list[str], images: list) -> dict:
+    """Per collection: how many photos and the share whose score is over the limit, and the
+    same per skin-tone group (a clinic whose patients have dark skin reads that line)."""
+    from device.core.skin_tone import tone_groups
+
+    scores, names_arr, out = np.asarray(scores), np.asarray(names), {}
     for name in dict.fromkeys(names):
-        pick = [s for s, n in zip(scores, names, strict=True) if n == name]
-        out[name] = {"n": len(pick), "refused": sum(s > limit for s in pick) / len(pick)}
+        pick = np.flatnonzero(names_arr == name)
+        over = scores[pick] > limit
+        labels, order, _ = tone_groups([images[i] for i in pick])
+        tones = {
+            g: {"n": int((labels == g).sum()), "refused": float(over[labels == g].mean())}
+            for g in order
+        }
+        out[name] = {"n": len(pick), "refused": float(over.mean()), "tones": tones}
     return out
 
 
-def ood_entry(path: Path, model, scores, names: list[str]) -> dict:
+def ood_entry(path: Path, model, scores, names: list[str], images: list) -> dict:
     """The manifest's `ood` field (version 2: with the reference centre): the parameter file,
     pinned, its limit, and the share of the gate photos the fp32 model refuses, per collection
     (the other collections are in the reference: `mpox-train gate` judges it on each
@@ -49,8 +63,8 @@ def ood_entry(path: Path, model, scores, names: list[str]) -> dict:
         "limit": model.limit,
         "layers": list(model.sizes),
         "fitted_on": ood.FITTED_ON,
-        "refused": ood_refused(scores, model.limit, names),
-        "refused_on": "fp32; the gate photos, whose other collections the reference holds",
+        "refused": ood_refused(scores, model.limit, names, images),
+        "refused_on": REFUSED_ON,
     }
 
 
@@ -258,6 +272,12 @@ def _ood_lines(ood: dict | None) -> list[str]:
     if not ood:
         return []
     rates = ", ".join(f"{n} {_pct(r['refused'])} of {r['n']}" for n, r in ood["refused"].items())
+    tones = [
+        f"| {n} / {g} | {t['n']} | {_pct(t['refused'])} |"
+        for n, r in ood["refused"].items()
+        for g, t in r.get("tones", {}).items()
+    ]
+    table = ["", "| collection / skin tone | photos | refused |", "|---|---|---|", *tones]
     return [
         "",
         "## Cannot judge",
@@ -266,6 +286,7 @@ def _ood_lines(ood: dict | None) -> list[str]:
         f"({ood.get('refused_on', 'fp32')}): {rates}. Judged on each look-alike collection left "
         "out of the fit, per skin tone: `mpox-train gate`; non-skin photographs: "
         "`mpox-bench ood`.",
+        *(table if tones else []),
     ]
 
 
