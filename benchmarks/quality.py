@@ -20,13 +20,12 @@ import cv2
 import numpy as np
 
 from benchmarks import BenchError, plots
-from device.config import Config, quality_limits
 from device.core.images import EXTENSIONS, UnreadableImage, read_rgb
 from device.core.quality import SIDE, QualityLimits, assess, judge
 from device.core.skin_tone import group_of, ita, reported
 
 TARGETS = {"clean_refused": 0.05, "degraded_caught": 0.90}
-DEFAULTS = quality_limits(Config())  # the limits the kit ships
+DEFAULTS = QualityLimits()  # the limits the kit ships
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OUT = Path(__file__).resolve().parent / "results" / "quality"
 

@@ -1,18 +1,23 @@
-"""`mpox-screen classify`: screen stored photos with a bundle, one line (or JSON line) per image."""
+"""`mpox-screen classify`: screen stored photos with a bundle, one line (or JSON line) per image.
+
+It screens as the kit's screen does: the model, gates and language come from the kit's config
+(the same sections `run` reads), and the flags that set them are the same keys' flags."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 
 from device import DeviceError
-from device.config import ClassifyOptions, Config, quality_limits, state_dir
+from device.config import SYSTEM_CONFIG, Config, flag_values, load, state_dir
+from device.config.keys import flags
 from device.core.bundle import default_bundle_dir, load_bundle
-from device.core.images import UnreadableImage, find_images, read_rgb, tiny, write_image
+from device.core.images import MAX_PIXELS, UnreadableImage, find_images, read_rgb, tiny, write_image
 from device.core.preprocess import crop
 from device.core.quality import GUIDANCE, assess
 from device.core.runtimes import Placement
@@ -21,10 +26,50 @@ from device.core.screener import Screener
 from device.core.skin import MIN_SKIN
 from device.core.skin_tone import group_of, ita
 from device.core.verdict import CANNOT_JUDGE, Status, Verdict
-from device.i18n import N_, _
+from device.i18n import N_, _, add_language_flag
+from device.i18n import use as use_language
 from device.live.overlay import heat_overlay
+from device.options import add_flags, from_args, option
 
 TINY = N_("tiny image ({size} px): a result means little")
+# the config keys classify takes as flags (default: the kit's config)
+KEYS = ("bundle", "backend", "precision", "threads", "providers", "quality_gate", "ood_gate")
+
+
+@dataclass(frozen=True)
+class ClassifyOptions:
+    """What only `classify` has; the model and gate flags are the config's (`KEYS`)."""
+
+    paths: list[Path]
+    json: bool = field(default=False, metadata=option("one JSON line per image"))
+    cam_out: Path | None = field(default=None, metadata=option("write heat-map overlays here"))
+    max_pixels: int = field(
+        default=MAX_PIXELS,
+        metadata=option(
+            f"refuse larger images, checked before decoding (default {MAX_PIXELS:,})", lo=1
+        ),
+    )
+    config: Path | None = field(
+        default=None,
+        metadata=option(
+            f"TOML file whose model, gate settings and language apply, as on the kit's screen "
+            f"(default {SYSTEM_CONFIG} if present)"
+        ),
+    )
+
+
+def add_arguments(p) -> None:
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    add_flags(p, ClassifyOptions)
+    add_flags(p, [f for f in flags() if f.name in KEYS], overrides=True)
+    add_language_flag(p)
+
+
+def run(args) -> int:
+    opts = from_args(ClassifyOptions, args)
+    kit = load(opts.config, flag_values(args))  # the screen's settings, flags over them
+    use_language(args.language or kit.kit.language)
+    return classify(opts, kit)
 
 
 def verdict_text(v: Verdict) -> str:
@@ -136,19 +181,17 @@ def _skip(path: Path, why: str, opts: ClassifyOptions, out, err) -> None:
 
 
 def classify(opts: ClassifyOptions, kit: Config, out=sys.stdout, err=sys.stderr) -> int:
-    """Screen with the kit's gate settings (`kit`, the config the screen runs with; a flag
-    overrides it). Exit status: 0 all screened, 1 some images unreadable, (DeviceError for the
-    rest)."""
-    quality_gate = kit.quality_gate if opts.quality_gate is None else opts.quality_gate
-    ood_gate = kit.ood_gate if opts.ood_gate is None else opts.ood_gate
-    bundle = load_bundle(opts.bundle or default_bundle_dir())
-    place = Placement(opts.providers or kit.providers, state_dir(kit) / ENGINES)
-    screener = Screener(bundle, bundle.select(opts.backend, opts.precision), opts.threads, place)
+    """Screen with the kit's model and gate settings (`kit`: the config the screen runs with,
+    the flags over it). Exit status: 0 all screened, 1 some images unreadable, (DeviceError for
+    the rest)."""
+    model, gates = kit.model, kit.gates
+    bundle = load_bundle(model.bundle or default_bundle_dir())
+    place = Placement(model.providers, state_dir(kit.cases) / ENGINES)
+    screener = Screener(bundle, bundle.select(model.backend, model.precision), model.threads, place)
     if opts.cam_out:
         cam_folder(opts.cam_out)
     seen = failed = 0
-    limits = quality_limits(kit)
-    decider = screener.decider(ood_gate=ood_gate)  # one photo at a time: no window
+    decider = screener.decider(ood_gate=gates.ood_gate)  # one photo at a time: no window
     used: set[str] = set()
     for found in find_images(opts.paths):
         path = found.path
@@ -161,10 +204,10 @@ def classify(opts: ClassifyOptions, kit: Config, out=sys.stdout, err=sys.stderr)
             failed += 1
             _skip(path, str(e), opts, out, err)
             continue
-        quality = assess(rgb, limits)
+        quality = assess(rgb, gates.quality)
         warning = _tiny_warning(rgb, translate=not opts.json)
         tone = tone_fields(rgb) if opts.json else {}
-        if quality_gate and quality.problem:
+        if gates.quality_gate and quality.problem:
             v = decider.poor_quality(quality.problem, quality.as_dict())
             _poor(path, v, warning, opts, out, tone)
             continue

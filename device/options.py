@@ -1,49 +1,100 @@
-"""Command-line flags made from a dataclass, so an option is written once: its default, type,
-choices and help live on the field (`metadata`), and both the parser and the record come from it.
-`mpox-screen run` (Config), `mpox-screen classify` (ClassifyOptions) and `mpox-train fit | cv`
-(TrainConfig) use it. `add_commands` is the lazy subcommand table of `mpox-train` and
-`mpox-bench`."""
+"""Options written once, on a dataclass field: its help, type, range, choices and group live in the
+field's `metadata` (`option()`), and the flags, their checks, the config file's checks and its
+commented default all come from there. `mpox-screen` (the config's sections, `classify`),
+`mpox-train fit | cv` (TrainConfig) and `mpox-bench` use it. `add_commands` and `main` are the one
+way all three command lines dispatch: a lazy table of subcommand modules, user errors one line."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import math
 import sys
-from collections.abc import Callable
-from dataclasses import MISSING, Field, fields
+from collections.abc import Callable, Iterable
+from dataclasses import MISSING, Field, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 TYPES: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "str": str, "Path": Path}
+MAX_TEXT = 4096  # PATH_MAX: no option's text is longer
+
+
+def option(
+    help: str,
+    *,
+    choices=(),
+    lo: float | None = None,
+    hi: float | None = None,
+    type=None,
+    metavar=None,
+    group=None,
+    flag: str | None = None,
+) -> dict:
+    """A field's metadata: its help, and optionally its choices, its range (lo..hi), a parsing
+    function, a metavar, an argument group and a flag name other than the field's."""
+    return {
+        "help": help,
+        "choices": tuple(choices),
+        "lo": lo,
+        "hi": hi,
+        "type": type,
+        "metavar": metavar,
+        "group": group,
+        "flag": flag,
+    }
+
+
+def problem(value: Any, meta) -> str | None:
+    """What is wrong with `value` for the option (`metadata`), or None."""
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        return f"{len(value):,} characters (at most {MAX_TEXT})"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value} is not a finite number"
+    if meta.get("choices") and value not in meta["choices"]:
+        return f"{value!r} is not one of {list(meta['choices'])}"
+    if meta.get("lo") is not None and value < meta["lo"]:
+        return f"{value} is below {meta['lo']}"
+    if meta.get("hi") is not None and value > meta["hi"]:
+        return f"{value} is above {meta['hi']}"
+    return None
+
+
+def parse_text(text: str, want: type) -> Any:
+    """Command-line or config text -> `want`, or ValueError with a one-line reason."""
+    if want is bool:
+        if text.lower() in ("true", "yes", "on", "1"):
+            return True
+        if text.lower() in ("false", "no", "off", "0"):
+            return False
+        raise ValueError(f"expected true or false, got {text!r}")
+    try:
+        return want(text)
+    except ValueError:
+        what = {int: "a whole number", float: "a number"}.get(want, want.__name__)
+        raise ValueError(f"{text!r} is not {what}") from None
 
 
 def whole_number(lo: int, hi: int | None = None) -> Callable[[str], int]:
     """An argparse type: an integer in lo..hi, else a one-line error."""
+    return checked(int, {"lo": lo, "hi": hi})
 
-    def parse(v: str) -> int:
+
+def checked(want: type, meta) -> Callable[[str], Any]:
+    """An argparse type from the option's metadata: parsed, then its range and choices checked."""
+
+    def parse(text: str):
         try:
-            n = int(v)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{v!r} is not a whole number") from None
-        if n < lo or (hi is not None and n > hi):
-            limit = f"{lo}..{hi}" if hi else f"at least {lo}"
-            raise argparse.ArgumentTypeError(f"must be {limit}")
-        return n
+            value = parse_text(text, want)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+        wrong = problem(value, meta)
+        if wrong:
+            raise argparse.ArgumentTypeError(wrong)
+        return value
 
-    parse.__name__ = "whole number"
+    parse.__name__ = {int: "whole number", float: "number"}.get(want, want.__name__)
     return parse
-
-
-def option(help: str, *, choices=(), type=None, metavar=None, group=None) -> dict:
-    """A field's metadata: its flag's help, and optionally choices, a parsing function, a
-    metavar and an argument group."""
-    return {
-        "help": help,
-        "choices": tuple(choices),
-        "type": type,
-        "metavar": metavar,
-        "group": group,
-    }
 
 
 def kind(f: Field) -> str:
@@ -58,57 +109,75 @@ def default(f: Field) -> Any:
     return f.default_factory() if f.default_factory is not MISSING else None
 
 
-def add_flags(parser, cls, *, overrides=False, type_for=None, sections=None) -> None:
-    """One flag per field with `help` metadata. `overrides`: every default is None, so only
-    flags given override a config file (the help then says the field's default), and booleans
-    are --x / --no-x (as is a boolean field whose default is None). `type_for(name)`: a
-    parsing function that also checks ranges and choices (then argparse gets no `choices`).
-    `sections`: group name -> field names; the help lists the flags by group, in that order."""
+@dataclass(frozen=True)
+class Flag:
+    """One flag: its name (the dest; `--name-with-dashes`), the field it sets, its help group."""
+
+    name: str
+    field: Field
+    group: str | None = None
+
+
+def flags_of(cls, group: str | None = None) -> list[Flag]:
+    """A dataclass's flags: every field with help, named by the field (or its `flag`), in its
+    own group or `group`."""
+    return [
+        Flag(f.metadata.get("flag") or f.name, f, f.metadata.get("group") or group)
+        for f in fields(cls)
+        if "help" in f.metadata
+    ]
+
+
+def add_flags(parser, source, *, overrides: bool = False, group: str | None = None) -> None:
+    """One flag per `Flag` (or per field with help of the dataclass `source`, in `group` unless
+    the field names its own), in help groups in the order first met. `overrides`: every default
+    is None, so only flags given override a config file (the help then says the field's
+    default), and booleans are --x / --no-x (as is a boolean field whose default is None)."""
     groups: dict[str, Any] = {}
-    where = {name: group for group, names in (sections or {}).items() for name in names}
-    order = list(sections or {})
-    listed = sorted(
-        fields(cls), key=lambda f: order.index(where[f.name]) if f.name in where else -1
-    )
-    for f in listed:
-        meta = f.metadata
-        if "help" not in meta:
-            continue
-        target, group = parser, where.get(f.name) or meta.get("group")
-        if group:
-            target = groups.get(group) or parser.add_argument_group(group)
-            groups[group] = target
-        flag, k, help = "--" + f.name.replace("_", "-"), kind(f), meta["help"]
+    for flag in flags_of(source, group) if isinstance(source, type) else source:
+        f, meta = flag.field, flag.field.metadata
+        target = parser
+        if flag.group:
+            target = groups.get(flag.group) or parser.add_argument_group(flag.group)
+            groups[flag.group] = target
+        name, k, help = "--" + flag.name.replace("_", "-"), kind(f), meta["help"]
         if overrides:
             help += f" (default: {default(f)!r})"
         if k == "bool":
-            if overrides or default(f) is None:  # unset: the value comes from elsewhere
-                action = argparse.BooleanOptionalAction
-                target.add_argument(flag, dest=f.name, action=action, default=None, help=help)
-            elif default(f):
-                flag = "--no-" + f.name.replace("_", "-")
-                target.add_argument(flag, dest=f.name, action="store_false", help=help)
-            else:
-                target.add_argument(flag, dest=f.name, action="store_true", help=help)
+            _add_switch(target, flag.name, name, help, None if overrides else default(f))
             continue
-        kw: dict[str, Any] = {"dest": f.name, "help": help, "metavar": meta.get("metavar")}
+        kw: dict[str, Any] = {"dest": flag.name, "help": help, "metavar": meta.get("metavar")}
         if k.startswith("list["):
             kw |= {"action": "append", "type": TYPES[k[5:-1]], "default": None if overrides else []}
         else:
             kw["default"] = None if overrides else default(f)
-            kw["type"] = (type_for and type_for(f.name)) or meta.get("type") or TYPES[k]
-            choices = meta.get("choices")
-            if choices and type_for:
-                kw["metavar"] = kw["metavar"] or "|".join(map(str, choices))
-            elif choices:
-                kw["choices"] = list(choices)
-        target.add_argument(flag, **kw)
+            kw["type"] = meta.get("type") or checked(TYPES[k], meta)
+            if meta.get("choices"):
+                kw["metavar"] = kw["metavar"] or "|".join(map(str, meta["choices"]))
+        target.add_argument(name, **kw)
+
+
+def _add_switch(target, dest: str, name: str, help: str, value: bool | None) -> None:
+    if value is None:  # unset: the value comes from elsewhere (a config file)
+        action = argparse.BooleanOptionalAction
+        target.add_argument(name, dest=dest, action=action, default=None, help=help)
+    elif value:
+        target.add_argument("--no-" + name[2:], dest=dest, action="store_false", help=help)
+    else:
+        target.add_argument(name, dest=dest, action="store_true", help=help)
 
 
 def from_args(cls, args: argparse.Namespace, **given):
     """The record from the parsed flags (fields the parser has), plus `given`."""
     names = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in vars(args).items() if k in names} | given)
+
+
+class Parser(argparse.ArgumentParser):
+    """A flag error is one line (`mpox-screen run`'s usage alone is 30), with where to look."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def add_commands(sub, commands: dict[str, tuple[str, str]], argv: list[str]) -> None:
@@ -132,3 +201,46 @@ def add_commands(sub, commands: dict[str, tuple[str, str]], argv: list[str]) -> 
         p = sub.add_parser(name, help=help_text, description=module.__doc__ or help_text)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
+
+
+def command_line(
+    prog: str, description: str, commands: dict[str, tuple[str, str]], argv: list[str]
+) -> argparse.ArgumentParser:
+    """The parser of a command with subcommands from `commands` (see `add_commands`)."""
+    parser = Parser(prog=prog, description=description)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    add_commands(sub, commands, argv)
+    return parser
+
+
+def main(
+    parser: argparse.ArgumentParser,
+    argv: list[str],
+    errors: Iterable[tuple[type[BaseException], Callable[[BaseException], str | None]]] = (),
+) -> int:
+    """Parse and run the subcommand: a `KitError` (and what `errors` turns into a message) is one
+    line and exit 2, Ctrl-C 130, output piped into `head` a quiet 0."""
+    from device import KitError, one_line
+
+    args = parser.parse_args(argv)
+    if not hasattr(args, "_run"):
+        parser.print_help()
+        return 2
+    prefix = f"{parser.prog}: error:"
+    try:
+        return int(args._run(args) or 0)
+    except KitError as e:
+        print(f"{prefix} {one_line(str(e))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        logging.getLogger(parser.prog).info("interrupted")
+        return 130
+    except BrokenPipeError:
+        sys.stderr.close()
+        return 0
+    except tuple(kind for kind, _ in errors) as e:  # type: ignore[misc]
+        message = next(say(e) for kind, say in errors if isinstance(e, kind))
+        if message is None:
+            raise
+        print(f"{prefix} {message}", file=sys.stderr)
+        return 2

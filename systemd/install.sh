@@ -10,7 +10,9 @@ Usage: sudo systemd/install.sh [OPTIONS]
 Installs the kit so that it starts at boot, from this checkout:
   1. apt packages: python3-venv, fonts-dejavu-core (screen text in every language with OpenCV 4),
      EGL/GBM/Mesa (the sdl:// display on KMS/DRM), and python3-picamera2 where the archive has it
-     (Raspberry Pi OS)
+     (Raspberry Pi OS); on a Jetson with JetPack 6 (L4T R36, found in /etc/nv_tegra_release)
+     GStreamer's Python bindings and base plugins instead of Mesa and picamera2 (CSI cameras
+     through Argus); JetPack 5 (Python 3.8) is refused: the kit needs Python 3.10
   2. a venv in PREFIX/venv (--system-site-packages, so picamera2 from apt imports) with the
      checkout's device and tflite extras (pip; numpy kept below 2 when the system's numpy is 1.x,
      which apt's picamera2/simplejpeg are built against)
@@ -165,6 +167,31 @@ run_to() { # run_to FILE MODE CMD...: CMD's stdout into FILE (written whole, the
 }
 systemd_running() { [ "$ROOT" = / ] && [ -d /run/systemd/system ]; }
 
+# --- the system: Raspberry Pi OS, Debian, Ubuntu, or a Jetson's JetPack (L4T on Ubuntu) ----------
+JETPACK=""
+l4t_release() { # the root's L4T major release ("36" on JetPack 6), empty where it is no Jetson
+    local line
+    line="$(head -n 1 "$R/etc/nv_tegra_release" 2>/dev/null || true)"
+    [[ "$line" =~ R([0-9]+)\ \(release\) ]] && echo "${BASH_REMATCH[1]}"
+    return 0
+}
+os_name() { # PRETTY_NAME, read (not sourced: the root's file is data, not code)
+    local name
+    name="$(sed -n 's/^PRETTY_NAME=["'\'']\{0,1\}\([^"'\'']*\).*/\1/p' "$R/etc/os-release" 2>/dev/null || true)"
+    echo "${name:-unknown}"
+}
+
+check_system() { # JetPack 6 (L4T R36: Ubuntu 22.04, Python 3.10) is supported; JetPack 5 is not
+    local l4t
+    l4t="$(l4t_release)"
+    [ -n "$l4t" ] || return 0
+    case "$l4t" in
+        36) JETPACK=6; say "Jetson: JetPack 6 (L4T R$l4t, $(os_name))" ;;
+        35) die "JetPack 5 (L4T R35, $(os_name)) ships Python 3.8 and the kit needs 3.10 or later: flash JetPack 6 (L4T R36)" ;;
+        *) die "L4T R$l4t ($(os_name)): the kit supports JetPack 6 (L4T R36)" ;;
+    esac
+}
+
 check_root() {
     if [ "$DRY_RUN" = 0 ] && [ "$ROOT" = / ] && [ "$(id -u)" != 0 ]; then
         die "run as root (sudo $0 ...), or use --dry-run / --root DIR"
@@ -179,6 +206,12 @@ step_apt() {
     # KMS/DRM output, libwayland-egl1 its Wayland output (pygame-ce's SDL loads them at run time)
     local pkgs=(python3-venv fonts-dejavu-core libegl1 libegl-mesa0 libgles2 libgbm1 libgl1-mesa-dri
         libwayland-egl1)
+    if [ -n "$JETPACK" ]; then
+        # L4T brings NVIDIA's EGL/GBM and the Argus camera element (nvarguscamerasrc); csi:// reads
+        # it through GStreamer's Python bindings (python3-gi, imported by the venv)
+        pkgs=(python3-venv fonts-dejavu-core python3-gi gir1.2-gst-plugins-base-1.0
+            gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
+    fi
     # Under --root the host's packages are never touched: apt runs inside the root (an image
     # being built, through chroot) or not at all
     local -a inroot=()
@@ -194,7 +227,9 @@ step_apt() {
     # picamera2 (and libcamera) only come from the Raspberry Pi archive; Debian, Ubuntu and
     # JetPack have no python3-picamera2, and the kit uses V4L2 (USB) cameras there.
     run "${inroot[@]}" apt-get update
-    if "${inroot[@]}" apt-cache policy python3-picamera2 2>/dev/null | grep -q 'Candidate: [^(]'; then
+    if [ -n "$JETPACK" ]; then
+        note "CSI cameras through Argus (nvarguscamerasrc, L4T's own GStreamer plugin); USB (V4L2) cameras work"
+    elif "${inroot[@]}" apt-cache policy python3-picamera2 2>/dev/null | grep -q 'Candidate: [^(]'; then
         pkgs+=(python3-picamera2)
     else
         note "python3-picamera2 is not in this system's archive: CSI cameras need Raspberry Pi OS; USB (V4L2) cameras work"
@@ -241,6 +276,8 @@ step_venv() {
     say "2. venv $VENV and the kit's Python packages"
     if [ "$NO_PIP" = 1 ]; then note "skipped (--no-pip)"; return; fi
     [ -n "$PYTHON" ] || die "no python3 found (set PYTHON=...)"
+    "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
+        die "$PYTHON is Python $("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])'); the kit needs 3.10 or later"
     # in=(): commands run here on $R$VENV; in=(chroot $R): they run in the root on $VENV (and
     # see the root's $inner/tmp as /tmp)
     local -a in=()
@@ -277,6 +314,10 @@ step_venv() {
         "${constraints[@]}" "${src#"$inner"}[device,tflite]"
     run rm -rf "$src"
     [ "$ROOT" = / ] || [ ${#in[@]} -gt 0 ] || relocate_venv
+    if [ -n "$JETPACK" ]; then
+        note "ONNX Runtime: PyPI's CPU build for aarch64. For the GPU (CUDA, TensorRT), install"
+        note "NVIDIA's onnxruntime-gpu wheel for JetPack 6 into $VENV; providers = \"auto\" then uses it"
+    fi
     if [ "$DRY_RUN" = 0 ] && "${in[@]}" "$py" -c 'import picamera2' 2>/dev/null; then
         if "${in[@]}" "$at$VENV/bin/python" -c 'import picamera2' 2>/dev/null; then
             note "picamera2 imports in the venv"
@@ -438,6 +479,7 @@ boot_advice() {
 install_all() {
     check_root
     [ "$DRY_RUN" = 1 ] && say "dry run: printing the actions, changing nothing"
+    check_system
     step_apt
     run install -d -m 0755 "$R$PREFIX" "$R$MODELS"
     run_to "$R$MARKER" 0644 echo "mpox-screen installed from $CHECKOUT"

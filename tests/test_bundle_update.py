@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from device.config import Config
+from device.config import from_flags
 from device.updates.signing import sign
 from device.updates.store import BundleStore
 from tests.conftest import edit_manifest, run_cli
@@ -79,7 +79,7 @@ def test_signed_bundle_installs_and_the_daemon_runs_it(tmp_path, keys, installed
     assert listing.count("signed by release.pub") == 2
     assert "* micrompoxnet-distilled-binary-20261120" in listing
     assert "- micrompoxnet-distilled-binary-20261101" in listing
-    cfg = Config(
+    cfg = from_flags(
         bundle=str(installed / "current"),
         keys_dir=str(keys),
         display="null",

@@ -218,12 +218,12 @@ def test_cases_commands(tmp_path):
 def run_daemon(tmp_path, monkeypatch, keys: dict[int, str] | None = None, hook=None, **kw):
     """The real daemon on demo:// frames with the null display; `keys`: frame number -> the key
     the display reports after showing it (what a window does when a key is pressed)."""
-    from device.config import Config
+    from device.config import from_flags
     from device.live.daemon import Daemon
 
     base = dict(display="null", source="demo://", log_dir=str(tmp_path / "logs"), max_frames=6)
     base |= {"state_dir": str(tmp_path / "state")}
-    daemon = Daemon(Config(**(base | kw)))
+    daemon = Daemon(from_flags(**(base | kw)))
     notices: list[str] = []
     monkeypatch.setattr(daemon.renderer, "notice", lambda canvas, text: notices.append(text))
     shown = []

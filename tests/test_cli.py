@@ -148,7 +148,7 @@ def test_models_lists_params_and_macs():
         (["fit", "--model", "alexnet9000", "--out", "x"], "unknown model"),
         (["fit", "--epochs", "0", "--out", "x"], "--epochs must be at least 1"),
         (["evaluate", "--checkpoint", "missing.pt", "--out", "x"], "checkpoint not found"),
-        (["fit", "--optimizer", "adam", "--out", "x"], "invalid choice"),
+        (["fit", "--optimizer", "adam", "--out", "x"], "'adam' is not one of"),
         (["cv", "--folds", "1", "--limit-per-class", "3", "--out", "x"], "k-fold needs"),
         (["shift-test", "--out", "x"], "--checkpoint CKPT ... or --cv CV_DIR"),
     ],

@@ -11,21 +11,21 @@ import numpy as np
 import pytest
 
 from device import DeviceError
-from device.config import Config
+from device.config import Config, SourceConfig, from_flags
 from device.core.bundle import default_bundle_dir, load_bundle
 from device.core.images import read_rgb
 from device.core.screener import Screener
 from device.live.daemon import Daemon
 from device.live.notify import Notifier
 from device.live.screen import LIKELY, STATUS, UNLIKELY, Renderer
-from device.live.sources import SourceOptions, open_source
+from device.live.sources import open_source
 from device.live.timing import STAGES
 from tests.conftest import copy_subset
 
 
 def config(tmp_path: Path, **kw) -> Config:
     base = dict(display="null", log_dir=str(tmp_path / "logs"), summary_interval=0.5)
-    return Config(**{**base, **kw})
+    return from_flags(**{**base, **kw})
 
 
 def summaries(tmp_path: Path) -> list[dict]:
@@ -92,7 +92,7 @@ def test_malformed_frames_are_dropped_and_counted(photos, tmp_path):
 def test_video_file_through_opencv(tmp_path):
     """A recording goes through the same OpenCV capture as a V4L2 camera; none is skipped."""
     clip = tmp_path / "clip.avi"
-    source = open_source("demo://", SourceOptions(320, 240, fps=240))
+    source = open_source("demo://", SourceConfig(width=320, height=240, fps=240))
     writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
     for _ in range(12):
         writer.write(source.read().image)
@@ -230,7 +230,7 @@ def test_picamera2_closed_when_start_fails(tmp_path, monkeypatch):
     picamera2.CALLS.clear()
     monkeypatch.setattr(picamera2, "FAIL", {"start", "lores"})
     with pytest.raises(SourceUnavailable, match="cannot start"):
-        open_source("csi://0", SourceOptions(small_size=128))
+        open_source("csi://0", SourceConfig(small_size=128))
     names = [c[0] for c in picamera2.CALLS]
     assert names.count("create_video_configuration") == 2  # lores refused: main only
     assert names[-2:] == ["stop", "close"]  # a camera that failed to start is still released
@@ -239,7 +239,7 @@ def test_picamera2_closed_when_start_fails(tmp_path, monkeypatch):
 def test_missing_picamera2_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "picamera2", None)
     with pytest.raises(DeviceError, match="apt install python3-picamera2"):
-        open_source("csi://0", SourceOptions())
+        open_source("csi://0", SourceConfig())
 
 
 def test_trace_frames_and_timing_report(tmp_path, capsys):

@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 
 from device import DeviceError
-from device.live.displays import DisplayOptions, letterbox, open_display
-from device.live.displays.framebuffer import Framebuffer
+from device.config import DisplayConfig
+from device.live.displays import letterbox, open_display
+from device.live.displays.framebuffer import FbOptions, Framebuffer
 from device.live.displays.window import gui_backend, why_no_window
 from device.live.screen import LIKELY, STATUS
 from tests.conftest import require
@@ -51,7 +52,7 @@ def test_framebuffer_pixels_at_a_known_spot(tmp_path, bpp):
     stride = w * bpp // 8 + 32  # row padding
     fb = tmp_path / "fb0"
     fb.write_bytes(b"")
-    display = Framebuffer(str(fb), DisplayOptions(), sysfs=fake_sysfs(tmp_path, w, h, bpp, stride))
+    display = Framebuffer(str(fb), DisplayConfig(), sysfs=fake_sysfs(tmp_path, w, h, bpp, stride))
     b, g, r = 40, 200, 248
     display.show(canvas_with_spot(w, h, (b, g, r)))
     display.close()
@@ -74,8 +75,8 @@ def test_framebuffer_pixels_at_a_known_spot(tmp_path, bpp):
 def test_framebuffer_letterboxes_and_takes_config_geometry(tmp_path):
     fb = tmp_path / "fb1"
     fb.write_bytes(b"")
-    opts = DisplayOptions(width=80, height=40, bpp=32)
-    display = open_display(f"fb://{fb}", opts)
+    opts = DisplayConfig(f"fb://{fb}", width=80, height=40, plugins={"fb": FbOptions(bpp=32)})
+    display = open_display(opts)
     display.show(np.full((40, 40, 3), 255, np.uint8))  # square into a 2:1 screen
     pixels = np.frombuffer(fb.read_bytes(), np.uint8).reshape(40, 80, 4)
     assert pixels[:, :20, :3].max() == 0 and pixels[:, 60:, :3].max() == 0  # black bars
@@ -84,10 +85,15 @@ def test_framebuffer_letterboxes_and_takes_config_geometry(tmp_path):
 
 def test_framebuffer_without_geometry_says_what_to_set(tmp_path):
     (tmp_path / "fb9").write_bytes(b"")
-    with pytest.raises(DeviceError, match="set screen_width, screen_height and fb_bpp"):
-        Framebuffer(str(tmp_path / "fb9"), DisplayOptions(), sysfs=tmp_path / "nothing")
+    with pytest.raises(
+        DeviceError, match=r"set \[display\] width and height and \[display.fb\] bpp"
+    ):
+        Framebuffer(str(tmp_path / "fb9"), DisplayConfig(), sysfs=tmp_path / "nothing")
     with pytest.raises(DeviceError, match=r"no framebuffer .*use --display window"):
-        Framebuffer(str(tmp_path / "fb8"), DisplayOptions(width=8, height=8, bpp=16))
+        Framebuffer(
+            str(tmp_path / "fb8"),
+            DisplayConfig(width=8, height=8, plugins={"fb": FbOptions(bpp=16)}),
+        )
 
 
 def test_letterbox_keeps_aspect():
@@ -242,7 +248,8 @@ def test_sdl_wayland_without_libwayland_egl_is_a_one_line_error(monkeypatch):
     install."""
     require(importlib.util.find_spec("pygame") is not None, "pygame-ce not installed")
     from device import DeviceError
-    from device.live.displays import DisplayOptions, sdl
+    from device.config import DisplayConfig
+    from device.live.displays import sdl
 
     monkeypatch.setattr(sdl, "WAYLAND_EGL", "libwayland-egl-absent.so.1")
     for key in ("SDL_RENDER_VSYNC", "PYGAME_HIDE_SUPPORT_PROMPT"):
@@ -253,7 +260,7 @@ def test_sdl_wayland_without_libwayland_egl_is_a_one_line_error(monkeypatch):
         for key, value in wayland.items():
             monkeypatch.setenv(key, value)
         with pytest.raises(DeviceError, match=r"libwayland-egl-absent\.so\.1 is missing.*apt"):
-            sdl.SdlScreen("", DisplayOptions())
+            sdl.SdlScreen("", DisplayConfig())
 
 
 def test_sdl_display_without_a_screen_is_a_one_line_error(tmp_path):

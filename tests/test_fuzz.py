@@ -19,11 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from device import DeviceError
-from device.config import TYPES, Config, coerce, read_toml
+from device.config import DisplayConfig, from_flags, load
+from device.config.keys import by_flag, coerce
 from device.core.bundle import load_bundle
 from device.core.images import UnreadableImage, read_rgb
 from device.core.manifest_check import validate
-from device.live.displays import DisplayOptions
 from device.live.displays.files import FrameFiles
 from tests.conftest import MODELS
 
@@ -90,16 +90,16 @@ def test_toml_bytes_are_a_config_or_one_line(tmp_path_factory, data):
     path = tmp_path_factory.mktemp("toml") / "config.toml"
     path.write_bytes(data)
     try:
-        Config(**read_toml(path))
+        load(path, {})
     except DeviceError as e:
         assert "\n" not in str(e)
 
 
 @FUZZ
-@given(st.sampled_from(sorted(TYPES)), st.text(max_size=20))
+@given(st.sampled_from(sorted(by_flag())), st.text(max_size=20))
 def test_flag_values_are_a_config_or_one_line(name, text):
     try:
-        Config(**{name: coerce(name, text)})
+        from_flags(**{name: coerce(name, by_flag()[name].field, text)})
     except DeviceError as e:
         assert "\n" not in str(e)
 
@@ -137,7 +137,7 @@ def test_image_bytes_are_an_image_or_one_line(tmp_path_factory, data):
 def test_display_patterns_work_or_one_line(tmp_path_factory, pattern):
     root = tmp_path_factory.mktemp("disp")
     try:
-        display = FrameFiles(str(root / pattern), DisplayOptions())
+        display = FrameFiles(str(root / pattern), DisplayConfig())
         display.show(np.zeros((16, 16, 3), np.uint8))
     except DeviceError as e:
         assert "\n" not in str(e)

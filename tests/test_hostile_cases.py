@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from device import DeviceError
 from device.cases.export import FOLDER, cell, export
 from device.cases.store import DB, CaseStore
-from device.config import Config
+from device.config import from_flags
 from device.live.instance_lock import InstanceBusy
 from tests.conftest import one_line_error, run_cli
 from tests.test_cases import case, run_daemon, tmpfs  # noqa: F401 (tmpfs: a fixture)
@@ -77,15 +77,15 @@ def test_two_daemons_on_one_state_folder(tmp_path):
     from device.live.daemon import Daemon
 
     base = dict(display="null", source="demo://", state_dir=str(tmp_path / "state"))
-    first = Daemon(Config(**base, log_dir=str(tmp_path / "logs1")))
+    first = Daemon(from_flags(**base, log_dir=str(tmp_path / "logs1")))
     try:
         with pytest.raises(InstanceBusy, match="saves cases into"):
-            Daemon(Config(**base, log_dir=str(tmp_path / "logs2")))
+            Daemon(from_flags(**base, log_dir=str(tmp_path / "logs2")))
     finally:
         first.cases.close()
         first.display.close()
         first.lock.release()
-    Daemon(Config(**base, log_dir=str(tmp_path / "logs2"))).lock.release()  # free again
+    Daemon(from_flags(**base, log_dir=str(tmp_path / "logs2"))).lock.release()  # free again
 
 
 HOSTILE = st.one_of(

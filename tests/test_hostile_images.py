@@ -129,7 +129,7 @@ def test_a_deep_image_is_converted_in_strips(tmp_path, photo):  # noqa: F811
 
 
 def test_a_folder_source_follows_no_link_to_a_folder(tmp_path, photo):  # noqa: F811
-    from device.live.sources import SourceOptions
+    from device.config import SourceConfig
     from device.live.sources.image_folder import ImageFolder
 
     path, _ = photo
@@ -141,7 +141,7 @@ def test_a_folder_source_follows_no_link_to_a_folder(tmp_path, photo):  # noqa: 
     (photos / "same.png").symlink_to(photos / "a.png")
     for pattern in (str(photos), f"{photos}/**/*.png", f"{photos}/*/*.png"):
         try:
-            found = ImageFolder(pattern, SourceOptions()).paths
+            found = ImageFolder(pattern, SourceConfig()).paths
         except Exception as e:  # a glob with nothing left after the links: one line
             assert "no images found" in str(e)
             continue
@@ -149,10 +149,11 @@ def test_a_folder_source_follows_no_link_to_a_folder(tmp_path, photo):  # noqa: 
 
 
 def test_a_folder_source_drops_each_bomb_once_and_screens_the_rest(bombs, photo):  # noqa: F811
-    from device.live.sources import SourceOptions, open_source
+    from device.config import SourceConfig
+    from device.live.sources import open_source
 
     (bombs / "z-real.png").write_bytes(Path(photo[0]).read_bytes())
-    source = open_source(f"dir://{bombs}", SourceOptions(loop=True))
+    source = open_source(f"dir://{bombs}", SourceConfig(loop=True))
     frames = [source.read() for _ in range(len(BOMBS) + 8)]
     # radiance.hdr has no photo suffix: a folder walk never lists it
     dropped = [f for f in frames if f.image.size == 0]

@@ -195,10 +195,10 @@ def test_a_french_screen_carries_its_accents(engine, tmp_path):
     pixels that only its accents have (é, not e) are on the screen."""
     require(engine != "freetype" or dejavu_folder() is not None, "fonts-dejavu-core not installed")
     require(engine != "opencv" or hasattr(cv2, "FontFace"), "OpenCV 5 not installed")
-    from device.config import Config
+    from device.config import from_flags
     from device.live.daemon import Daemon
 
-    cfg = Config(
+    cfg = from_flags(
         display=f"file://{tmp_path}/screen",
         source="demo://",
         screen_width=480,

@@ -49,14 +49,14 @@ def _screen(photos: list[tuple[np.ndarray, str]], bundle: Path, work: Path, keys
     """The daemon screens the photos from dir://, saving every frame (one verdict per photo:
     no smoothing across patients); the lab's results imported by case number. Returns the
     state folder."""
-    from device.config import Config
+    from device.config import from_flags
     from device.live.daemon import Daemon
 
     folder = work / "camera"
     folder.mkdir(parents=True)
     for i, (rgb, _) in enumerate(photos):
         cv2.imwrite(str(folder / f"{i:03d}.png"), rgb[..., ::-1])
-    cfg = Config(display="null", source=f"dir://{folder}", log_dir=str(work / "logs"),
+    cfg = from_flags(display="null", source=f"dir://{folder}", log_dir=str(work / "logs"),
                  state_dir=str(work / "state"), capture_every=1e-6, smoothing=1,
                  max_frames=len(photos), bundle=str(bundle), keys_dir=str(keys))  # fmt: skip
     daemon = Daemon(cfg)

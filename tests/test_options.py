@@ -36,9 +36,9 @@ def test_defaults_and_values_come_from_the_fields():
 
 
 def test_checks_come_from_the_fields():
-    with pytest.raises(argparse.ArgumentError, match="invalid choice"):
+    with pytest.raises(argparse.ArgumentError, match="is not one of"):
         parse("--name", "c")
-    with pytest.raises(argparse.ArgumentError, match=r"must be 1\.\.9"):
+    with pytest.raises(argparse.ArgumentError, match="10 is above 9"):
         parse("--count", "10")
     with pytest.raises(argparse.ArgumentError, match="not a whole number"):
         parse("--count", "two")

@@ -59,7 +59,7 @@ def test_classify_names_a_missing_provider_in_one_line(tmp_path):
     proc = run_cli("device.cli", "classify", "--providers", "tensorrt", tmp_path, ok=False)
     assert "tensorrt is not in this ONNX Runtime" in one_line_error(proc)
     conf = tmp_path / "kit.toml"
-    conf.write_text('providers = "cuda, gpu"\n')
+    conf.write_text('[model]\nproviders = "cuda, gpu"\n')
     proc = run_cli("device.cli", "run", "--config", conf, "--max-frames", "1", ok=False)
     assert "providers" in one_line_error(proc)
     out = run_cli("device.cli", "config", "--print-default").stdout
@@ -68,12 +68,12 @@ def test_classify_names_a_missing_provider_in_one_line(tmp_path):
 
 def test_the_kit_says_what_runs_the_model(tmp_path, caplog):
     """One line in the journal and the footer of every screen name it (cpu here)."""
-    from device.config import Config
+    from device.config import from_flags
     from device.live.daemon import Daemon
 
     kw = dict(source="demo://", display="null", log_dir=str(tmp_path / "logs"))
     with caplog.at_level("INFO", logger="device.live.daemon"):
-        daemon = Daemon(Config(**kw, state_dir=str(tmp_path / "state"), max_frames=2))
+        daemon = Daemon(from_flags(**kw, state_dir=str(tmp_path / "state"), max_frames=2))
         assert daemon.run() == 0
     assert " on cpu, " in daemon.view.model
     assert "(model.int8.onnx, run on the CPU: providers = auto)" in caplog.text

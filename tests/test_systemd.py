@@ -338,9 +338,9 @@ def test_install_into_temp_root(installed):
     assert stat.S_IMODE(installed.config.stat().st_mode) == 0o644
     assert installed.config.stat().st_uid == os.getuid()
     cfg = tomllib.loads(installed.config.read_text())
-    assert cfg["display"] == "auto"
-    assert cfg["source"] == "auto"
-    assert cfg["bundle"] == ""  # -> $MPOX_BUNDLE from the unit
+    assert cfg["display"]["uri"] == "auto"  # in sections
+    assert cfg["source"]["uri"] == "auto"
+    assert cfg["model"]["bundle"] == ""  # -> $MPOX_BUNDLE from the unit
     # the bundle: manifest, card and every model file, matching the manifest's sha256
     manifest = json.loads((installed.bundle / "manifest.json").read_text())
     assert "card.md" in pinned_files(manifest)  # the card pinned like the models
@@ -703,3 +703,57 @@ def test_root_with_its_own_python_builds_the_venv_inside_it(tmp_path):
         rf"\+ chroot {root} /opt/mpox-screen/venv/bin/python -m pip install .* /tmp/", out
     )
     assert "re-pointing" not in out and f"{sys.executable} -m venv" not in out
+
+
+def _fake_root(root: Path, l4t: str | None, os_name: str) -> Path:
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/os-release").write_text(f'NAME="x"\nPRETTY_NAME="{os_name}"\n')
+    if l4t:
+        (root / "etc/nv_tegra_release").write_text(
+            f"# {l4t} (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64\n"
+        )
+    return root
+
+
+@pytest.mark.parametrize(
+    ("l4t", "os_name", "outcome"),
+    [
+        ("R36", "Ubuntu 22.04.5 LTS", "Jetson: JetPack 6 (L4T R36, Ubuntu 22.04.5 LTS)"),
+        ("R35", "Ubuntu 20.04.6 LTS", "JetPack 5 (L4T R35, Ubuntu 20.04.6 LTS) ships Python 3.8"),
+        ("R32", "Ubuntu 18.04.6 LTS", "L4T R32 (Ubuntu 18.04.6 LTS): the kit supports JetPack 6"),
+        (None, "Debian GNU/Linux 12 (bookworm)", None),
+    ],
+)
+def test_dry_run_on_a_jetson_lists_its_own_steps(tmp_path, l4t, os_name, outcome):
+    """/etc/nv_tegra_release names the L4T release: JetPack 6 gets GStreamer's bindings and base
+    plugins (csi:// through Argus) instead of Mesa and picamera2, JetPack 5 and older are refused
+    in one line before anything is done, and a machine that is no Jetson keeps its steps."""
+    root = _fake_root(tmp_path / "root", l4t, os_name)
+    result = install("--dry-run", "--root", str(root), "--no-user", "--no-systemctl", "--no-pip")
+    apt = next((ln for ln in result.stdout.splitlines() if "apt-get install" in ln), "")
+    if l4t in ("R35", "R32"):
+        assert result.returncode == 2 and "==> 1." not in result.stdout
+        assert result.stderr.strip() == f"install.sh: error: {outcome}: flash JetPack 6 (L4T R36)" \
+            or outcome in result.stderr  # fmt: skip
+        return
+    assert result.returncode == 0, result.stderr
+    jetson = ("python3-gi", "gir1.2-gst-plugins-base-1.0", "gstreamer1.0-plugins-base")
+    if l4t:
+        assert outcome in result.stdout and "through Argus (nvarguscamerasrc" in result.stdout
+        assert all(p in apt for p in jetson) and "mesa" not in apt
+        assert "picamera2" not in result.stdout
+    else:
+        assert "Jetson" not in result.stdout and "libegl-mesa0" in apt
+        assert not any(p in apt for p in jetson)
+
+
+def test_a_python_below_the_floor_is_refused_before_the_venv(tmp_path):
+    """JetPack 5's Python 3.8 (or any below 3.10) stops the install in one line, naming it."""
+    old = tmp_path / "python3.8"
+    old.write_text('#!/bin/sh\ncase "$2" in *"< (3, 10)"*) exit 1 ;; *) echo 3.8 ;; esac\n')
+    old.chmod(0o755)
+    root = _fake_root(tmp_path / "root", None, "Ubuntu 20.04.6 LTS")
+    result = install("--dry-run", "--root", str(root), "--no-user", "--no-systemctl", "--no-apt",
+                     env={"PYTHON": str(old)})  # fmt: skip
+    assert result.returncode == 2
+    assert f"install.sh: error: {old} is Python 3.8; the kit needs 3.10 or later" in result.stderr

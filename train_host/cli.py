@@ -8,8 +8,8 @@ import argparse
 import logging
 import sys
 
-from device import KitError, one_line
-from device.options import add_commands
+from device.options import command_line
+from device.options import main as run_command
 from train_host import __version__
 
 # what a device-only install lacks: a clear hint instead of a chained traceback
@@ -47,44 +47,37 @@ COMMANDS: dict[str, tuple[str, str]] = {  # name -> (module, one-line help)
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mpox-train",
-        description="Train and evaluate Mpox screening models on folders of labelled photos.",
+    parser = command_line(
+        "mpox-train",
+        "Train and evaluate Mpox screening models on folders of labelled photos.",
+        COMMANDS,
+        argv,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_commands(sub, COMMANDS, argv)
     return parser
+
+
+def _missing(exc: BaseException) -> str | None:
+    """A device-only install running a host command: a hint instead of a chained traceback."""
+    if getattr(exc, "name", None) not in TRAIN_MODULES:
+        return None
+    return (
+        f"{exc.name} is not installed: install the train extra "  # type: ignore[attr-defined]
+        '(pip install -e ".[train,export]")'
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(argv).parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for name in ("mpox-train", "train_host", "device"):  # not the exporters' chatty INFO
         logging.getLogger(name).setLevel(logging.INFO)
     try:
-        args._run(args)
-    except KitError as exc:  # UserError, and DeviceError from the device code the gate runs
-        print(f"mpox-train: error: {one_line(str(exc))}", file=sys.stderr)
-        return 2
-    except ModuleNotFoundError as exc:
-        if exc.name not in TRAIN_MODULES:
-            raise
-        print(
-            f"mpox-train: error: {exc.name} is not installed: install the train extra "
-            '(pip install -e ".[train,export]")',
-            file=sys.stderr,
-        )
-        return 2
-    except KeyboardInterrupt:
-        print("mpox-train: interrupted", file=sys.stderr)
-        return 130
+        return run_command(build_parser(argv), argv, [(ModuleNotFoundError, _missing)])
     finally:
         distributed = sys.modules.get("train_host.distributed")  # only if a command used it
         if distributed is not None:
             distributed.teardown()
-    return 0
 
 
 if __name__ == "__main__":

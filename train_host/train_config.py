@@ -17,96 +17,94 @@ COLOUR_CONSTANCY = ("none", "shades_of_grey")
 KD = "distillation (with --teacher)"
 
 
-def _opt(help: str, **kw) -> dict:
-    return option(help, group=kw.pop("group", "model and training"), **kw)
-
-
 @dataclass
 class TrainConfig:
     model: str = field(
-        default="micrompoxnet", metadata=_opt("registered model (see `mpox-train models`)")
+        default="micrompoxnet", metadata=option("registered model (see `mpox-train models`)")
     )
-    input_size: int | None = field(default=None, metadata=_opt("input side in px (model default)"))
-    width: float | None = field(default=None, metadata=_opt("micrompoxnet channel multiplier"))
-    dropout: float | None = field(default=None, metadata=_opt("dropout before the linear head"))
+    input_size: int | None = field(
+        default=None, metadata=option("input side in px (model default)")
+    )
+    width: float | None = field(default=None, metadata=option("micrompoxnet channel multiplier"))
+    dropout: float | None = field(default=None, metadata=option("dropout before the linear head"))
     weights: str | None = field(
-        default=None, metadata=_opt("local backbone state dict (no downloads)")
+        default=None, metadata=option("local backbone state dict (no downloads)")
     )
     epochs: int = field(
-        default=60, metadata=_opt("training epochs (0 with --linear-probe: the probe alone)")
+        default=60, metadata=option("training epochs (0 with --linear-probe: the probe alone)")
     )
-    batch_size: int = field(default=32, metadata=_opt("images per batch"))
-    optimizer: str = field(default="adamw", metadata=_opt("optimizer", choices=OPTIMIZERS))
-    lr: float = field(default=2e-3, metadata=_opt("peak learning rate"))
-    weight_decay: float = field(default=0.05, metadata=_opt("weight decay"))
-    warmup_epochs: int = field(default=3, metadata=_opt("linear warm-up epochs"))
-    label_smoothing: float = field(default=0.1, metadata=_opt("label smoothing"))
+    batch_size: int = field(default=32, metadata=option("images per batch"))
+    optimizer: str = field(default="adamw", metadata=option("optimizer", choices=OPTIMIZERS))
+    lr: float = field(default=2e-3, metadata=option("peak learning rate"))
+    weight_decay: float = field(default=0.05, metadata=option("weight decay"))
+    warmup_epochs: int = field(default=3, metadata=option("linear warm-up epochs"))
+    label_smoothing: float = field(default=0.1, metadata=option("label smoothing"))
     balance: str = field(
         default="weight",
-        metadata=_opt("class-weighted loss, balanced sampling, or neither", choices=BALANCING),
+        metadata=option("class-weighted loss, balanced sampling, or neither", choices=BALANCING),
     )
-    augment: float = field(default=1.0, metadata=_opt("augmentation strength (0 = none)"))
-    clahe: bool = field(default=False, metadata=_opt("add random CLAHE to the augmentation"))
+    augment: float = field(default=1.0, metadata=option("augmentation strength (0 = none)"))
+    clahe: bool = field(default=False, metadata=option("add random CLAHE to the augmentation"))
     camera_aug: float = field(  # train_host.augment.camera_ops
         default=0.0,
-        metadata=_opt(
+        metadata=option(
             "camera/clinic augmentation strength: white balance, exposure, JPEG, blur, zoom-out"
         ),
     )
     colour_constancy: str = field(
         default="none",
-        metadata=_opt(
+        metadata=option(
             "colour-constancy preprocessing (goes into the bundle; the device applies it too)",
             choices=COLOUR_CONSTANCY,
         ),
     )
-    patience: int = field(default=15, metadata=_opt("early stop after N epochs w/o gain"))
-    seed: int = field(default=0, metadata=_opt("random seed (split, initialisation, order)"))
-    num_workers: int = field(default=1, metadata=_opt("data-loader worker processes"))
+    patience: int = field(default=15, metadata=option("early stop after N epochs w/o gain"))
+    seed: int = field(default=0, metadata=option("random seed (split, initialisation, order)"))
+    num_workers: int = field(default=1, metadata=option("data-loader worker processes"))
     precision: str = field(
         default="auto",
-        metadata=_opt(
+        metadata=option(
             "training arithmetic; auto = bf16 autocast where the CPU/GPU has it",
             choices=PRECISIONS,
         ),
     )
     teacher: list[str] = field(  # train_host.distill
         default_factory=list,
-        metadata=_opt(
+        metadata=option(
             "teacher checkpoint: distil into --model (repeat: an ensemble, the mean of the "
             "teachers' outputs and attention maps)",
             metavar="CKPT",
             group=KD,
         ),
     )
-    kd_temperature: float = field(default=2.0, metadata=_opt("softmax temperature", group=KD))
-    kd_weight: float = field(default=1.0, metadata=_opt("KL to the teacher's output", group=KD))
+    kd_temperature: float = field(default=2.0, metadata=option("softmax temperature", group=KD))
+    kd_weight: float = field(default=1.0, metadata=option("KL to the teacher's output", group=KD))
     kd_ce_weight: float = field(
-        default=0.0, metadata=_opt("cross-entropy to (mixed) labels", group=KD)
+        default=0.0, metadata=option("cross-entropy to (mixed) labels", group=KD)
     )
     kd_attention_weight: float = field(
-        default=1.0, metadata=_opt("attention-map transfer", group=KD)
+        default=1.0, metadata=option("attention-map transfer", group=KD)
     )
-    kd_mix: float = field(default=1.0, metadata=_opt("share of mixup/cutmix batches", group=KD))
+    kd_mix: float = field(default=1.0, metadata=option("share of mixup/cutmix batches", group=KD))
     lesion_crop: float = field(  # train_host.kitframe
         default=0.0,
-        metadata=_opt(
+        metadata=option(
             "probability of a kit-framing crop: a tight square around a lesion-like spot"
         ),
     )
     text_paste: float = field(
         default=0.0,
-        metadata=_opt(
+        metadata=option(
             "probability of pasted caption/watermark text on any class (text carries no label)"
         ),
     )
     tone_aug: float = field(
         default=0.0,
-        metadata=_opt("probability of a skin-tone change (lighter/darker, tint) on any class"),
+        metadata=option("probability of a skin-tone change (lighter/darker, tint) on any class"),
     )
     extra_negatives: list[str] = field(
         default_factory=list,
-        metadata=_opt(
+        metadata=option(
             "a negatives-only collection added to the training part only (repeat); the "
             "collection-shift protocol then scores the collections left out",
             metavar="DIR",
@@ -114,20 +112,20 @@ class TrainConfig:
     )
     linear_probe: int = field(
         default=0,
-        metadata=_opt(
+        metadata=option(
             "LP-FT: fit the head on frozen features of VIEWS augmented passes, then fine-tune",
             metavar="VIEWS",
         ),
     )
     backbone_lr: float = field(
-        default=1.0, metadata=_opt("backbone learning rate, a fraction of --lr")
+        default=1.0, metadata=option("backbone learning rate, a fraction of --lr")
     )
     freeze_bn: bool = field(
-        default=False, metadata=_opt("keep the pretrained BatchNorm statistics")
+        default=False, metadata=option("keep the pretrained BatchNorm statistics")
     )
     ema: float = field(  # train_host.averaging
         default=0.0,
-        metadata=_opt(
+        metadata=option(
             "weight averaging: decay of an exponential moving average of the weights, updated "
             "every step (e.g. 0.998; 0 = off); validation, early stopping and the checkpoint "
             "use the average",

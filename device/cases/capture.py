@@ -21,7 +21,7 @@ import numpy as np
 
 from device import DeviceError
 from device.cases.store import Case, CaseStore
-from device.config import Config, state_dir
+from device.config import CasesConfig, state_dir
 from device.core.bundle import Bundle, ModelFile
 from device.core.skin_tone import ita
 from device.core.verdict import Status, Verdict
@@ -62,7 +62,7 @@ def _jpeg(image_bgr: np.ndarray) -> bytes:
 
 
 class CaseRecorder:
-    def __init__(self, cfg: Config, bundle: Bundle, file: ModelFile, clock=time.monotonic):
+    def __init__(self, cfg: CasesConfig, bundle: Bundle, file: ModelFile, clock=time.monotonic):
         self.cfg, self.clock = cfg, clock
         self.wanted = threading.Event()
         self.held = None  # the camera whose exposure is held for the case being taken

@@ -25,8 +25,9 @@ from device.cases.results import (
 )
 from device.cases.store import CaseStore
 from device.cases.training import export_training
-from device.config import SYSTEM_CONFIG, load, state_dir
+from device.config import SYSTEM_CONFIG, Config, load, state_dir
 from device.i18n import add_language_flag
+from device.i18n import use as use_language
 
 
 def _day(v: str) -> str:
@@ -60,8 +61,7 @@ def shown(text: str) -> str:
     return text if text.isprintable() else text.encode("unicode_escape").decode()
 
 
-def add_parser(sub) -> None:
-    p = sub.add_parser("cases", help="saved cases: list, show, verify, export, purge")
+def add_arguments(p) -> None:
     p.add_argument(
         "--state-dir", type=Path, default=None, help="default: $STATE_DIRECTORY, else ./state"
     )
@@ -69,7 +69,8 @@ def add_parser(sub) -> None:
         "--config",
         type=Path,
         default=None,
-        help=f"the kit's TOML file (default {SYSTEM_CONFIG} if present): consent_per_case",
+        help=f"the kit's TOML file (default {SYSTEM_CONFIG} if present): its state_dir, "
+        "consent_per_case and language",
     )
     add_language_flag(p)
     cmd = p.add_subparsers(dest="cases_command", metavar="ACTION", required=True)
@@ -130,10 +131,24 @@ WRITES = {
 
 
 def run(args) -> int:
-    root = args.state_dir or state_dir()
+    kit = _kit_config(args.config)  # where the daemon saves (its state_dir), its language
+    use_language(args.language or kit.kit.language)
+    args.consent_per_case = kit.cases.consent_per_case
+    root = args.state_dir or state_dir(kit.cases)
     write = args.cases_command in WRITES
     with CaseStore(root, create=False, write=write) as store:
         return ACTIONS[args.cases_command](store, args)
+
+
+def _kit_config(path: Path | None) -> Config:
+    """The kit's config; a broken system file must not keep anyone from their saved cases."""
+    try:
+        return load(path, {})
+    except DeviceError as e:
+        if path is not None:
+            raise
+        print(f"mpox-screen cases: warning: {e}; the defaults apply", file=sys.stderr)
+        return Config()
 
 
 def _list(store: CaseStore, args) -> int:
@@ -167,7 +182,7 @@ def _verify(store: CaseStore, args) -> int:
 
 def _export(store: CaseStore, args) -> int:
     if args.training:
-        asked = load(args.config, {}).consent_per_case
+        asked = args.consent_per_case
         t = export_training(store, args.training, args.site or socket.gethostname(), asked)
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(t.classes.items()))
         left = f"; {t.left_out} without consent left out" if t.left_out else ""

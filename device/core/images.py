@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from device.config import MAX_PIXELS
+MAX_PIXELS = 120_000_000  # a 108 MP phone photo fits
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 TINY = 32  # below this many pixels on a side a verdict means little: warn

@@ -3,34 +3,42 @@
 Measured on the square the model reads (centre crop, resized to `SIDE` so the focus measure does
 not depend on the camera's resolution): focus as the variance of the Laplacian, exposure as the
 mean level and the clipped dark / bright fractions, glare as the share of white, colourless
-specular pixels. The limits live in the config (quality_* keys); their defaults were calibrated
+specular pixels. The limits are the config's `[gates.quality]` table; their defaults were calibrated
 on real photos of every collection with synthetic blur, under- and over-exposure
 (`mpox-bench quality`, benchmarks/results/quality.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
 
 from device.i18n import N_
+from device.options import option
 
 SIDE = 224
 
 
+def _limit(help: str, default: float, hi: float) -> Any:
+    return field(default=default, metadata=option(help, lo=0, hi=hi))
+
+
 @dataclass(frozen=True)
 class QualityLimits:
-    """From the config's quality_* keys (`device.config.quality_limits`): the defaults live
-    there."""
+    """The config's `[gates.quality]` table, taken whole by `assess` (flags
+    `--quality-min-focus` ...); the defaults were calibrated by `mpox-bench quality`."""
 
-    min_focus: float  # variance of the Laplacian at SIDE px
-    min_mean: float  # mean grey level (0-255)
-    max_mean: float
-    max_dark: float  # share of pixels at grey <= 10
-    max_bright: float  # share of pixels at grey >= 250
-    max_glare: float  # share of white (V >= 245), colourless (S <= 25) pixels
+    min_focus: float = _limit("least variance of the Laplacian at 224 px", 4.0, 1e6)
+    min_mean: float = _limit("darkest mean grey level", 40.0, 255)
+    max_mean: float = _limit("brightest mean grey level", 235.0, 255)
+    max_dark: float = _limit("largest share of black pixels (grey <= 10)", 0.5, 1)
+    max_bright: float = _limit("largest share of white pixels (grey >= 250)", 0.5, 1)
+    max_glare: float = _limit(
+        "largest share of white colourless (glare) pixels (V >= 245, S <= 25)", 0.35, 1
+    )
 
 
 @dataclass(frozen=True)

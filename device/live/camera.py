@@ -13,13 +13,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
 from device import DeviceError
-from device.config import Config
+from device.config import SourceConfig
 from device.live.capture import LatestFrame
-from device.live.sources import Frame, Source, SourceOptions, SourceUnavailable, open_source
+from device.live.sources import Frame, Source, SourceUnavailable, open_source
 
 log = logging.getLogger(__name__)
 WAIT_SLICE = 0.1  # s: how often a wait for a frame or a retry looks at the stop flag
@@ -40,25 +41,14 @@ def valid(frame: Frame) -> bool:
 class Camera:
     def __init__(
         self,
-        cfg: Config,
+        cfg: SourceConfig,
         small_size: int,
         stop: threading.Event,
         waiting: Callable[[str, float], None],
         opened: Callable[[], None],
     ):
-        self.cfg, self.stop, self.waiting, self.opened = cfg, stop, waiting, opened
-        self.opts = SourceOptions(
-            cfg.width,
-            cfg.height,
-            cfg.fps,
-            cfg.loop,
-            cfg.source_fps,
-            small_size=small_size,
-            max_pixels=cfg.max_pixels,
-            af_mode=cfg.af_mode,
-            af_range=cfg.af_range,
-            lens_position=cfg.lens_position,
-        )
+        self.cfg = replace(cfg, small_size=small_size)
+        self.stop, self.waiting, self.opened = stop, waiting, opened
         self.grabber: LatestFrame | None = None
         self.first = self.backoff = min(0.5, cfg.retry_max)
         self.dropped_closed, self.malformed, self.capture_ms = 0, 0, 0.0
@@ -100,7 +90,7 @@ class Camera:
             self.grabber = None
 
     def _open(self) -> None:
-        source = open_source(self.cfg.source, self.opts)
+        source = open_source(self.cfg.uri, self.cfg)
         log.info("source: %s", source.description)
         self.grabber = LatestFrame(source)
         self.backoff = self.first

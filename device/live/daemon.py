@@ -14,12 +14,13 @@ import logging
 import signal
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from device.cases.capture import CaseRecorder
-from device.config import Config, log_dir, quality_limits, state_dir
+from device.config import Config, log_dir, state_dir
 from device.core.bundle import Bundle, default_bundle_dir, load_bundle
 from device.core.runtimes import Placement
 from device.core.runtimes.providers import ENGINES
@@ -27,7 +28,7 @@ from device.core.screener import Screener
 from device.i18n import _
 from device.i18n import use as use_language
 from device.live.camera import Camera
-from device.live.displays import Display, DisplayOptions, open_display
+from device.live.displays import Display, open_display
 from device.live.instance_lock import InstanceLock, lock_dir
 from device.live.notify import Notifier
 from device.live.pipeline import InferenceWorker, Inferred, gate, infer
@@ -45,7 +46,7 @@ class Daemon:
         self.cfg = cfg
         self.notifier = notifier or Notifier.from_env()
         self.stop_event = threading.Event()
-        self.lock = InstanceLock(lock_dir(log_dir(cfg)))
+        self.lock = InstanceLock(lock_dir(log_dir(cfg.kit)))
         try:
             self._build(cfg)
         except BaseException:
@@ -53,40 +54,40 @@ class Daemon:
             raise
 
     def _build(self, cfg: Config) -> None:
-        use_language(cfg.language)
-        self.bundle: Bundle = load_bundle(cfg.bundle or default_bundle_dir())
-        place = Placement(cfg.providers, state_dir(cfg) / ENGINES)
-        file = self.bundle.select(cfg.backend, cfg.precision)
-        self.screener = Screener(self.bundle, file, cfg.threads, place)
+        model, shown, gates = cfg.model, cfg.display, cfg.gates
+        use_language(cfg.kit.language)
+        self.bundle: Bundle = load_bundle(model.bundle or default_bundle_dir())
+        place = Placement(model.providers, state_dir(cfg.cases) / ENGINES)
+        file = self.bundle.select(model.backend, model.precision)
+        self.screener = Screener(self.bundle, file, model.threads, place)
         where = self.screener.runtime.where
         self.screener.runtime.run(self.screener.tensor(np.zeros((64, 64, 3), np.uint8)))  # warm
-        self.display: Display = open_display(
-            cfg.display,
-            DisplayOptions(
-                cfg.screen_width, cfg.screen_height, cfg.fb_bpp, cfg.fullscreen, cfg.fps
-            ),
+        self.display: Display = open_display(replace(shown, fps=cfg.source.fps))
+        w, h = self.display.size or (
+            shown.width or cfg.source.width,
+            shown.height or cfg.source.height,
         )
-        w, h = self.display.size or (cfg.screen_width or cfg.width, cfg.screen_height or cfg.height)
-        renderer = Renderer(w, h, cfg.heat_floor, cfg.heat_alpha, cfg.font)
-        self.decider = self.screener.decider(cfg.smoothing, cfg.ood_gate)
+        renderer = Renderer(w, h, shown.heat_floor, shown.heat_alpha, shown.font)
+        self.decider = self.screener.decider(gates.smoothing, gates.ood_gate)
+        kit = cfg.kit
         self.timing = Timing(
-            log_dir(cfg), cfg.summary_interval, cfg.log_max_bytes, cfg.log_backups, cfg.trace_frames
+            log_dir(kit), kit.summary_interval, kit.log_max_bytes, kit.log_backups, kit.trace_frames
         )
-        signer = signed_by(self.bundle.root, Path(cfg.keys_dir))  # a bad signature: refused
+        signer = signed_by(self.bundle.root, Path(cfg.kit.keys_dir))  # a bad signature: refused
         signed = _("signed") if signer else _("unsigned")
         view = View(
             threshold=self.bundle.threshold,
             positive_class=self.bundle.manifest.positive_class,
             model=f"{self.bundle.name} {self.bundle.manifest.version} on {where}, {signed}",
         )
-        self.screen = Presenter(self.display, renderer, view, cfg.heatmap, self.notifier)
+        self.screen = Presenter(self.display, renderer, view, shown.heatmap, self.notifier)
         self.frames, self.state = 0, "starting"
         size = int(self.bundle.input["size"])
-        self.camera = Camera(cfg, size, self.stop_event, self._wait_for_camera, self._opened)
-        self.gate_limits = quality_limits(cfg) if cfg.quality_gate else None
-        self.worker = InferenceWorker(self.screener) if cfg.pipeline else None
+        self.camera = Camera(cfg.source, size, self.stop_event, self._wait_for_camera, self._opened)
+        self.gate_limits = gates.quality if gates.quality_gate else None
+        self.worker = InferenceWorker(self.screener) if model.pipeline else None
         self.last_shown: float | None = None
-        self.cases = CaseRecorder(cfg, self.bundle, self.screener.file)
+        self.cases = CaseRecorder(cfg.cases, self.bundle, self.screener.file)
         self.screen.notice(self.cases.problem, 10.0)  # a store that cannot save: said for 10 s
 
     @property
@@ -108,7 +109,7 @@ class Daemon:
             self.bundle.name,
             self.screener.file.name,
             self.screener.runtime.where.upper(),
-            self.cfg.providers,
+            self.cfg.model.providers,
             self.display.description,
         )
         try:
@@ -134,7 +135,7 @@ class Daemon:
             frame = self.camera.next()
             if frame is not None:
                 self._frame(frame)
-                if self.cfg.max_frames and self.frames >= self.cfg.max_frames:
+                if self.cfg.kit.max_frames and self.frames >= self.cfg.kit.max_frames:
                     return
             if self.timing.due():
                 row = self._summary(self.state)
@@ -149,7 +150,7 @@ class Daemon:
     def _opened(self) -> None:
         """A camera (re)opened: old frames must not vote on the new view."""
         self.decider.reset()
-        demo = scheme_of(self.cfg.source)[0] == "demo"
+        demo = scheme_of(self.cfg.source.uri)[0] == "demo"
         self.view.status = _("DEMO: generated frames, not a patient") if demo else ""
         self._set_state("screening")
 

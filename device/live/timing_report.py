@@ -85,6 +85,15 @@ def plot(rows: list[dict], out: Path) -> None:
     plt.close(fig)
 
 
+def add_arguments(p) -> None:
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("--png", type=Path, default=None, help="plot here (default: FILE.png)")
+
+
+def run(args) -> int:
+    return report(args.file, args.png)
+
+
 def report(path: Path, png: Path | None = None) -> int:
     out = png or path.with_suffix(".png")
     if out.suffix.lower() not in (".png", ".svg", ".pdf"):

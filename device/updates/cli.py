@@ -10,10 +10,7 @@ from device.updates.signing import DEFAULT_KEY, KEYS_DIR, keygen, sign, signed_b
 from device.updates.store import STORE, BundleStore, point_service_at
 
 
-def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "bundle", help="model bundles: keygen, sign, verify, install, list, rollback"
-    )
+def add_arguments(p) -> None:
     p.add_argument("--keys", type=Path, default=KEYS_DIR, help=f"trusted keys (default {KEYS_DIR})")
     p.add_argument("--store", type=Path, default=STORE, help=f"installed bundles (default {STORE})")
     cmd = p.add_subparsers(dest="bundle_command", metavar="ACTION", required=True)

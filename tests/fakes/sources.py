@@ -8,7 +8,8 @@ import time
 
 import numpy as np
 
-from device.live.sources import Frame, SourceOptions, SourceUnavailable, register
+from device.config import SourceConfig
+from device.live.sources import Frame, SourceUnavailable, register
 
 
 class Flaky:
@@ -20,7 +21,7 @@ class Flaky:
 
     live = True
 
-    def __init__(self, _: str, opts: SourceOptions):
+    def __init__(self, _: str, opts: SourceConfig):
         Flaky.opens += 1
         if Flaky.opens <= self.FAIL_OPENS:
             raise SourceUnavailable(f"fake camera absent (open {Flaky.opens})")
@@ -44,7 +45,7 @@ class Stall:
     RELEASE = threading.Event()
     live = True
 
-    def __init__(self, arg: str, opts: SourceOptions):
+    def __init__(self, arg: str, opts: SourceConfig):
         self.start, self.shape = time.monotonic(), (opts.height, opts.width, 3)
         self.stall_after = float(arg) if arg else self.STALL_AFTER
         self.description = "camera that hangs"

@@ -39,7 +39,7 @@ def paths_arg(p, flag: str, help: str, metavar: str = "DIR", unset_is_none: bool
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
     """TrainConfig's fields as flags, and the two that are not part of a model's recipe."""
-    add_flags(p, TrainConfig)
+    add_flags(p, TrainConfig, group="model and training")
     p.add_argument("--val-fraction", type=float, default=0.15)
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
 

@@ -10,7 +10,7 @@ save a case, 'f' freeze).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -18,16 +18,16 @@ import cv2
 import numpy as np
 
 from device import DeviceError
+from device.config import DisplayConfig
+from device.options import option
 from device.registry import Registry
 
 
 @dataclass(frozen=True)
-class DisplayOptions:
-    width: int = 0  # 0 = the device's own size (framebuffer) or the frame's
-    height: int = 0
-    bpp: int = 0  # framebuffer only; 0 = from sysfs
-    fullscreen: bool = False
-    fps: float = 30.0  # video files only
+class WindowOptions:
+    """`[display.window]` and `[display.sdl]`: the desktop displays' own option."""
+
+    fullscreen: bool = field(default=False, metadata=option("fill the screen"))
 
 
 class Display(Protocol):
@@ -39,12 +39,12 @@ class Display(Protocol):
     def close(self) -> None: ...
 
 
-Factory = Callable[[str, DisplayOptions], Display]
+Factory = Callable[[str, DisplayConfig], Display]
 DISPLAYS: Registry[Factory] = Registry(
     "display",
     tuple(f"device.live.displays.{m}" for m in ("files", "framebuffer", "null", "sdl", "window")),
 )
-register = DISPLAYS.register  # @register("fb") in a display's module
+register = DISPLAYS.register  # @register("fb", options=FbOptions) in a display's module
 
 
 def auto_display(fb: Path = Path("/dev/fb0")) -> str:
@@ -53,7 +53,8 @@ def auto_display(fb: Path = Path("/dev/fb0")) -> str:
     return f"fb://{fb}" if fb.exists() else "sdl://"
 
 
-def open_display(uri: str, opts: DisplayOptions) -> Display:
+def open_display(opts: DisplayConfig) -> Display:
+    uri = opts.uri
     scheme, _, rest = (auto_display() if uri == "auto" else uri).partition("://")
     factory = DISPLAYS.get(scheme)
     if factory is None:

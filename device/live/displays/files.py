@@ -11,14 +11,15 @@ import cv2
 import numpy as np
 
 from device import DeviceError
+from device.config import DisplayConfig
 from device.core.images import EXTENSIONS, write_image
-from device.live.displays import DisplayOptions, letterbox, register
+from device.live.displays import letterbox, register
 
 CODECS = {".mp4": "mp4v", ".avi": "MJPG"}
 
 
 class FrameFiles:
-    def __init__(self, target: str, opts: DisplayOptions):
+    def __init__(self, target: str, opts: DisplayConfig):
         pattern = target if "%" in target else str(Path(target) / "frame_%06d.png")
         try:
             first = pattern % 1
@@ -51,7 +52,7 @@ class FrameFiles:
 
 
 class VideoFile:
-    def __init__(self, target: str, opts: DisplayOptions):
+    def __init__(self, target: str, opts: DisplayConfig):
         self.path, self.fps = Path(target), opts.fps
         self.size = (opts.width, opts.height) if opts.width and opts.height else None
         self.writer: cv2.VideoWriter | None = None
@@ -77,7 +78,7 @@ class VideoFile:
             self.writer.release()  # writes the index: without it the file does not play
 
 
-def open_files(target: str, opts: DisplayOptions):
+def open_files(target: str, opts: DisplayConfig):
     if Path(target).suffix.lower() in CODECS:
         return VideoFile(target, opts)
     return FrameFiles(target, opts)

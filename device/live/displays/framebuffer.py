@@ -7,15 +7,28 @@ the screen and written through a numpy memmap in RGB565 or XRGB8888.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from device import DeviceError
-from device.live.displays import DisplayOptions, letterbox, register
+from device.config import DisplayConfig
+from device.live.displays import letterbox, register
+from device.options import option
 
 SYSFS = Path("/sys/class/graphics")
+
+
+@dataclass(frozen=True)
+class FbOptions:
+    """`[display.fb]`: what sysfs says unless set (a board whose driver reports nothing)."""
+
+    bpp: int = field(
+        default=0,
+        metadata=option("bits per pixel (0 = from sysfs)", choices=(0, 16, 32), flag="fb_bpp"),
+    )
 
 
 def sysfs_geometry(device: Path, sysfs: Path = SYSFS) -> tuple[int, int, int, int] | None:
@@ -39,7 +52,7 @@ def to_pixels(canvas: np.ndarray, bpp: int) -> np.ndarray:
 
 
 class Framebuffer:
-    def __init__(self, path: str, opts: DisplayOptions, sysfs: Path = SYSFS):
+    def __init__(self, path: str, opts: DisplayConfig, sysfs: Path = SYSFS):
         self.path = Path(path or "/dev/fb0")
         if not self.path.exists():
             raise DeviceError(
@@ -59,15 +72,16 @@ class Framebuffer:
             raise DeviceError(f"cannot open framebuffer {self.path}: {e.strerror}") from None
         self.description = f"framebuffer {self.path} ({w}x{h}, {bpp} bpp)"
 
-    def _geometry(self, opts: DisplayOptions, sysfs: Path) -> tuple[int, int, int, int]:
+    def _geometry(self, opts: DisplayConfig, sysfs: Path) -> tuple[int, int, int, int]:
         found = sysfs_geometry(self.path, sysfs)
-        if found is None and not (opts.width and opts.height and opts.bpp):
+        want = opts.plugin("fb", FbOptions).bpp
+        if found is None and not (opts.width and opts.height and want):
             raise DeviceError(
                 f"{self.path}: no geometry in {sysfs / self.path.name}; "
-                "set screen_width, screen_height and fb_bpp"
+                "set [display] width and height and [display.fb] bpp"
             )
         w, h, bpp, stride = found or (0, 0, 0, 0)
-        w, h, bpp = opts.width or w, opts.height or h, opts.bpp or bpp
+        w, h, bpp = opts.width or w, opts.height or h, want or bpp
         return w, h, bpp, max(stride, w * bpp // 8)
 
     def show(self, canvas: np.ndarray) -> None:
@@ -81,4 +95,4 @@ class Framebuffer:
         del self.mem
 
 
-register("fb")(Framebuffer)
+register("fb", options=FbOptions)(Framebuffer)

@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 
 from device import DeviceError
-from device.live.displays import DisplayOptions, letterbox, register
+from device.config import DisplayConfig
+from device.live.displays import WindowOptions, letterbox, register
 
 KEYS = {"q": "q", "escape": "q", "h": "h", "space": " ", "f": "f"}
 DRIVERS = ("", "kmsdrm", "wayland", "x11")
@@ -52,7 +53,7 @@ def _pygame(driver: str):
 
 
 class SdlScreen:
-    def __init__(self, target: str, opts: DisplayOptions):
+    def __init__(self, target: str, opts: DisplayConfig):
         driver = target.strip("/")
         if driver not in DRIVERS:
             raise DeviceError(
@@ -64,7 +65,8 @@ class SdlScreen:
             if pg.display.get_driver() == "wayland":
                 _check_wayland_egl()
             want = (opts.width, opts.height) if opts.width and opts.height else (0, 0)
-            flags = pg.FULLSCREEN if opts.fullscreen or want == (0, 0) else 0
+            fullscreen = opts.plugin("sdl", WindowOptions).fullscreen
+            flags = pg.FULLSCREEN if fullscreen or want == (0, 0) else 0
             self.screen = pg.display.set_mode(want, flags)
         except DeviceError:
             pg.display.quit()
@@ -97,4 +99,4 @@ class SdlScreen:
         self.pg.display.quit()
 
 
-register("sdl")(SdlScreen)
+register("sdl", options=WindowOptions)(SdlScreen)

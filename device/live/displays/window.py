@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 
 from device import DeviceError
-from device.live.displays import DisplayOptions, register
+from device.config import DisplayConfig
+from device.live.displays import WindowOptions, register
 
 TITLE = "mpox-screen"
 KEYS = {ord("q"): "q", 27: "q", ord("h"): "h", ord(" "): " ", ord("f"): "f"}
@@ -37,17 +38,18 @@ def why_no_window(environ=os.environ, build_info: str | None = None) -> str | No
 
 
 class Window:
-    def __init__(self, _: str, opts: DisplayOptions):
+    def __init__(self, _: str, opts: DisplayConfig):
         reason = why_no_window()
         if reason:
             raise DeviceError(f"cannot open a window: {reason}")
         self.size = (opts.width, opts.height) if opts.width and opts.height else None
         # no Qt toolbar: the kit's screen is the whole window
         cv2.namedWindow(TITLE, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
-        self.fullscreen, self.sized = opts.fullscreen, False
-        if opts.fullscreen:
+        fullscreen = opts.plugin("window", WindowOptions).fullscreen
+        self.fullscreen, self.sized = fullscreen, False
+        if fullscreen:
             cv2.setWindowProperty(TITLE, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
-        self.description = "window" + (" (fullscreen)" if opts.fullscreen else "")
+        self.description = "window" + (" (fullscreen)" if fullscreen else "")
 
     def show(self, canvas: np.ndarray) -> str | None:
         if not (self.fullscreen or self.sized):  # one screen pixel per canvas pixel
@@ -64,4 +66,4 @@ class Window:
         cv2.waitKey(1)
 
 
-register("window")(Window)
+register("window", options=WindowOptions)(Window)

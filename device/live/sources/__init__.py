@@ -1,10 +1,11 @@
 """Frame sources, picked by URI from a registry (like jetson-inference's videoSource).
 
-`csi://N` picamera2, `v4l2:///dev/videoN` OpenCV V4L2, `file://clip.mp4` a video, `dir://PATH` or a
-glob of images, `auto` the first camera found. A source's `read()` blocks for the next frame and
-returns None at the end of a recording; a camera that is absent or lost raises `SourceUnavailable`,
-which the daemon retries with backoff. Any other `DeviceError` (a folder that does not exist) is the
-user's to fix.
+`csi://N` the board's camera (picamera2 on a Pi, Argus through GStreamer on a Jetson),
+`gst://PIPELINE` any GStreamer pipeline, `v4l2:///dev/videoN` OpenCV V4L2, `file://clip.mp4` a
+video, `dir://PATH` or a glob of images, `auto` the first camera found. A source's `read()`
+blocks for the next frame and returns None at the end of a recording; a camera that is absent or
+lost raises `SourceUnavailable`, which the daemon retries with backoff. Any other `DeviceError`
+(a folder that does not exist) is the user's to fix.
 """
 
 from __future__ import annotations
@@ -18,26 +19,12 @@ from typing import Protocol
 import numpy as np
 
 from device import DeviceError
-from device.config import MAX_PIXELS
+from device.config import SourceConfig
 from device.registry import Registry
 
 
 class SourceUnavailable(DeviceError):
     """No camera yet, or it went away: retried, never fatal."""
-
-
-@dataclass(frozen=True)
-class SourceOptions:
-    width: int = 640
-    height: int = 480
-    fps: float = 30.0
-    loop: bool = False
-    pace_fps: float = 0.0  # recordings only; 0 = as fast as the loop takes them
-    small_size: int = 0  # a camera's second, small stream for inference (0 = none)
-    max_pixels: int = MAX_PIXELS  # stored images: refuse larger ones before decoding
-    af_mode: str = "continuous"  # cameras with autofocus: continuous | auto | manual
-    af_range: str = "macro"  # normal | macro | full (where the module has the control)
-    lens_position: float = 6.0  # manual focus, dioptres (1 / metres): 6 = about 17 cm
 
 
 @dataclass(frozen=True)
@@ -56,18 +43,18 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
-Factory = Callable[[str, SourceOptions], Source]
+Factory = Callable[[str, SourceConfig], Source]
 SOURCES: Registry[Factory] = Registry(
     "source",
     tuple(
         f"device.live.sources.{m}"
-        for m in ("auto", "demo", "image_folder", "opencv_capture", "picam")
+        for m in ("auto", "csi", "demo", "gstreamer", "image_folder", "opencv_capture")
     ),
 )
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".mjpg", ".mjpeg", ".h264"}
 
 
-register = SOURCES.register  # @register("csi") in a source's module
+register = SOURCES.register  # @register("csi", options=CsiOptions) in a source's module
 
 
 def scheme_of(uri: str) -> tuple[str, str]:
@@ -86,7 +73,7 @@ def scheme_of(uri: str) -> tuple[str, str]:
     return "file", uri
 
 
-def open_source(uri: str, opts: SourceOptions) -> Source:
+def open_source(uri: str, opts: SourceConfig) -> Source:
     scheme, rest = scheme_of(uri)
     if scheme == "file" and Path(rest).suffix.lower() not in VIDEO_SUFFIXES:
         scheme = "dir"  # one photo, or a folder or glob written as file://

@@ -12,7 +12,8 @@ import time
 import cv2
 import numpy as np
 
-from device.live.sources import Frame, SourceOptions, register
+from device.config import SourceConfig
+from device.live.sources import Frame, register
 
 
 def skin_scene(width: int, height: int, seed: int = 7) -> np.ndarray:
@@ -35,7 +36,7 @@ def skin_scene(width: int, height: int, seed: int = 7) -> np.ndarray:
 class DemoSource:
     live = True
 
-    def __init__(self, _: str, opts: SourceOptions):
+    def __init__(self, _: str, opts: SourceConfig):
         self.w, self.h = opts.width, opts.height
         self.scene = skin_scene(self.w, self.h)
         self.period, self.n, self.next_time = 1.0 / opts.fps, 0, time.monotonic()

@@ -13,8 +13,9 @@ import cv2
 import numpy as np
 
 from device import DeviceError
+from device.config import SourceConfig
 from device.core.images import EXTENSIONS, UnreadableImage, read_rgb
-from device.live.sources import Frame, SourceOptions, SourceUnavailable, register
+from device.live.sources import Frame, SourceUnavailable, register
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 class ImageFolder:
     live = False
 
-    def __init__(self, pattern: str, opts: SourceOptions):
+    def __init__(self, pattern: str, opts: SourceConfig):
         self.paths, self.pattern = _expand(pattern), pattern
         self.max_pixels = opts.max_pixels
         self.description = f"{len(self.paths)} images from {pattern}"

@@ -11,11 +11,12 @@ from pathlib import Path
 import cv2
 
 from device import DeviceError
-from device.live.sources import Frame, SourceOptions, SourceUnavailable, register
+from device.config import SourceConfig
+from device.live.sources import Frame, SourceUnavailable, register
 
 
 class OpenCVCapture:
-    def __init__(self, cap: cv2.VideoCapture, description: str, live: bool, opts: SourceOptions):
+    def __init__(self, cap: cv2.VideoCapture, description: str, live: bool, opts: SourceConfig):
         self.cap, self.description, self.live = cap, description, live
         self.loop = opts.loop and not live
         self.period = 1.0 / opts.pace_fps if opts.pace_fps and not live else 0.0
@@ -39,7 +40,7 @@ class OpenCVCapture:
         self.cap.release()
 
 
-def open_v4l2(path: str, opts: SourceOptions) -> OpenCVCapture:
+def open_v4l2(path: str, opts: SourceConfig) -> OpenCVCapture:
     """MJPG where the camera offers it: USB cameras give full frame rate only compressed."""
     if not Path(path).exists():
         raise SourceUnavailable(f"camera {path} not present")
@@ -55,7 +56,7 @@ def open_v4l2(path: str, opts: SourceOptions) -> OpenCVCapture:
     return OpenCVCapture(cap, f"V4L2 camera {path} ({w}x{h})", True, opts)
 
 
-def open_video(path: str, opts: SourceOptions) -> OpenCVCapture:
+def open_video(path: str, opts: SourceConfig) -> OpenCVCapture:
     if not Path(path).is_file():
         raise DeviceError(f"source {path}: no such video file")
     cap = cv2.VideoCapture(path)

@@ -1,4 +1,4 @@
-"""`csi://N`: a Raspberry Pi camera through picamera2 (from apt, imported only when asked for).
+"""`csi://N` on a Raspberry Pi: its camera through picamera2 (from apt, imported only when used).
 
 A display-size main stream and, where the ISP gives one, a small "lores" stream for inference: the
 model then reads a frame the ISP already scaled instead of resizing 640x480 on the CPU. The camera
@@ -8,12 +8,16 @@ is stopped and closed on every exit path, so it is never left busy for the next 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from device import DeviceError
-from device.live.sources import Frame, SourceOptions, SourceUnavailable, register
+from device.config import SourceConfig
+from device.config.sections import check
+from device.live.sources import Frame, SourceUnavailable
+from device.options import option
 
 log = logging.getLogger(__name__)
 INSTALL_HINT = "apt install python3-picamera2, and a venv made with --system-site-packages"
@@ -32,7 +36,30 @@ AF_MODES = {"manual": 0, "auto": 1, "continuous": 2}
 AF_RANGES = {"normal": 0, "macro": 1, "full": 2}
 
 
-def focus_controls(available: dict, opts: SourceOptions) -> dict:
+@dataclass(frozen=True)
+class CsiOptions:
+    """`[source.csi]`: focus for close-ups, on cameras that have autofocus (Camera Module 3)."""
+
+    af_mode: str = field(
+        default="continuous",
+        metadata=option(
+            "autofocus (auto: one cycle at start and before each saved case)",
+            choices=tuple(AF_MODES),
+        ),
+    )
+    af_range: str = field(
+        default="macro",
+        metadata=option("autofocus range: macro for close-ups", choices=tuple(AF_RANGES)),
+    )
+    lens_position: float = field(
+        default=6.0, metadata=option("manual focus in dioptres (1/m): 6 = about 17 cm", lo=0, hi=32)
+    )
+
+    def __post_init__(self) -> None:
+        check(self, "source.csi")
+
+
+def focus_controls(available: dict, opts: CsiOptions) -> dict:
     """The focus controls for close-ups that this camera has (Camera Module 3: all; v2 and
     HQ: none, fixed focus). picamera2 leaves autofocus off unless asked."""
     if "AfMode" not in available:
@@ -55,7 +82,7 @@ def lores_size(width: int, height: int, small: int) -> tuple[int, int]:
 class PiCamera:
     live = True
 
-    def __init__(self, num: str, opts: SourceOptions):
+    def __init__(self, num: str, opts: SourceConfig):
         Picamera2 = import_picamera2()
         index = int(num or 0)
         cameras = Picamera2.global_camera_info()
@@ -73,10 +100,11 @@ class PiCamera:
             raise SourceUnavailable(f"CSI camera {index} cannot start: {e}") from None
         model = cameras[index].get("Model", "camera")
         self.description = f"CSI camera {index} ({model}, {opts.width}x{opts.height})"
-        self.focus = focus_controls(self.cam.camera_controls, opts)
+        focus = opts.plugin("csi", CsiOptions)
+        self.focus = focus_controls(self.cam.camera_controls, focus)
         if self.focus:
             self.cam.set_controls(self.focus)
-            if opts.af_mode == "auto":
+            if focus.af_mode == "auto":
                 self.autofocus()
         else:
             log.info("%s has no autofocus: fixed focus", self.description)
@@ -96,7 +124,7 @@ class PiCamera:
         """Lock (or free) exposure and white balance, so a saved case is taken as seen."""
         self.cam.set_controls({"AeEnable": not hold, "AwbEnable": not hold})
 
-    def _configure(self, opts: SourceOptions) -> bool:
+    def _configure(self, opts: SourceConfig) -> bool:
         """Main + lores if the camera takes that configuration, else main only."""
         main = {"size": (opts.width, opts.height), "format": "RGB888"}  # BGR byte order
         controls = {"FrameRate": opts.fps}
@@ -138,6 +166,3 @@ class PiCamera:
                 step()
             except Exception as e:  # closing must go on: a half-closed camera stays busy
                 log.warning("camera %s failed: %s", step.__name__, e)
-
-
-register("csi")(PiCamera)
