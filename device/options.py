@@ -75,11 +75,6 @@ def parse_text(text: str, want: type) -> Any:
         raise ValueError(f"{text!r} is not {what}") from None
 
 
-def whole_number(lo: int, hi: int | None = None) -> Callable[[str], int]:
-    """An argparse type: an integer in lo..hi, else a one-line error."""
-    return checked(int, {"lo": lo, "hi": hi})
-
-
 def checked(want: type, meta) -> Callable[[str], Any]:
     """An argparse type from the option's metadata: parsed, then its range and choices checked."""
 

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field, fields
 
 import pytest
 
-from device.options import add_flags, from_args, option, whole_number
+from device.options import add_flags, from_args, option
 
 
 @dataclass
 class Example:
     name: str = field(default="a", metadata=option("a name", choices=("a", "b")))
-    count: int = field(default=2, metadata=option("how many", type=whole_number(1, 9)))
+    count: int = field(default=2, metadata=option("how many", lo=1, hi=9))
     ratio: float | None = field(default=None, metadata=option("optional", group="tuning"))
     fast: bool = field(default=False, metadata=option("turn on"))
     gate: bool = field(default=True, metadata=option("turn off"))

@@ -14,6 +14,7 @@ from tests.conftest import run_cli
 def _shift_row(run: str, aucs: dict[str, float | None], trained: tuple[str, ...] = ()) -> dict:
     return {
         "model": run,
+        "kit_framing": {"auc": 0.9, "auc_ci95": [0.85, 0.93]},
         "collections": {
             name: {
                 "trained_on": name in trained,
@@ -58,7 +59,8 @@ def test_each_run_at_its_cost_and_its_worst_left_out_collection(inputs, tmp_path
     assert got == {"default": (160.0, "a", 0.82), "student": (60.0, "a", 0.78)}
     assert doc["without_accuracy"] == ["unused"]
     assert out.with_suffix(".png").stat().st_size > 5000
-    assert "| student | small | 60.0 | a | 0.78 (0.73-0.82) |" in out.with_suffix(".md").read_text()
+    table = out.with_suffix(".md").read_text()
+    assert "| student | small | 60.0 | a | 0.78 (0.73-0.82) | 0.90 (0.85-0.93) |" in table
 
 
 def test_a_named_collection_and_the_one_line_errors(inputs, tmp_path):

@@ -16,13 +16,13 @@ from device import DeviceError
 from device.config.sections import TITLES, Config
 from device.options import Flag, kind, parse_text, problem
 
-Path_ = tuple[str, ...]  # ("model", "threads"), ("gates", "quality", "min_focus"), ...
+KeyPath = tuple[str, ...]  # ("model", "threads"), ("gates", "quality", "min_focus"), ...
 
 
 @dataclass(frozen=True)
 class Key:
     flag: str
-    paths: tuple[Path_, ...]
+    paths: tuple[KeyPath, ...]
     field: Field
     group: str
 
@@ -56,7 +56,7 @@ def plugin_options(section: str) -> dict[str, type]:
 def keys() -> tuple[Key, ...]:
     found: dict[str, Key] = {}
 
-    def add(flag: str, path: Path_, f: Field, group: str) -> None:
+    def add(flag: str, path: KeyPath, f: Field, group: str) -> None:
         same = found.get(flag)
         if same is not None and same.field is not f:
             raise AssertionError(f"two config keys take the flag --{flag}: {same.name}, {path}")
