@@ -136,6 +136,13 @@ def add_arguments(p) -> None:
     p.add_argument("--cpus", default="cortex-a72,cortex-a76", help="default: %(default)s")
     p.add_argument("--runs", type=int, default=2, help="inferences in the counted region")
     p.add_argument("--smoke", action="store_true", help="only install + classify; no counting")
+    p.add_argument(
+        "--pipeline",
+        action="store_true",
+        help="count the kit's whole frame stage by stage (int8; --cpus, --backends) instead of "
+        "the models: its own results section",
+    )
+    p.add_argument("--frames", type=int, default=4, help="--pipeline: frames counted")
     p.add_argument("--no-smoke", action="store_true", help="skip the classify check")
     p.add_argument("--images", type=Path, nargs="+", default=None, help="photos for the smoke")
     p.add_argument("--bundle", type=Path, default=None)
@@ -262,11 +269,13 @@ def run(args) -> int:
         }
         with root.mounted("cortex-a72"):
             doc["root"].update(root.install())
-            if not args.no_smoke:
+            if not (args.no_smoke or args.pipeline):
                 from benchmarks.accuracy import default_data
 
                 images = args.images or default_images(default_data())
                 doc["smoke"] = smoke(root, images, args.backends.split(","))
+        if args.pipeline:
+            return _pipeline(root, cache, args, doc, t_start)
         if not args.smoke:
             bundle = kit_bundle(args.bundle)
             baselines = args.baselines or default_baselines_dir()
@@ -301,7 +310,28 @@ def run(args) -> int:
     return 0
 
 
+def _pipeline(root: Root, cache: Path, args, doc: dict, t_start: float) -> int:
+    """`--pipeline`: the whole frame, stage by stage, as the section `arm64:pipeline`."""
+    from benchmarks import arm64_frame
+    from benchmarks.accuracy import default_data
+
+    stage_qemu(root, build_plugin(cache, root.mirror))
+    images = args.images or default_images(default_data())
+    doc["command"], doc["schema"] = "arm64:pipeline", "mpox-bench/arm64:pipeline/1"
+    doc["pipeline"] = arm64_frame.measure(
+        root, images, args.cpus.split(","), args.backends.split(","), args.frames, warmup=2
+    )
+    doc["total_s"] = round(time.perf_counter() - t_start, 1)
+    pngs = {"frame": lambda path: arm64_frame.plot(doc["pipeline"], path)}
+    report.finish(doc, args, pngs)
+    return 0
+
+
 def markdown(doc: dict) -> str:
+    if doc["command"] == "arm64:pipeline":
+        from benchmarks import arm64_frame
+
+        return arm64_frame.markdown(doc["pipeline"])
     out = ["## Emulated arm64 (`mpox-bench arm64`)", ""]
     r = doc.get("root", {})
     out.append(

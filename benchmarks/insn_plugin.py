@@ -119,8 +119,9 @@ def stage_qemu(root: Root, plugin: Path) -> None:
     root.loader = f"{GUEST_QEMU}/lib/{loaders[0]}"
 
 
-def count(root: Root, guest_file: str, cpu: str, runs: int = 2, warmup: int = 2) -> int:
-    """Guest instructions of `runs` inferences of one model file (the marked region)."""
+def counted(root: Root, cpu: str, module: str, args: list[str], timeout: float = 1800) -> str:
+    """Run `python -m module args` in the root under the counting plugin on `cpu`; the plugin's
+    lines (regions, laps, the total). The guest's last stdout line is JSON naming its machine."""
     log_name = f"/tmp/insn-{os.getpid()}.log"
     host_log = root.path / log_name.lstrip("/")
     host_log.unlink(missing_ok=True)
@@ -145,25 +146,27 @@ def count(root: Root, guest_file: str, cpu: str, runs: int = 2, warmup: int = 2)
         log_name,
         f"{GUEST_VENV}/bin/python",
         "-m",
-        "benchmarks.insn_guest",
-        guest_file,
-        "--runs",
-        str(runs),
-        "--warmup",
-        str(warmup),
+        module,
+        *args,
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     text = host_log.read_text() if host_log.is_file() else ""
     host_log.unlink(missing_ok=True)
-    m = re.search(r"^region 0 insns (\d+)$", text, re.M)
-    if proc.returncode != 0 or not m:
+    if proc.returncode != 0 or "region 0 insns" not in text:
         raise BenchError(
-            f"counting {guest_file} on {cpu} failed ({proc.returncode}): "
+            f"counting {module} {' '.join(args)} on {cpu} failed ({proc.returncode}): "
             f"{(proc.stderr.strip() or text)[-1200:]}"
         )
     if json.loads(proc.stdout.strip().splitlines()[-1])["machine"] != "aarch64":
         raise BenchError("the counted guest did not run as aarch64")
-    return int(m.group(1))
+    return text
+
+
+def count(root: Root, guest_file: str, cpu: str, runs: int = 2, warmup: int = 2) -> int:
+    """Guest instructions of `runs` inferences of one model file (the marked region)."""
+    args = [guest_file, "--runs", str(runs), "--warmup", str(warmup)]
+    text = counted(root, cpu, "benchmarks.insn_guest", args)
+    return int(re.search(r"^region 0 insns (\d+)$", text, re.M).group(1))
 
 
 # ---------------------------------------------------------------------------------------------

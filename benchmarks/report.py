@@ -205,7 +205,8 @@ def render_board(board: dict) -> str:
         f"onnxruntime {m.get('onnxruntime')}, ai-edge-litert {m.get('ai_edge_litert')}.",
     ]
     for name, doc in board.get("sections", {}).items():
-        module = importlib.import_module(COMMANDS[name][0]) if name in COMMANDS else None
+        command = name.partition(":")[0]  # "arm64:pipeline": a second section of `arm64`
+        module = importlib.import_module(COMMANDS[command][0]) if command in COMMANDS else None
         if module is not None and hasattr(module, "markdown"):
             out += ["", module.markdown(doc)]
     return "\n".join(out) + "\n"

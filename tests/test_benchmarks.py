@@ -327,6 +327,32 @@ def test_arm64_smoke_and_count_tiny(arm64_tools, msid, tmp_path):
 
 
 @pytest.mark.slow
+def test_the_whole_frame_counted_stage_by_stage(arm64_tools, msid, tmp_path):
+    """`arm64 --pipeline`: the installed kit's daemon on a recorded source under the counting
+    plugin; every stage counted back to back, the model's share where the model-only count puts
+    it, and its own section and stacked-bar plot."""
+    out = tmp_path / "frame.json"
+    images = sorted((msid / "mpox").glob("*.png"))[:2]
+    bench("arm64", "--pipeline", "--cpus", "cortex-a72", "--backends", "onnx", "--frames", "2",
+          "--images", *images, "--json", out, "--no-save", timeout=1800)  # fmt: skip
+    doc = json.loads(out.read_text())
+    check_frame(doc, "arm64:pipeline")
+    (row,) = doc["pipeline"]["rows"]
+    stages = row["stages_m"]
+    assert list(stages) == ["capture", "gate", "preprocess", "inference", "reading", "decide",
+                            "render", "cam", "text", "display", "timing"]  # fmt: skip
+    assert all(stages[s] > 0 for s in stages if s != "cam")  # cam: only on a judged frame
+    assert abs(sum(stages.values()) - row["frame_m"]) < 0.05 * row["frame_m"]  # back to back
+    assert 100 < stages["inference"] < 250  # the default's 164 M per int8 ONNX inference
+    assert (
+        1.0
+        < row["frame_over_inference"]
+        == pytest.approx(row["frame_m"] / stages["inference"], rel=0.01)
+    )
+    assert tmp_path.joinpath("frame-frame.png").stat().st_size > 5000
+
+
+@pytest.mark.slow
 def test_instruction_counts_repeat_exactly_and_grow_with_the_model(arm64_root, tmp_path):
     import torch
 
