@@ -74,10 +74,16 @@ def assess(image: np.ndarray, limits: QualityLimits, bgr: bool = False) -> Quali
     sq = square(image)
     grey = cv2.cvtColor(sq, cv2.COLOR_BGR2GRAY if bgr else cv2.COLOR_RGB2GRAY)
     hsv = cv2.cvtColor(sq, cv2.COLOR_BGR2HSV if bgr else cv2.COLOR_RGB2HSV)
-    focus = float(cv2.Laplacian(grey, cv2.CV_64F).var())
-    mean = float(grey.mean())
-    dark, bright = float((grey <= 10).mean()), float((grey >= 250).mean())
-    glare = float(((hsv[..., 2] >= 245) & (hsv[..., 1] <= 25)).mean())
+    n = grey.size
+    # in OpenCV's loops, not numpy's temporaries (a third of the gate's cost on a Cortex-A72):
+    # the 3x3 Laplacian of 8-bit grey is exact in 16 bits; one histogram gives the mean and
+    # the clipped shares
+    _, std = cv2.meanStdDev(cv2.Laplacian(grey, cv2.CV_16S))
+    focus = float(std[0, 0]) ** 2
+    hist = cv2.calcHist([grey], [0], None, [256], [0, 256]).ravel()
+    mean = float(hist @ np.arange(256)) / n
+    dark, bright = float(hist[:11].sum()) / n, float(hist[250:].sum()) / n
+    glare = cv2.countNonZero(cv2.inRange(hsv, (0, 0, 245), (255, 25, 255))) / n
     measured = (focus, mean, dark, bright, glare)
     return Quality(*measured, judge(*measured, limits))
 
