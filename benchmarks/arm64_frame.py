@@ -6,8 +6,10 @@ recorded 640x480 source made from real photos, the quality gate, preprocessing, 
 its in-graph CAM, the reading and decision, the canvas, the heat-map overlay, the text, an
 800x480 RGB565 framebuffer (a plain file) and the timing log, serial and on one thread, a lap mark
 after every stage. Reported per CPU and runtime: each stage's instructions per frame, frame /
-inference (target <= 1.25) and the heat-map overlay's share of the frame (target <= 5 %); its
-own section (`arm64:pipeline`) beside the model counts, and a stacked-bar PNG.
+inference (target <= 1.25) and the heat-map overlay's share of the frame (target <= 5 %); and
+start-up as systemd starts the kit (`insn_startup.py`): the instructions from the Python
+process's first one to READY=1 and to the first frame screened, beside a bare `import numpy, cv2,
+onnxruntime`. Its own section (`arm64:pipeline`) beside the model counts, and a stacked-bar PNG.
 """
 
 from __future__ import annotations
@@ -84,11 +86,31 @@ def summarise(text: str, cpu: str, backend: str, frames: int, seconds: float) ->
     }
 
 
+def count_startup(root: Root, source: str, cpu: str) -> dict:
+    """Instructions to READY and to the first frame, against the bare imports (ONNX, int8: the
+    kit's defaults)."""
+    marks = {}
+    for args in (["--bare"], [source, "--fb", FB]):
+        text = counted(root, cpu, "benchmarks.insn_startup", args, timeout=3600)
+        marks |= {int(t): int(n) for t, n in re.findall(r"^at (\d+) insns (\d+)$", text, re.M)}
+    if set(marks) != {0, 1, 2}:
+        raise BenchError(f"{cpu}: start-up marks missing ({sorted(marks)})")
+    bare, ready, first = marks[0], marks[1], marks[2]
+    return {
+        "cpu": cpu,
+        "bare_import_m": round(bare / 1e6, 1),
+        "ready_m": round(ready / 1e6, 1),
+        "first_frame_m": round(first / 1e6, 1),
+        "ready_over_bare": round(ready / bare, 2),
+    }
+
+
 def measure(root: Root, images: list[Path], cpus, backends, frames: int, warmup: int) -> dict:
     source = record(root, images)
-    rows = []
+    rows, startup = [], []
     for cpu in cpus:
         with root.mounted(cpu):
+            startup.append(count_startup(root, source, cpu))
             for backend in backends:
                 row = count_frame(root, source, cpu, backend, frames, warmup)
                 rows.append(row)
@@ -98,7 +120,7 @@ def measure(root: Root, images: list[Path], cpus, backends, frames: int, warmup:
                     f"({row['count_s']} s)",
                     file=sys.stderr,
                 )
-    return {"rows": rows, "targets": TARGETS, "photos": len(images)}
+    return {"rows": rows, "startup": startup, "targets": TARGETS, "photos": len(images)}
 
 
 def markdown(section: dict) -> str:
@@ -126,6 +148,20 @@ def markdown(section: dict) -> str:
             met = r[key] <= TARGETS[key]
             cells.append(fmt.format(r[key]) + ("" if met else " (missed)"))
         out.append(f"| {what} | " + " | ".join(cells) + " |")
+    out += [
+        "",
+        "Start-up as systemd starts the kit (`mpox-screen run`, ONNX int8; millions of "
+        "instructions from the Python process's first):",
+        "",
+        "| CPU | bare `import numpy, cv2, onnxruntime` | to READY=1 | to the first frame shown | "
+        "READY / bare imports |",
+        "|---|---|---|---|---|",
+    ]
+    for r in section.get("startup", []):
+        out.append(
+            f"| {r['cpu']} | {r['bare_import_m']:.0f} | {r['ready_m']:.0f} | "
+            f"{r['first_frame_m']:.0f} | {r['ready_over_bare']:.2f} |"
+        )
     return "\n".join(out)
 
 

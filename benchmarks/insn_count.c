@@ -8,7 +8,9 @@
  * through QEMU's log (-d plugin -D FILE). Interpreter start-up, imports and model loading stay
  * outside the figure. Inside a region, lseek(-1, MARK_LAP | tag, SEEK_SET) prints
  *   lap <tag> insns <count since the region's start or the previous lap>
- * so a frame's stages are counted back to back, nothing left between them. The counter is not
+ * so a frame's stages are counted back to back, nothing left between them; anywhere,
+ * lseek(-1, MARK_AT | tag, SEEK_SET) prints "at <tag> insns <count since the process began>"
+ * (start-up: to READY, to the first frame). The counter is not
  * atomic and counts every thread: run the guest with one compute thread.
  *
  * Build: gcc -shared -fPIC -O2 -I DIR_WITH_qemu-plugin.h insn_count.c -o insn_count.so
@@ -25,6 +27,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_version = QEMU_PLUGIN_VERSION;
 #define MARK_START UINT64_C(0x6d706f7800000001) /* "mpox" 1 */
 #define MARK_STOP UINT64_C(0x6d706f7800000002)  /* "mpox" 2 */
 #define MARK_LAP UINT64_C(0x6d706f7800000100)   /* "mpox" 0x100 | tag (0..255) */
+#define MARK_AT UINT64_C(0x6d706f7800000200)    /* "mpox" 0x200 | tag (0..255) */
 
 static uint64_t executed;   /* instructions executed since start, all vCPUs */
 static uint64_t region_start;
@@ -49,6 +52,9 @@ static void on_syscall(qemu_plugin_id_t id, unsigned int vcpu, int64_t num, uint
     if (a2 == MARK_START) {
         region_start = lap_start = executed;
         in_region = 1;
+    } else if ((a2 & ~UINT64_C(0xff)) == MARK_AT) {
+        snprintf(line, sizeof line, "at %u insns %" PRIu64 "\n", (unsigned)(a2 & 0xff), executed);
+        qemu_plugin_outs(line);
     } else if ((a2 & ~UINT64_C(0xff)) == MARK_LAP && in_region) {
         snprintf(line, sizeof line, "lap %u insns %" PRIu64 "\n", (unsigned)(a2 & 0xff),
                  executed - lap_start);

@@ -350,6 +350,8 @@ def test_the_whole_frame_counted_stage_by_stage(arm64_tools, msid, tmp_path):
         == pytest.approx(row["frame_m"] / stages["inference"], rel=0.01)
     )
     assert tmp_path.joinpath("frame-frame.png").stat().st_size > 5000
+    (start,) = doc["pipeline"]["startup"]  # to READY and the first frame, the imports below
+    assert 0 < start["bare_import_m"] < start["ready_m"] <= start["first_frame_m"]
 
 
 @pytest.mark.slow
