@@ -3,7 +3,9 @@ daemon, serial (one thread; the model on one thread), on a recorded source into 
 is a plain file, with a lap mark after every stage of every frame, so the plugin counts each
 stage back to back (what runs between two stages lands in the later one). The frames after
 `--warmup` are counted. The source is read on this thread (the camera's grabber thread would
-count inside whichever stage is running)."""
+count inside whichever stage is running). `--camera`: instead of the recording, raw frames with
+the small stream a CSI camera's ISP (picamera2's lores) or a Jetson's VIC delivers, read from
+.npy files: what the kit gets from a CSI camera without spending CPU on it."""
 
 from __future__ import annotations
 
@@ -43,13 +45,30 @@ def after(stage: str, fn):
     return counted
 
 
-def instrument(daemon, warmup: int, frames: int) -> None:
+def raw_frames(folder: str):
+    """Frames as a CSI camera gives them: the main stream and its small stream, raw."""
+    import itertools
+    from pathlib import Path
+
+    import numpy as np
+
+    from device.live.sources import Frame
+
+    mains = sorted(Path(folder).glob("*.main.npy"))
+    pairs = itertools.cycle([(m, m.with_name(m.name.replace(".main.", ".small."))) for m in mains])
+    return lambda: Frame(*(np.load(p) for p in next(pairs)))
+
+
+def instrument(daemon, warmup: int, frames: int, camera: bool = False) -> None:
     import device.live.daemon as loop
     from device.live.sources import open_source
 
     cfg = daemon.cfg.source
-    source = open_source(cfg.uri, replace(cfg, small_size=int(daemon.bundle.input["size"])))
-    daemon.camera.next = after("capture", source.read)
+    if camera:
+        daemon.camera.next = after("capture", raw_frames(cfg.uri.removeprefix("dir://")))
+    else:
+        source = open_source(cfg.uri, replace(cfg, small_size=int(daemon.bundle.input["size"])))
+        daemon.camera.next = after("capture", source.read)
     loop.gate = after("gate", loop.gate)
     screener = daemon.screener
     screener.tensor = after("preprocess", screener.tensor)
@@ -83,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=4)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--logs", default="/tmp/insn-frame-logs")
+    p.add_argument("--camera", action="store_true", help="raw frames + small stream (.npy)")
     args = p.parse_args(argv)
 
     from device.config import from_flags
@@ -95,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         state_dir=f"{args.logs}/state", summary_interval=86400.0,
     )  # fmt: skip
     daemon = Daemon(cfg)
-    instrument(daemon, args.warmup, args.frames)
+    instrument(daemon, args.warmup, args.frames, args.camera)
     daemon.run()
     report = {"machine": platform.machine(), "frames": args.frames, "stages": list(STAGES)}
     print(json.dumps(report))

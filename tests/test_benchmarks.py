@@ -337,7 +337,11 @@ def test_the_whole_frame_counted_stage_by_stage(arm64_tools, msid, tmp_path):
           "--images", *images, "--json", out, "--no-save", timeout=1800)  # fmt: skip
     doc = json.loads(out.read_text())
     check_frame(doc, "arm64:pipeline")
-    (row,) = doc["pipeline"]["rows"]
+    row, camera = doc["pipeline"]["rows"]  # the recording, then a CSI camera's raw frames
+    assert (row["source"], camera["source"]) == ("recording", "csi camera")
+    # the camera's small stream spares the full-frame resize for the model; raw frames no decode
+    assert camera["stages_m"]["preprocess"] < row["stages_m"]["preprocess"] / 2
+    assert camera["stages_m"]["capture"] < row["stages_m"]["capture"]
     stages = row["stages_m"]
     assert list(stages) == ["capture", "gate", "preprocess", "inference", "reading", "decide",
                             "render", "cam", "text", "display", "timing"]  # fmt: skip
