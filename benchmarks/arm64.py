@@ -245,7 +245,7 @@ def run(args) -> int:
     cache = args.cache or default_arm64_cache()
     root = Root(cache, args.mirror, args.suite)
     doc = report.document(
-        "arm64",
+        "arm64:pipeline" if args.pipeline else "arm64",
         {
             "suite": f"{SUITES[root.suite]} ({root.suite}) arm64, mmdebstrap --variant=extract",
             "mirror": root.mirror,
@@ -317,7 +317,6 @@ def _pipeline(root: Root, cache: Path, args, doc: dict, t_start: float) -> int:
 
     stage_qemu(root, build_plugin(cache, root.mirror))
     images = args.images or default_images(default_data())
-    doc["command"], doc["schema"] = "arm64:pipeline", "mpox-bench/arm64:pipeline/1"
     doc["pipeline"] = arm64_frame.measure(
         root, images, args.cpus.split(","), args.backends.split(","), args.frames, warmup=2
     )

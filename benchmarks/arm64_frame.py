@@ -70,12 +70,14 @@ def record_camera(root: Root, images: list[Path], small: int) -> str:
     return f"dir://{GUEST_BENCH}/camera"
 
 
-def count_frame(root: Root, source: str, cpu: str, backend: str, frames: int, warmup: int):
-    """One configuration: each stage's instructions per frame, from the plugin's laps."""
+def count_frame(
+    root: Root, source: str, camera: bool, cpu: str, backend: str, frames: int, warmup: int
+):
+    """One configuration: each stage's instructions per frame, from the plugin's laps;
+    `camera`: `source` holds a CSI camera's raw frames (`record_camera`), not a recording."""
     fb = root.path / FB.lstrip("/")
     fb.parent.mkdir(parents=True, exist_ok=True)
     fb.write_bytes(b"")
-    camera = source.endswith("/camera")
     args = [source, "--fb", FB, "--backend", backend, "--precision", "int8"]
     args += ["--frames", str(frames), "--warmup", str(warmup)] + (["--camera"] if camera else [])
     t0 = time.perf_counter()
@@ -128,13 +130,13 @@ def count_startup(root: Root, source: str, cpu: str) -> dict:
 
 def measure(root: Root, images: list[Path], cpus, backends, frames: int, warmup: int) -> dict:
     source = record(root, images)
-    camera = record_camera(root, images, small=128)
+    sources = [(source, False), (record_camera(root, images, small=128), True)]
     rows, startup = [], []
     for cpu in cpus:
         with root.mounted(cpu):
             startup.append(count_startup(root, source, cpu))
-            for backend, what in [(b, s) for s in (source, camera) for b in backends]:
-                row = count_frame(root, what, cpu, backend, frames, warmup)
+            for (where, camera), backend in [(s, b) for s in sources for b in backends]:
+                row = count_frame(root, where, camera, cpu, backend, frames, warmup)
                 rows.append(row)
                 print(
                     f"{cpu} {backend} int8, {row['source']}: {row['frame_m']} M instructions per "

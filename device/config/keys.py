@@ -81,6 +81,7 @@ def flags() -> list[Flag]:
     return [Flag(k.flag, k.field, k.group) for k in keys()]
 
 
+@functools.cache
 def by_flag() -> dict[str, Key]:
     return {k.flag: k for k in keys()}
 

@@ -113,12 +113,13 @@ def _put(values: Values, path: tuple[str, ...], value: Any) -> None:
     values[last] = value
 
 
-def _merge(into: Values, more: Values) -> None:
-    """`more` over `into`; a key set in both (flat and in its section) is an error."""
+def _merge(into: Values, more: Values, override: bool = False) -> None:
+    """`more` into `into`: flags override the file; within the file a key set both at the top
+    and in its section is an error."""
     for name, value in more.items():
         if isinstance(value, dict):
-            _merge(into.setdefault(name, {}), value)
-        elif name in into:
+            _merge(into.setdefault(name, {}), value, override)
+        elif name in into and not override:
             raise DeviceError(f"config key {name!r} is set twice (at the top and in its section)")
         else:
             into[name] = value
@@ -146,16 +147,8 @@ def load(path: Path | None, overrides: dict[str, Any], notify: bool = False) -> 
         path = SYSTEM_CONFIG
     values = read_toml(path, notify) if path is not None else {}
     given = from_flat({k: v for k, v in overrides.items() if v is not None})
-    _override(values, given)
+    _merge(values, given, override=True)
     return build(values)
-
-
-def _override(into: Values, more: Values) -> None:
-    for name, value in more.items():
-        if isinstance(value, dict):
-            _override(into.setdefault(name, {}), value)
-        else:
-            into[name] = value
 
 
 def from_flags(**flat: Any) -> Config:

@@ -46,6 +46,14 @@ class Glyphs:
         a = cv2.merge([self.alpha] * 3)
         return a, 255 - a
 
+    def ink(self, colour) -> np.ndarray:
+        """The label in `colour`, weighted by its coverage: the same every frame, so kept."""
+        inks = self.__dict__.setdefault("_inks", {})  # frozen: the cache bypasses __setattr__
+        key = tuple(colour)
+        if key not in inks:
+            inks[key] = cv2.multiply(self.planes[0], (*map(float, key), 0.0), scale=1 / 255)
+        return inks[key]
+
 
 class OpenCVFace:
     """OpenCV 5's built-in sans font: full Unicode, variable weight."""
@@ -151,8 +159,7 @@ class Typesetter:
         x1, y1 = min(x + w, canvas.shape[1]), min(y + h, canvas.shape[0])
         if x1 <= x0 or y1 <= y0:
             return
-        a, rest = (p[y0 - y : y1 - y, x0 - x : x1 - x] for p in g.planes)
+        rows, cols = slice(y0 - y, y1 - y), slice(x0 - x, x1 - x)
         region = canvas[y0:y1, x0:x1]
-        kept = cv2.multiply(region, rest, scale=1 / 255)  # rounded, saturated
-        ink = cv2.multiply(a, (*map(float, colour), 0.0), scale=1 / 255)
-        cv2.add(kept, ink, dst=region)
+        kept = cv2.multiply(region, g.planes[1][rows, cols], scale=1 / 255)  # rounded, saturated
+        cv2.add(kept, g.ink(colour)[rows, cols], dst=region)
