@@ -48,7 +48,8 @@ def test_committed_checkpoint_reproduces_its_report(name, task, msid):
         ("micrompoxnet-binary", False, 201),
         ("micrompoxnet-4class", False, 201),
         ("micrompoxnet-camaug-binary", False, 201),
-        ("micrompoxnet-distilled-binary", True, 201 + 523 + 87),  # gated on every collection
+        # gated on every collection: all photos but the 1 in 8 that calibrate int8
+        ("micrompoxnet-distilled-binary", True, 201 + 448 + 81 + 618 + 31),
     ],
 )
 def test_committed_bundle_loads_and_passed_the_gate(name, binary_gate, n, msid):
@@ -95,27 +96,40 @@ def test_default_bundle_is_the_one_the_collection_shift_table_supports():
     assert best["model"] == "micrompoxnet-distilled-binary"
     m = load_bundle(default_bundle_dir()).manifest.document
     assert m["model"]["architecture"] == "micrompoxnet" and m["metrics"]["cv"]["grouped"] is True
-    assert set(m["metrics"]["collections"]) == {"msid", "idscabies", "skin8"}
+    assert set(m["metrics"]["collections"]) == {"msid", "bites", "bites-ny", "idscabies", "skin8"}
+    for f in m["files"].values():  # int8 decides like fp32 off MSID too
+        assert f["metrics"]["other_decision_agreement"] >= 0.98
     assert m["operating_point"]["chosen_on"] == "kit-framed validation crops"
     for name, c in m["metrics"]["collections"].items():  # how the kit does on dark skin, too
         assert sum(t["n"] for t in c["tones"].values()) == c["n"], name
     card = (default_bundle_dir() / "card.md").read_text()
     assert "### What to expect by skin tone" in card and "| idscabies / dark |" in card
-    assert "- of 10 people with scabies (idscabies, 419 photos), about **8**" in card
+    scabies = m["metrics"]["collections"]["idscabies"]["conditions"]["scabies"]
+    tens = round(10 * scabies["flagged"])
+    assert f"- of 10 people with scabies (idscabies, 359 photos), about **{tens}**" in card
 
 
-def test_onnx_and_tflite_int8_agree_on_the_held_out_images(msid, tmp_path):
-    """The bundle's promise: the two int8 runtimes give the same label on >= 99 % of images."""
+def test_onnx_and_tflite_int8_agree_where_the_kit_is_used(msid, tmp_path):
+    """The bundle's promise: the two int8 runtimes give the same label on >= 98 % of photos,
+    MSID's held-out split and every third gate photo of the other collections (the photos that
+    calibrated int8 left out). Before int8 was calibrated off MSID too they agreed on 97.5 % of
+    the other collections' photos (docs/training.md, "int8 off MSID")."""
+    from train_host.collection_shift import other_collections
+    from train_host.data import scan
+    from train_host.export.exporter import in_calibration_share
+
     split = Split.load(default_bundle_dir() / "split.json")
-    paths = [msid / split.files[i] for i in split.val + split.test]
+    held = [msid / split.files[i] for i in split.val + split.test]
+    others = [p for c in other_collections(msid) for p, _ in scan(c)]
+    gated = [p for p in others if not in_calibration_share(p, 8)][::3]
     labels = {}
     for backend in ("onnx", "tflite"):
         args = ("--backend", backend, "--json", "--no-quality-gate", "--no-ood-gate")  # all judged
-        proc = run_cli("device.cli", "classify", *args, *paths)
+        proc = run_cli("device.cli", "classify", *args, *held, *gated)
         labels[backend] = [json.loads(line)["label"] for line in proc.stdout.splitlines()]
-    assert len(labels["onnx"]) == len(paths) == 201
-    same = np.mean([a == b for a, b in zip(labels["onnx"], labels["tflite"], strict=True)])
-    assert same >= 0.99
+    assert len(labels["onnx"]) == len(held) + len(gated) == 201 + 393
+    same = np.array([a == b for a, b in zip(labels["onnx"], labels["tflite"], strict=True)])
+    assert same.mean() >= 0.98 and same[len(held) :].mean() >= 0.98
 
 
 def test_committed_lite0_bundle_is_int8_only_and_passed_the_gate(msid):

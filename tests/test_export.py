@@ -65,7 +65,10 @@ def test_manifest_describes_every_file(bundle):
         assert {"auc", "agreement", "cam_pearson"} <= set(f["metrics"])
         q = f["metrics"]
         assert q["decision_agreement"] >= 0.98 and q["firm_decision_agreement"] >= 0.995
-        assert q["n"] == 201 + 523 + 87  # MSID's held-out split + every photo of the others
+        assert q["other_decision_agreement"] >= 0.98  # the other collections pooled
+        assert list(q["decision_agreement_by_collection"]) == ["msid", "idscabies", "skin8"]
+        # MSID's held-out split + the others' photos but 1 in 8 (75 and 6), which calibrate
+        assert q["n"] == 201 + 448 + 81
     assert m["files"]["model.int8.onnx"]["size"] < m["files"]["model.fp32.onnx"]["size"] / 2
     assert {"auc_mean", "auc_sd", "folds", "grouped"} <= set(m["metrics"]["cv"])
     assert m["metrics"]["cv"]["grouped"] is True
@@ -76,11 +79,11 @@ def test_manifest_describes_every_file(bundle):
     assert "sensitivity" not in where["skin8"] and where["msid"]["sensitivity"] > 0.5
     scabies = where["idscabies"]["conditions"]  # and per condition (source folder) within each
     assert {c: m["n"] for c, m in scabies.items()} == {
-        "healthy": 66,
-        "impetigo": 38,
-        "scabies": 419,
+        "healthy": 58,
+        "impetigo": 31,
+        "scabies": 359,
     }
-    flagged = sum(m["flagged"] * m["n"] for m in scabies.values()) / 523
+    flagged = sum(m["flagged"] * m["n"] for m in scabies.values()) / 448
     assert flagged == pytest.approx(where["idscabies"]["flagged"])
     assert where["msid"]["conditions"]["mpox"]["sensitivity"] == pytest.approx(
         where["msid"]["sensitivity"]
@@ -90,7 +93,7 @@ def test_manifest_describes_every_file(bundle):
     card = (bundle / "card.md").read_text()
     assert "What to expect on photos from other collections" in card and "| idscabies |" in card
     assert "### What to expect by skin tone" in card and "| skin8 / " in card
-    assert "| idscabies / scabies | 419 |" in card and "| msid / measles |" in card
+    assert "| idscabies / scabies | 359 |" in card and "| msid / measles |" in card
     assert "not a diagnosis" in card and "model.int8.tflite" in card
     assert card.rstrip().endswith("| test row | 0.5 |")  # --card-notes appended
     assert not (bundle / ".export-staging").exists()
@@ -322,14 +325,19 @@ def test_card_marks_collections_the_model_trained_on():
     from train_host.export.manifest import card
 
     m = json.loads((MODELS / "micrompoxnet-distilled-binary" / "manifest.json").read_text())
+    where = m["metrics"]["collections"]
+    n = {c: where[c]["n"] for c in ("skin8", "idscabies")}
     plain = card(m)
-    assert "| skin8 | 87 |" in plain and "trained on" not in plain
+    assert f"| skin8 | {n['skin8']} |" in plain and "trained on" not in plain
     m["data"]["extra_negatives"] = ["skin8"]
     marked = card(m)
-    assert "| skin8 (trained on) | 87 |" in marked and "| idscabies | 523 |" in marked
+    assert f"| skin8 (trained on) | {n['skin8']} |" in marked
+    assert f"| idscabies | {n['idscabies']} |" in marked
     assert "Every photo of skin8 was also trained on as a negative." in marked
-    assert "| idscabies / scabies | 419 |" in plain  # per condition: what a clinic sees
-    assert "| skin8 (trained on) / impetigo | 50 |" in marked
+    scabies = where["idscabies"]["conditions"]["scabies"]["n"]
+    assert f"| idscabies / scabies | {scabies} |" in plain  # per condition: what a clinic sees
+    impetigo = where["skin8"]["conditions"]["impetigo"]["n"]
+    assert f"| skin8 (trained on) / impetigo | {impetigo} |" in marked
 
 
 def test_card_says_in_plain_words_what_the_kit_cannot_tell_apart():
@@ -344,11 +352,11 @@ def test_card_says_in_plain_words_what_the_kit_cannot_tell_apart():
     assert len(lines) == conditions and counts == sorted(counts, reverse=True)
     scabies = m["metrics"]["collections"]["idscabies"]["conditions"]["scabies"]
     tens = round(10 * scabies["flagged"])
-    line = f"- of 10 people with scabies (idscabies, 419 photos), about **{tens}**"
+    line = f"- of 10 people with scabies (idscabies, {scabies['n']} photos), about **{tens}**"
     assert any(x.startswith(line) for x in lines)
     assert any(x.startswith("- of 10 people with healthy skin (msid, 76 photos)") for x in lines)
     m["data"]["extra_negatives"] = ["idscabies"]
-    marked = [x for x in card(m).splitlines() if "(idscabies, 419 photos, trained on" in x]
+    marked = [x for x in card(m).splitlines() if f"(idscabies, {scabies['n']} photos, trained" in x]
     assert len(marked) == 1 and "scabies" in marked[0]
 
 

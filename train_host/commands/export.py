@@ -21,7 +21,17 @@ def add_arguments(p) -> None:
     )
     p.add_argument("--split", type=Path, default=None, help="default: split.json beside CKPT")
     p.add_argument("--cv", type=Path, default=None, help="cv.json (default: CKPT dir/cv/)")
-    p.add_argument("--calib-count", type=int, default=128, help="calibration images (>= 100)")
+    p.add_argument(
+        "--calib-count", type=int, default=128, help="training-split calibration images (>= 100)"
+    )
+    p.add_argument(
+        "--calib-share",
+        type=int,
+        default=8,
+        metavar="K",
+        help="binary bundles: 1 in K photos of each gate collection calibrate int8 and leave "
+        "the gate set (0: MSID only)",
+    )
     p.add_argument("--name", default=None, help="bundle name (default: the --out folder name)")
     p.add_argument("--card-notes", type=Path, default=None, help="markdown to append to card.md")
     p.add_argument(
@@ -65,6 +75,8 @@ def run(args) -> None:
 
     if args.calib_count < 100:
         raise UserError("--calib-count must be at least 100")
+    if args.calib_share < 0:
+        raise UserError("--calib-share must be 0 (MSID only) or more")
     if not 1 <= args.tflite_headroom <= 10:
         raise UserError("--tflite-headroom must be in 1..10")
     if args.card_notes and not args.card_notes.is_file():
@@ -79,6 +91,7 @@ def run(args) -> None:
             split=args.split,
             cv=args.cv,
             calib_count=args.calib_count,
+            calib_share=args.calib_share,
             name=args.name,
             card_notes=args.card_notes,
             ship_fp32=args.ship_fp32,

@@ -29,7 +29,10 @@ class Limits:
     rank_corr: float = 0.95
     # binary bundles: the kit's decision and P(mpox) are what a user sees, not top-1 near P = 0.5.
     # A flip within `band` of the threshold is int8 noise bounded by the P error limits; a flip
-    # of a firm decision (further from it) is a real failure.
+    # of a firm decision (further from it) is a real failure. The decision limit holds on the
+    # whole gate set and on the other collections pooled (where the kit is used, not MSID);
+    # 0.99 is the aim, not reached: 2.5 % of the look-alike photos lie within 0.01 of the
+    # default's threshold (docs/training.md, "int8 off MSID")
     decision_agreement: float = 0.98
     firm_decision_agreement: float = 0.995
     band: float = 0.05
@@ -163,6 +166,20 @@ def file_metrics(
     }
 
 
+def decisions_by_collection(
+    ref: Reference, logits: np.ndarray, positive: int, threshold: float, names: list[str]
+) -> dict:
+    """The kit's decision agreement per collection (the first is the training one) and over the
+    other collections pooled: MSID's held-out split alone hid int8 flips on other photos."""
+    p = softmax(logits.astype(np.float64))[:, positive]
+    same = (p >= threshold) == (ref.probs[:, positive] >= threshold)
+    names_arr = np.asarray(names)
+    by = {n: float(same[names_arr == n].mean()) for n in dict.fromkeys(names)}
+    other = names_arr != names[0]
+    pooled = {"other_decision_agreement": float(same[other].mean())} if other.any() else {}
+    return {"decision_agreement_by_collection": by} | pooled
+
+
 def check(name: str, precision: str, m: dict, limits: Limits, binary: bool = False) -> None:
     """Raise naming the file and the number that broke the gate. A binary bundle is held to the
     kit's decision at its threshold and to its P(mpox) error; a multi-class one to top-1."""
@@ -171,6 +188,12 @@ def check(name: str, precision: str, m: dict, limits: Limits, binary: bool = Fal
         if m["decision_agreement"] < limits.decision_agreement:
             failures.append(
                 f"decision agreement {m['decision_agreement']:.3f} < {limits.decision_agreement}"
+            )
+        other = m.get("other_decision_agreement", 1.0)
+        if other < limits.decision_agreement:
+            failures.append(
+                f"decision agreement {other:.3f} on the other collections < "
+                f"{limits.decision_agreement}"
             )
         firm = m.get("firm_decision_agreement", 1.0)
         if firm < limits.firm_decision_agreement:

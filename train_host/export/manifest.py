@@ -147,7 +147,7 @@ def build(
             "cv": cv_summary(cv),
             "test": test,
             "gate_images": "validation + test split"
-            + "".join(f" + {n} (all photos)" for n in list(collections or {})[1:]),
+            + "".join(f" + {n} ({_gated(export)})" for n in list(collections or {})[1:]),
             "collections": collections,
         },
         "data": ckpt["data"],
@@ -311,6 +311,11 @@ def _site_lines(site: dict | None) -> list[str]:
     ]
 
 
+def _gated(export: dict | None) -> str:
+    share = (export or {}).get("calib_share", 0)
+    return f"all photos but the 1 in {share} that calibrate int8" if share else "all photos"
+
+
 def _pct(v) -> str:
     return "n/a" if v is None else f"{100 * v:.1f} %"
 
@@ -362,14 +367,15 @@ def card(m: dict) -> str:
     lines += [
         "",
         "| file | size | AUC (gate set) | agreement with PyTorch (top-1 / decision) | "
-        "CAM Pearson vs captum |",
-        "|---|---|---|---|---|",
+        "decision agreement, other collections | CAM Pearson vs captum |",
+        "|---|---|---|---|---|---|",
     ]
     for name, f in m["files"].items():
         q = f["metrics"]
         lines.append(
             f"| {name} | {f['size'] / 1e6:.2f} MB | {q['auc']:.3f} | {_pct(q['agreement'])} / "
-            f"{_pct(q.get('decision_agreement'))} | {q['cam_pearson']:.3f} |"
+            f"{_pct(q.get('decision_agreement'))} | {_pct(q.get('other_decision_agreement'))} | "
+            f"{q['cam_pearson']:.3f} |"
         )
     lines += _collection_lines(
         m["metrics"].get("collections"), m["data"].get("extra_negatives", [])
