@@ -84,13 +84,24 @@ class _Reader:
 def quantize_int8(
     fp32: Path, calib: Sequence[np.ndarray], out: Path, input_range: tuple[float, float]
 ) -> None:
-    """`input_range`: what preprocessing can produce, so no pixel is clipped (see camgraph)."""
-    from onnxruntime.quantization import (
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+    """`input_range`: what preprocessing can produce, so no pixel is clipped (see camgraph).
+    Percentile ranges need every tensor to vary; a tensor that never does (an untrained
+    benchmark stand-in's, or a dead channel's) makes the histogram impossible, and then
+    the whole file takes min/max ranges, as before percentiles, with a warning."""
+    from onnxruntime.quantization import CalibrationMethod
+
+    try:
+        _quantize(fp32, calib, out, input_range, CalibrationMethod.Percentile)
+    except ValueError as e:
+        if "bins" not in str(e):
+            raise
+        log.warning("percentile calibration impossible (%s): min/max ranges instead", e)
+        _quantize(fp32, calib, out, input_range, CalibrationMethod.MinMax)
+    log.info("wrote %s", out)
+
+
+def _quantize(fp32: Path, calib, out: Path, input_range: tuple[float, float], method) -> None:
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -109,7 +120,7 @@ def quantize_int8(
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=head_nodes(prepped),
-            calibrate_method=CalibrationMethod.Percentile,
+            calibrate_method=method,
             extra_options={
                 "CalibPercentile": PERCENTILE,
                 "CalibStridedMinMax": STRIDE,
@@ -120,4 +131,3 @@ def quantize_int8(
                 },
             },
         )
-    log.info("wrote %s", out)
