@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_subset
+from conftest import MODELS, copy_subset, one_line_error, run_cli
 
 from train_host import UserError
 from train_host.data import load_dataset
 from train_host.export import gate
 from train_host.export.exporter import ExportRequest, gate_set, in_calibration_share
+from train_host.export.onnx_export import STRIDE, _Reader
 
 
 def test_the_share_is_one_in_k_and_stable_wherever_the_collection_lies():
@@ -78,3 +79,23 @@ def test_flips_on_the_other_collections_fail_the_gate_even_when_msid_hides_them(
         _reference(p_ref[:900]), logits[:900], 1, thr, names[:900]
     )
     assert "other_decision_agreement" not in msid_only
+
+
+def test_calibration_reads_in_whole_passes_and_the_last_is_short():
+    """ONNX Runtime's strided calibration wants a size in whole passes: 425 images read as
+    passes of 64, the last holding 41, every image once."""
+    images = [np.full((3, 2, 2), i, np.float32) for i in range(425)]
+    reader = _Reader(images)
+    assert len(reader) == 448 and len(reader) % STRIDE == 0
+    seen = []
+    for start in range(0, len(reader), STRIDE):
+        reader.set_range(start, start + STRIDE)
+        while (x := reader.get_next()) is not None:
+            seen.append(int(x["input"][0, 0, 0, 0]))
+    assert seen == list(range(425))
+
+
+def test_a_negative_share_is_one_line(tmp_path):
+    args = ("--checkpoint", MODELS / "micrompoxnet-binary" / "checkpoint.pt", "--out", tmp_path)
+    proc = run_cli("train_host.cli", "export", *args, "--calib-share", "-1", ok=False)
+    assert "--calib-share must be 0 (MSID only) or more" in one_line_error(proc)
