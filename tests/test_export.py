@@ -70,6 +70,10 @@ def test_manifest_describes_every_file(bundle):
         # MSID's held-out split + the others' photos but 1 in 8 (75 and 6), which calibrate
         assert q["n"] == 201 + 448 + 81
     assert m["files"]["model.int8.onnx"]["size"] < m["files"]["model.fp32.onnx"]["size"] / 2
+    assert (
+        m["export"]["calib_share"] == 8
+        and "but the 1 in 8 that calibrate" in m["metrics"]["gate_images"]
+    )
     assert {"auc_mean", "auc_sd", "folds", "grouped"} <= set(m["metrics"]["cv"])
     assert m["metrics"]["cv"]["grouped"] is True
     assert m["host"]["git_commit"] and m["created"]

@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 OPSET = 17
 # Activation ranges from min/max grow with every unusual calibration photo and coarsen the steps
 # for all others: 555 MSID calibration images flipped 4.4 % of the other collections' decisions,
-# 128 images 1.4 %. The 99.999th percentile drops the few extreme values (mean |dP(mpox)| on the
-# other collections 0.016 -> 0.011; docs/training.md, "int8 off MSID").
+# 128 images 1.4 %. The 99.999th percentile drops the few extreme values (the default's mean
+# |dP(mpox)| on the other collections 0.016 -> 0.014; docs/training.md, "int8 off MSID").
 PERCENTILE = 99.999
 
 
@@ -85,9 +85,9 @@ def quantize_int8(
     fp32: Path, calib: Sequence[np.ndarray], out: Path, input_range: tuple[float, float]
 ) -> None:
     """`input_range`: what preprocessing can produce, so no pixel is clipped (see camgraph).
-    Percentile ranges need every tensor to vary; a tensor that never does (an untrained
-    benchmark stand-in's, or a dead channel's) makes the histogram impossible, and then
-    the whole file takes min/max ranges, as before percentiles, with a warning."""
+    Percentile ranges need every tensor to vary measurably; one that hardly does (in the
+    untrained stand-ins of `mpox-bench export-baselines`) makes the histogram impossible, and
+    then the whole file takes min/max ranges, as before percentiles, with a warning."""
     from onnxruntime.quantization import CalibrationMethod
 
     try:
