@@ -15,9 +15,8 @@ import platform
 import sys
 from dataclasses import replace
 
-from benchmarks.insn_guest import MARK_START, MARK_STOP, mark
+from benchmarks.insn_guest import MARK_LAP, MARK_START, MARK_STOP, mark
 
-MARK_LAP = 0x6D706F7800000100
 STAGES = (
     "capture",  # the recorded frame read and decoded
     "gate",  # the quality gate on the frame's square

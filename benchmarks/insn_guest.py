@@ -15,6 +15,8 @@ from pathlib import Path
 
 MARK_START = 0x6D706F7800000001
 MARK_STOP = 0x6D706F7800000002
+MARK_LAP = 0x6D706F7800000100  # | stage tag: instructions since the previous lap
+MARK_AT = 0x6D706F7800000200  # | tag: instructions since the process began
 
 
 def mark(magic: int) -> None:

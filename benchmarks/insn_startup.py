@@ -10,19 +10,18 @@ import json
 import platform
 import sys
 
-from benchmarks.insn_guest import MARK_START, MARK_STOP, mark
+from benchmarks.insn_guest import MARK_AT, MARK_START, MARK_STOP, mark
 
-MARK_AT = 0x6D706F7800000200
 BARE, READY, FIRST_FRAME = 0, 1, 2
 
 
-def at(tag: int, fn, once: bool = True):
+def at(tag: int, fn):
     """`fn`, then (the first time) the process's instruction count so far under `tag`."""
     done = []
 
     def counted(*args, **kwargs):
         out = fn(*args, **kwargs)
-        if not (once and done):
+        if not done:
             mark(MARK_AT | tag)
             done.append(True)
         return out

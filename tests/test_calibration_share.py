@@ -62,21 +62,23 @@ def test_flips_on_the_other_collections_fail_the_gate_even_when_msid_hides_them(
     p = p_ref.copy()
     p[900:908] = thr - rng.uniform(0.001, 0.01, 8)  # distinct: no clipped-logit look
     logits = np.log(np.stack([1 - p, p], 1))
-    m = gate.decisions_by_collection(_reference(p_ref), logits, 1, thr, names)
+    cams = np.ones((1000, 2, 2, 2))
+    whole = gate.file_metrics(_reference(p_ref), logits, cams, 1, thr)
+    assert whole["decision_agreement"] == pytest.approx(0.992)
+    assert "other_decision_agreement" not in whole  # no collections given
+    m = gate.file_metrics(_reference(p_ref), logits, cams, 1, thr, names=names)
     assert m["decision_agreement_by_collection"] == {
         "msid": 1.0,
         "bites": pytest.approx(52 / 60),
         "idscabies": 1.0,
     }
     assert m["other_decision_agreement"] == pytest.approx(0.92)
-    whole = gate.file_metrics(_reference(p_ref), logits, np.ones((1000, 2, 2, 2)), 1, thr)
-    assert whole["decision_agreement"] == pytest.approx(0.992)
-    base = {**whole, "cam_pearson": 1.0}
-    gate.check("model.int8.onnx", "int8", base, gate.Limits(), binary=True)  # the whole set passes
+    assert {k: v for k, v in m.items() if k in whole} == whole
+    gate.check("model.int8.onnx", "int8", whole | {"cam_pearson": 1.0}, gate.Limits(), binary=True)
     with pytest.raises(UserError, match=r"decision agreement 0\.920 on the other collections"):
-        gate.check("model.int8.onnx", "int8", base | m, gate.Limits(), binary=True)
-    msid_only = gate.decisions_by_collection(
-        _reference(p_ref[:900]), logits[:900], 1, thr, names[:900]
+        gate.check("model.int8.onnx", "int8", m | {"cam_pearson": 1.0}, gate.Limits(), binary=True)
+    msid_only = gate.file_metrics(
+        _reference(p_ref[:900]), logits[:900], cams[:900], 1, thr, names=names[:900]
     )
     assert "other_decision_agreement" not in msid_only
 

@@ -46,13 +46,16 @@ class Glyphs:
         a = cv2.merge([self.alpha] * 3)
         return a, 255 - a
 
+    @cached_property
+    def _inks(self) -> dict[tuple, np.ndarray]:
+        return {}
+
     def ink(self, colour) -> np.ndarray:
         """The label in `colour`, weighted by its coverage: the same every frame, so kept."""
-        inks = self.__dict__.setdefault("_inks", {})  # frozen: the cache bypasses __setattr__
         key = tuple(colour)
-        if key not in inks:
-            inks[key] = cv2.multiply(self.planes[0], (*map(float, key), 0.0), scale=1 / 255)
-        return inks[key]
+        if key not in self._inks:
+            self._inks[key] = cv2.multiply(self.planes[0], (*map(float, key), 0.0), scale=1 / 255)
+        return self._inks[key]
 
 
 class OpenCVFace:

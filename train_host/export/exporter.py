@@ -286,9 +286,10 @@ def verify(
     entries, thr = {}, ckpt["threshold"]["value"]
     for f in FILES:
         run = gate.run_file(stage / f.name, held.images, ckpt["preprocess"], f.layout)
-        metrics = gate.file_metrics(ref, run.logits, run.cams, positive, thr)
-        if ckpt["task"] == "binary":
-            metrics |= gate.decisions_by_collection(ref, run.logits, positive, thr, names)
+        binary = ckpt["task"] == "binary"
+        metrics = gate.file_metrics(
+            ref, run.logits, run.cams, positive, thr, names=names if binary else None
+        )
         scores = ood_model.scores(run.features)
         metrics |= gate.ood_metrics(ref.ood_scores, scores, ood_model.limit, limits.ood_band)
         log.info(
@@ -296,6 +297,6 @@ def verify(
             f.name,
             {k: round(v, 4) for k, v in metrics.items() if not isinstance(v, dict)},
         )
-        gate.check(f.name, f.precision, metrics, limits, binary=ckpt["task"] == "binary")
+        gate.check(f.name, f.precision, metrics, limits, binary=binary)
         entries[f.name] = metrics
     return entries

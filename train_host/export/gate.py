@@ -137,7 +137,10 @@ def file_metrics(
     positive: int,
     threshold: float,
     band: float = Limits.band,
+    names: list[str] | None = None,
 ) -> dict:
+    """`names`: each image's collection (the first the training one): the decision's agreement
+    is also given per collection and over the others pooled."""
     probs = softmax(logits.astype(np.float64))
     decided = probs[:, positive] >= threshold
     same = decided == (ref.probs[:, positive] >= threshold)
@@ -163,16 +166,12 @@ def file_metrics(
             np.quantile(np.abs(probs[:, positive] - ref.probs[:, positive]), 0.99)
         ),
         "n": len(top),
-    }
+    } | (by_collection(same, names) if names else {})
 
 
-def decisions_by_collection(
-    ref: Reference, logits: np.ndarray, positive: int, threshold: float, names: list[str]
-) -> dict:
-    """The kit's decision agreement per collection (the first is the training one) and over the
-    other collections pooled: MSID's held-out split alone hid int8 flips on other photos."""
-    p = softmax(logits.astype(np.float64))[:, positive]
-    same = (p >= threshold) == (ref.probs[:, positive] >= threshold)
+def by_collection(same: np.ndarray, names: list[str]) -> dict:
+    """The kit's decision agreement per collection and over the other collections pooled:
+    MSID's held-out split alone hid int8 flips on other photos."""
     names_arr = np.asarray(names)
     by = {n: float(same[names_arr == n].mean()) for n in dict.fromkeys(names)}
     other = names_arr != names[0]
