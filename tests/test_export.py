@@ -102,9 +102,10 @@ def test_manifest_describes_every_file(bundle):
     assert card.rstrip().endswith("| test row | 0.5 |")  # --card-notes appended
     assert not (bundle / ".export-staging").exists()
     ood = m["ood"]  # the cannot-judge gate of every collection (tests/test_ood.py, test_gate.py)
-    assert ood["version"] == 2 and ood["layers"] == [128, 256] and ood["limit"] > 0
+    assert ood["version"] == 3 and ood["layers"] == [128, 256] and ood["limit"] > 0
+    assert ood["lesion_check"] == 1280 and "ImageNet" in ood["method"]  # the lesion check
     assert set(ood["refused"]) == {"msid", "idscabies", "skin8"}
-    assert m["outputs"]["features"]["shape"] == [1, 384]
+    assert m["outputs"]["features"]["shape"] == [1, 384 + 1280]
     assert (
         ood["sha256"] == sha256(bundle / "ood.npz") and not (bundle / "manifest.json.sig").exists()
     )

@@ -16,6 +16,8 @@ from device.core.skin_tone import darken, ita
 from tests.conftest import one_line_error, run_cli
 from train_host.data import load_dataset
 from train_host.grouping import Split
+from train_host.lesion_gate import object_photos
+from train_host.ood import trains_probe
 
 pytestmark = pytest.mark.slow
 DARKEST = -40.0  # ITA in degrees: the darkening test goes at least this far (issue 28)
@@ -68,16 +70,20 @@ def test_gate_command_judges_each_collection_left_out_and_writes_a_new_version(m
     assert {c for f, c in fits if f == "without it"} == collections
     assert {c for f, c in fits if f == "its own"} == collections
     assert ("every collection", None) in fits
+    held_objects = len(object_photos(msid)[1])  # the half the lesion check never learns from
     for r in doc["rows"]:
         objects = r["objects"]["not_likely"]
-        assert objects["n"] == 156 and objects["low"] <= objects["value"] <= objects["high"]
+        assert (
+            objects["n"] == held_objects and objects["low"] <= objects["value"] <= objects["high"]
+        )
         assert set(r["darkened_mpox_refused"]) == {"0.8", "0.65", "0.5"}
     assert report.with_suffix(".png").stat().st_size > 10_000
     assert "leave one collection out" in report.with_suffix(".md").read_text()
     new, old = load_bundle(out), load_bundle(default_bundle_dir())
     shipped = next(r for r in doc["rows"] if r["fit"] == "every collection")
     assert new.manifest.ood.limit == pytest.approx(shipped["limit"])
-    assert new.manifest.document["ood"]["version"] == 2 and new.ood().means is not None
+    assert new.manifest.document["ood"]["version"] == 3 and new.ood().means is not None
+    assert new.ood().probe is not None  # the lesion check, refitted too
     assert new.manifest.document["model"]["version"].startswith(
         old.manifest.document["model"]["version"] + "+gate."
     )
@@ -123,3 +129,15 @@ def test_gate_of_a_checkpoint_is_fitted_before_export_and_judged_the_same_way(ms
     gate = load_gate(out, ckpt)
     assert gate.model.limit == pytest.approx(shipped["limit"]) and gate.model.means is not None
     assert gate.mean.shape == gate.std.shape == (sum(gate.model.sizes),)
+
+
+def test_the_lesion_check_learns_from_half_the_objects_and_is_judged_on_the_other(msid):
+    """`nonskin/objects` halved by a hash of each photo's name: the halves are disjoint, each
+    about half, the same on every call, and nothing else in nonskin/ (plain skin) trains it."""
+    train, held = object_photos(msid)
+    keys = [k for _, k, _ in train]
+    assert len(train) + len(held) == 156 and 0.35 <= len(train) / 156 <= 0.65
+    assert all(k.startswith("nonskin/objects/") for k in keys) and len(set(keys)) == len(keys)
+    again, held_again = object_photos(msid)
+    assert [k for _, k, _ in again] == keys and len(held_again) == len(held)
+    assert all(trains_probe(k) for k in keys)

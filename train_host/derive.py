@@ -30,8 +30,9 @@ def derive(
     edit: Callable[[dict], None],
     files: dict[str, bytes] | None = None,
 ) -> None:
-    """`suffix`: appended to the model version (`+suffix.YYYYMMDD`); `edit`: changes the copied
-    manifest in place; `files`: replaced files (each pin's sha256 and size follow)."""
+    """`suffix`: appended to the model version (`+suffix.YYYYMMDDTHHMM`: two versions made on one
+    day differ); `edit`: changes the copied manifest in place; `files`: replaced files (each
+    pin's sha256 and size follow)."""
     new_folder(out)
     files = files or {}
     stage = out.with_name(f".{out.name}.new")
@@ -45,7 +46,7 @@ def derive(
     for name, data in files.items():
         pins[name] |= {"sha256": sha256(stage / name), "size": len(data)}
     now = datetime.now(timezone.utc)
-    m["model"]["version"] = f"{m['model']['version']}+{suffix}.{now:%Y%m%d}"
+    m["model"]["version"] = f"{m['model']['version']}+{suffix}.{now:%Y%m%dT%H%M}"
     m["created"] = now.isoformat(timespec="seconds")
     edit(m)
     write(stage, m)

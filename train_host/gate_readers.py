@@ -20,7 +20,8 @@ Read = tuple[np.ndarray, np.ndarray, np.ndarray]  # features [n, d], P(mpox) [n]
 
 class Reader:
     name: str
-    sizes: tuple[int, ...]  # the features' layers
+    sizes: tuple[int, ...]  # the distance's layers
+    lesion_check: bool  # the lesion check's ImageNet features follow them
     threshold: float  # "Mpox likely" at or above
 
     def read(self, images: list[np.ndarray]) -> Read:
@@ -36,6 +37,7 @@ class BundleReader(Reader):
         self.bundle, self.name, self.threshold = bundle, m.name, m.threshold
         self.screener = Screener(bundle, bundle.select("onnx", "int8"), threads=2)
         self.sizes = tuple(m.document["ood"]["layers"])
+        self.lesion_check = "lesion_check" in m.document["ood"]
         self.positive = list(m.classes).index(m.positive_class)
 
     def read(self, images: list[np.ndarray]) -> Read:
@@ -55,6 +57,7 @@ class GraphReader(Reader):
         self.threshold = float(ckpt["threshold"]["value"])
         self.positive = list(ckpt["class_names"]).index("mpox")
         self.sizes = ood.layer_sizes(net, int(net.feat_scale.shape[-1]))
+        self.lesion_check = net.lesion is not None
 
     def read(self, images: list[np.ndarray]) -> Read:
         z, p = [], []

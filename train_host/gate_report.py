@@ -28,9 +28,10 @@ def markdown(doc: dict) -> str:
         f"{t['plain_not_likely']:.0%}. A refusal: the score over its limit or no skin in the "
         "square. Fitted on: *its own*, the bundle's gate before this fit (for a bundle that has "
         "one); *without it*, every collection but the one judged; *every collection*, the fit "
-        "a new version ships.",
+        "a new version ships. Objects: the half of `nonskin/objects` the lesion check never "
+        "learned from. Darker copies: Lab L* x0.8, x0.65 or x0.5; darkest: x0.35.",
         "",
-        "| gate fitted on | judged on (left out) | refused: whole | crops | darker copies | "
+        "| gate fitted on | judged on (left out) | refused: whole | crops | darker / darkest | "
         "by skin tone (whole) | MSID held-out refused | objects refused or unlikely | "
         "plain skin not likely | library non-skin refused |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -39,7 +40,8 @@ def markdown(doc: dict) -> str:
         left = r.get("left_out_refused", {})
         lines.append(
             f"| {r['fit']} | {r['left_out'] or '-'} | {_pct(left.get('whole'))} | "
-            f"{_pct(left.get('crop'))} | {_pct(left.get('darker'))} | "
+            f"{_pct(left.get('crop'))} | {_pct(left.get('darker'))} / "
+            f"{_pct(left.get('darkest'))} | "
             f"{_tones(r.get('left_out_by_tone', {})) or '-'} | {_pct(r['msid_test_refused'])} | "
             f"{_pct(r.get('objects', {}).get('not_likely'))} | "
             f"{_pct(r.get('skin_no_lesion', {}).get('not_likely'))} | "

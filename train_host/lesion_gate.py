@@ -6,10 +6,10 @@ Judged like the classifier (issue 28): for each look-alike collection in turn, t
 fitted without it and the collection's photos (whole, kit-framed crops, darker-skinned copies,
 per skin-tone group) are the lesion photos it must judge; MSID's held-out photos too. Beside
 them, what it must refuse or at least not call "Mpox likely": the gate's development set
-(`nonskin/objects`, `nonskin/skin_no_lesion`) and the photographs that ship with scikit-image,
-scikit-learn and matplotlib; and the darkening test (MSID held-out mpox photos the fit judges,
-darkened in steps: refused how often). A refusal is the kit's: the score over its limit or no
-skin in the square.
+(`nonskin/objects`: the half the lesion check never learned from; `nonskin/skin_no_lesion`) and
+the photographs that ship with scikit-image, scikit-learn and matplotlib; and the darkening
+test (MSID held-out mpox photos the fit judges, darkened in steps: refused how often). A refusal
+is the kit's: the score over its limit or no skin in the square.
 """
 
 from __future__ import annotations
@@ -66,6 +66,34 @@ def reference_photos(data: Path, sets, stride: int = 1) -> list[tuple[str, str, 
     return [x for n, d in parts.items() for x in photos(n, d)[::stride]]
 
 
+def object_photos(data: Path) -> tuple[list[tuple[str, str, np.ndarray]], list[np.ndarray]]:
+    """`nonskin/objects` beside the collections, halved by `ood.trains_probe`: (the lesion
+    check's negatives as (collection, key, image), the held-out half it is judged on)."""
+    root = data.parent / "nonskin"
+    if not (root / "objects").is_dir():
+        raise UserError(f"no {root / 'objects'}: the lesion check learns objects from it")
+    found = load_collection(root)
+    train, held = [], []
+    for path, image in zip(found.paths, found.images, strict=True):
+        if path.parent.name != "objects":
+            continue
+        key = ood.photo_key(root.name, path)
+        if ood.trains_probe(key):
+            train.append((root.name, key, image))
+        else:
+            held.append(image)
+    return train, held
+
+
+def object_features(reader: Reader, data: Path) -> np.ndarray | None:
+    """The lesion check's negatives' features (None for a reader without the check): whole, kit
+    crops and darker, not the darkest copy, which only lesion photos get."""
+    if not reader.lesion_check:
+        return None
+    found = ood.reference(reader.features, object_photos(data)[0])
+    return found.z[found.kinds != "darkest"]
+
+
 def _rate(flags: np.ndarray) -> dict:
     return rate(int(np.sum(flags)), len(flags))
 
@@ -85,6 +113,7 @@ class Judge:
         self.test = test
         self.test_read = kit.read(test.images)
         found = gate_sets(data.parent)  # "nonskin/objects" -> images
+        found["nonskin/objects"] = object_photos(data)[1]  # the half the lesion check never learns
         self.gate = {name.split("/")[-1]: kit.read(ims) for name, ims in found.items()}
         self.library = kit.read(list(non_skin_images().values()))
         mpox = np.flatnonzero(test.binary_targets() == 1)
@@ -157,15 +186,16 @@ def judge(
     `stride`: every Nth reference photo of each collection (quick runs)."""
     _, test, others = sets
     ref = ood.reference(reader.features, reference_photos(data, sets, stride))
+    objects = object_features(reader, data)
     judge = Judge(reader, test, data)
     rows = []
     if current is not None:
         for name, d in others.items():
             rows.append(judge.row(current, ref, name, d.images[::stride]) | {"fit": "its own"})
     for name, d in tqdm(others.items(), desc="leave one collection out", leave=False):
-        model = ood.fit(ref.pick(ref.collections != name), reader.sizes)
+        model = ood.fit(ref.pick(ref.collections != name), reader.sizes, objects)
         rows.append(judge.row(model, ref, name, d.images[::stride]) | {"fit": "without it"})
-    shipped = ood.fit(ref, reader.sizes)
+    shipped = ood.fit(ref, reader.sizes, objects)
     rows.append(judge.row(shipped, ref, None, None) | {"fit": "every collection"})
     doc = {"model": reader.name, "data": str(data), "targets": TARGETS, "rows": rows}
     gate_photos = test.images + [im for d in others.values() for im in d.images]

@@ -196,7 +196,7 @@ def _pin(entry, where: str) -> None:
 
 
 MAX_FILE_BYTES = 256 << 20  # the largest file a bundle may pin (models are ~1-15 MB)
-OOD_VERSIONS = (1, 2)  # 2: the .npz carries each layer's reference centre (device/core/ood.py)
+OOD_VERSIONS = (1, 2, 3)  # 2: layers' reference centres; 3: the lesion check (device/core/ood.py)
 
 
 def _ood(ood, outputs: dict, where: str) -> None:

@@ -1,7 +1,8 @@
 """`mpox-train gate`: the "cannot judge" gate of every collection (train_host/ood.py), fitted on
 the lesion photos of MSID's training part and of every look-alike collection (whole, kit-framed
-crops, darker-skinned copies) and judged leaving each collection out (report: JSON, Markdown,
-PNG; train_host/lesion_gate.py).
+crops, darker-skinned copies), with the lesion check learned against half of `nonskin/objects`
+(ood version 3; `--no-lesion-check`: distance only), and judged leaving each collection out
+(report: JSON, Markdown, PNG; train_host/lesion_gate.py).
 
 `--checkpoint CKPT`: before export, on the checkpoint's fp32 graph; stores the feature scale and
 the score beside it (CKPT.gate.npz, or --out FILE), which `mpox-train export` puts in the bundle.
@@ -36,6 +37,11 @@ def add_arguments(p) -> None:
         help="OUT.json/.md/.png (default: CKPT's folder/ood_loco, or benchmarks/results/ood_loco)",
     )
     p.add_argument("--no-report", action="store_true", help="fit only (no leave-one-out runs)")
+    p.add_argument(
+        "--no-lesion-check",
+        action="store_true",
+        help="--checkpoint: distance only (ood version 2), without the ImageNet lesion check",
+    )
     p.add_argument("--out", type=Path, default=None, help="CKPT.gate.npz, or the new bundle")
 
 
@@ -54,12 +60,13 @@ def _fit(args, reader, current, sets, default_report: Path):
     from train_host import ood
     from train_host.data import default_data_dir
     from train_host.gate_report import write
-    from train_host.lesion_gate import judge, reference_photos
+    from train_host.lesion_gate import judge, object_features, reference_photos
 
     data = args.data or default_data_dir()
     if args.no_report:
         every = reference_photos(data, sets, args.stride)
-        return ood.fit(ood.reference(reader.features, every), reader.sizes), None
+        objects = object_features(reader, data)
+        return ood.fit(ood.reference(reader.features, every), reader.sizes, objects), None
     fit = judge(reader, current, data, sets, args.stride)
     report = args.report or default_report
     write(fit.report, report)
@@ -84,6 +91,7 @@ def run_checkpoint(args) -> None:
     from train_host.gate_readers import GraphReader
     from train_host.lesion_gate import load_sets
     from train_host.models.camgraph import wrap
+    from train_host.models.lesion_check import LesionCheckBranch
 
     out = args.out or ood.gate_path(args.checkpoint)
     model, ckpt = load_model(args.checkpoint)
@@ -92,7 +100,8 @@ def run_checkpoint(args) -> None:
         args.data or default_data_dir(), _split_path(args.checkpoint, args.split), args.collection
     )
     train = sets[0]
-    net = wrap(model, spec.size, ood=True)
+    lesion = None if args.no_lesion_check else LesionCheckBranch(spec.mean, spec.std)
+    net = wrap(model, spec.size, ood=True, lesion=lesion)
     mean, std = ood.feature_scale(net, train.images + kit_crops(train.images), spec)
     ood.apply_scale(net, mean, std)
     reader = GraphReader(args.checkpoint.parent.name, net, spec, ckpt)
@@ -125,8 +134,8 @@ def run_bundle(args) -> None:
 
     def edit(m: dict) -> None:
         m["ood"] |= {
-            "version": 2,
-            "method": ood.METHOD,
+            "version": 2 if model.probe is None else 3,
+            "method": ood.METHOD + ("" if model.probe is None else ood.PROBE_METHOD),
             "fitted_on": ood.FITTED_ON + " (the bundle's int8 ONNX features: mpox-train gate)",
             "limit": model.limit,
             "refused": refused,

@@ -164,7 +164,7 @@ def export_bundle(req: ExportRequest) -> dict:
         held, shared = gate_set(held, req)
     own = calibration_images(train, req.calib_count)
     calib = [preprocess(img, spec) for img in own + shared]
-    cam_model = wrap(model, spec.size, ood=True)
+    cam_model = wrap(model, spec.size, ood=True, lesion=ood.lesion_branch(stored.model, spec))
     stored.apply(cam_model)
     ood_model = stored.model
     names = [_collection(p, data.root) for p in held.paths]

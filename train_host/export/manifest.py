@@ -23,8 +23,8 @@ SOURCES = {
 
 
 FEATURES_OUTPUT = {
-    "meaning": "pooled mid-level and head activations, standardised; the cannot-judge score's "
-    "input (ood)"
+    "meaning": "pooled mid-level and head activations (then, with ood version 3, the lesion "
+    "check's ImageNet features), standardised; the cannot-judge score's input (ood)"
 }
 
 
@@ -54,14 +54,16 @@ def ood_entry(path: Path, model, scores, names: list[str], images: list) -> dict
     pinned, its limit, and the share of the gate photos the fp32 model refuses, per collection
     (the other collections are in the reference: `mpox-train gate` judges it on each
     left out)."""
+    probe = {} if model.probe is None else {"lesion_check": model.dim - sum(model.sizes)}
     return {
-        "version": 2,
-        "method": ood.METHOD,
+        "version": 2 if model.probe is None else 3,
+        "method": ood.METHOD + ("" if model.probe is None else ood.PROBE_METHOD),
         "file": path.name,
         "sha256": sha256(path),
         "size": path.stat().st_size,
         "limit": model.limit,
         "layers": list(model.sizes),
+        **probe,
         "fitted_on": ood.FITTED_ON,
         "refused": ood_refused(scores, model.limit, names, images),
         "refused_on": REFUSED_ON,
@@ -100,7 +102,8 @@ def build(
     the "cannot judge" entry (`ood_entry`), whose layers the features output carries."""
     optional = {"ood": ood} if ood else {}
     optional |= {"export": export} if export else {}
-    features = {"features": FEATURES_OUTPUT | {"shape": [1, sum(ood["layers"])]}} if ood else {}
+    width = sum(ood["layers"]) + ood.get("lesion_check", 0) if ood else 0
+    features = {"features": FEATURES_OUTPUT | {"shape": [1, width]}} if ood else {}
     pre = ckpt["preprocess"]
     threshold = ckpt["threshold"]
     test = ckpt["metrics"].get("test", {}).get("screening")
@@ -281,8 +284,9 @@ def _ood_lines(ood: dict | None) -> list[str]:
     return [
         "",
         "## Cannot judge",
-        f"No verdict when the {ood['method'].lower()} is above {ood['limit']:.3g} "
-        f"(fitted on {ood['fitted_on']}). Lesion photos refused "
+        f"No verdict when the cannot-judge score is above {ood['limit']:.3g}: "
+        f"{ood['method']} (fitted on {ood['fitted_on']}). "
+        "Lesion photos refused "
         f"({ood.get('refused_on', 'fp32')}): {rates}. Judged on each look-alike collection left "
         "out of the fit, per skin tone: `mpox-train gate`; non-skin photographs: "
         "`mpox-bench ood`.",

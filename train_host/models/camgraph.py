@@ -8,7 +8,8 @@ tests use.
 
 `features` (bundles with an `ood` manifest field): the pooled activations of a mid-level stage and
 of the head's map, standardised with the training photos' statistics so that one output scale
-suits every channel; `device.core.ood` turns them into the "cannot judge" score.
+suits every channel; `device.core.ood` turns them into the "cannot judge" score. With a lesion
+check (`train_host.models.lesion_check`) the ImageNet branch's pooled features follow them.
 """
 
 from __future__ import annotations
@@ -40,9 +41,16 @@ class CamExport(nn.Module):
     """(image) -> (logits [1, C], cam [1, C, h, w][, features [1, D]]) for a registry
     `Classifier` in eval mode."""
 
-    def __init__(self, model: Classifier, feature_hw: tuple[int, int], mid: int | None = None):
+    def __init__(
+        self,
+        model: Classifier,
+        feature_hw: tuple[int, int],
+        mid: int | None = None,
+        lesion: nn.Module | None = None,
+    ):
         super().__init__()
         self.model = model.eval()
+        self.lesion = lesion
         h, w = feature_hw
         weight = model.fc.weight.detach() / float(h * w)
         self.register_buffer("cam_weight", weight[:, :, None, None].clone())
@@ -60,30 +68,40 @@ class CamExport(nn.Module):
         self.with_features = True
 
     def trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(the head's feature map, raw OOD features: pooled mid stage and pooled map)."""
+        """(the head's feature map, raw OOD features: pooled mid stage, pooled map[, lesion
+        check's ImageNet features])."""
+        feat, parts = self._parts(x)
+        return feat, torch.cat(parts, 1)
+
+    def _parts(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        image, parts = x, []
         if self.mid is None:
-            feat = self.model.features(x)
-            return feat, torch.flatten(self.model.pool(feat), 1)
-        pooled = []
-        for i, stage in enumerate(self.model.backbone):
-            x = stage(x)
-            if i == self.mid:
-                pooled.append(x.mean((2, 3)))
-        pooled.append(torch.flatten(self.model.pool(x), 1))
-        return x, torch.cat(pooled, 1)
+            x = self.model.features(x)
+        else:
+            for i, stage in enumerate(self.model.backbone):
+                x = stage(x)
+                if i == self.mid:
+                    parts.append(x.mean((2, 3)))
+        parts.append(torch.flatten(self.model.pool(x), 1))
+        if self.lesion is not None:
+            parts.append(self.lesion(image))
+        return x, parts
 
     def forward(self, x: torch.Tensor):
-        feat, raw = self.trunk(x)
-        pooled = raw[:, -self.model.fc.in_features :]
+        feat, parts = self._parts(x)
+        pooled = parts[-2] if self.lesion is not None else parts[-1]
         logits, cam = self.model.fc(pooled), F.conv2d(feat, self.cam_weight)
         if not self.with_features:
             return logits, cam
-        return logits, cam, raw * self.feat_scale + self.feat_shift
+        return logits, cam, torch.cat(parts, 1) * self.feat_scale + self.feat_shift
 
 
-def wrap(model: Classifier, input_size: int, ood: bool = False) -> CamExport:
-    """`ood`: also compute the features of a mid-level stage (call `standardise` before export)."""
+def wrap(
+    model: Classifier, input_size: int, ood: bool = False, lesion: nn.Module | None = None
+) -> CamExport:
+    """`ood`: also compute the features of a mid-level stage (call `standardise` before export);
+    `lesion`: and the lesion check's branch after them."""
     with torch.no_grad():
         feat = model.eval().features(torch.zeros(1, 3, input_size, input_size))
     mid = mid_stage(model, input_size) if ood else None
-    return CamExport(model, (feat.shape[2], feat.shape[3]), mid).eval()
+    return CamExport(model, (feat.shape[2], feat.shape[3]), mid, lesion).eval()
