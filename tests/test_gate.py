@@ -128,7 +128,8 @@ def test_gate_of_a_checkpoint_is_fitted_before_export_and_judged_the_same_way(ms
     shipped = next(r for r in doc["rows"] if r["fit"] == "every collection")
     gate = load_gate(out, ckpt)
     assert gate.model.limit == pytest.approx(shipped["limit"]) and gate.model.means is not None
-    assert gate.mean.shape == gate.std.shape == (sum(gate.model.sizes),)
+    assert gate.mean.shape == gate.std.shape == (gate.model.dim,)  # the lesion check's too
+    assert gate.model.probe is not None and gate.model.dim == sum(gate.model.sizes) + 1280
 
 
 def test_the_lesion_check_learns_from_half_the_objects_and_is_judged_on_the_other(msid):
@@ -136,7 +137,8 @@ def test_the_lesion_check_learns_from_half_the_objects_and_is_judged_on_the_othe
     about half, the same on every call, and nothing else in nonskin/ (plain skin) trains it."""
     train, held = object_photos(msid)
     keys = [k for _, k, _ in train]
-    assert len(train) + len(held) == 156 and 0.35 <= len(train) / 156 <= 0.65
+    assert len(train) + len(held) == 152  # the 156 but 4 BMPs, which the loader does not list
+    assert 0.35 <= len(train) / 152 <= 0.65
     assert all(k.startswith("nonskin/objects/") for k in keys) and len(set(keys)) == len(keys)
     again, held_again = object_photos(msid)
     assert [k for _, k, _ in again] == keys and len(held_again) == len(held)

@@ -64,7 +64,7 @@ METHOD = (
 )
 PROBE_METHOD = (
     "; refused too when a linear probe on both layers and EfficientNet-Lite0's ImageNet features "
-    "(96 px) finds an object rather than a skin-lesion photo (trained on half of nonskin/objects)"
+    "(96 px) finds an object rather than a skin-lesion photo (learned from half of nonskin/objects)"
 )
 FITTED_ON = (
     "lesion photos of every collection (MSID training photos, every look-alike collection), "
