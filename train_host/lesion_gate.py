@@ -85,12 +85,10 @@ def object_photos(data: Path) -> tuple[list[tuple[str, str, np.ndarray]], list[n
     return train, held
 
 
-def object_features(reader: Reader, data: Path) -> np.ndarray | None:
-    """The lesion check's negatives' features (None for a reader without the check): whole, kit
-    crops and darker, not the darkest copy, which only lesion photos get."""
-    if not reader.lesion_check:
-        return None
-    found = ood.reference(reader.features, object_photos(data)[0])
+def object_features(reader: Reader, photos: list[tuple[str, str, np.ndarray]]) -> np.ndarray:
+    """The lesion check's negatives' features: whole, kit crops and darker, not the darkest
+    copy, which only lesion photos get."""
+    found = ood.reference(reader.features, photos)
     return found.z[found.kinds != "darkest"]
 
 
@@ -106,14 +104,14 @@ def by_tone(flags: np.ndarray, images: list[np.ndarray]) -> dict[str, dict]:
 class Judge:
     """Everything the gate is judged on, read once; `row` judges one fitted model."""
 
-    def __init__(self, reader: Reader, test: Dataset, data: Path):
+    def __init__(self, reader: Reader, test: Dataset, data: Path, objects: list[np.ndarray]):
         from benchmarks.ood import gate_sets, non_skin_images
 
         kit = self.reader = reader
         self.test = test
         self.test_read = kit.read(test.images)
         found = gate_sets(data.parent)  # "nonskin/objects" -> images
-        found["nonskin/objects"] = object_photos(data)[1]  # the half the lesion check never learns
+        found["nonskin/objects"] = objects  # the half the lesion check never learns from
         self.gate = {name.split("/")[-1]: kit.read(ims) for name, ims in found.items()}
         self.library = kit.read(list(non_skin_images().values()))
         mpox = np.flatnonzero(test.binary_targets() == 1)
@@ -186,8 +184,9 @@ def judge(
     `stride`: every Nth reference photo of each collection (quick runs)."""
     _, test, others = sets
     ref = ood.reference(reader.features, reference_photos(data, sets, stride))
-    objects = object_features(reader, data)
-    judge = Judge(reader, test, data)
+    learn, held = object_photos(data)
+    objects = object_features(reader, learn) if reader.lesion_check else None
+    judge = Judge(reader, test, data, held)
     rows = []
     if current is not None:
         for name, d in others.items():

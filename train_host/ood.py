@@ -66,6 +66,19 @@ PROBE_METHOD = (
     "; refused too when a linear probe on both layers and EfficientNet-Lite0's ImageNet features "
     "(96 px) finds an object rather than a skin-lesion photo (learned from half of nonskin/objects)"
 )
+
+
+def described(model: OodModel) -> dict:
+    """The manifest's `ood` version, method and lesion-check width for a fitted model."""
+    if model.probe is None:
+        return {"version": 2, "method": METHOD}
+    return {
+        "version": 3,
+        "method": METHOD + PROBE_METHOD,
+        "lesion_check": model.dim - sum(model.sizes),
+    }
+
+
 FITTED_ON = (
     "lesion photos of every collection (MSID training photos, every look-alike collection), "
     "whole, as kit-framed crops and as darker-skinned copies; limit: the highest 95th percentile "

@@ -60,12 +60,12 @@ def _fit(args, reader, current, sets, default_report: Path):
     from train_host import ood
     from train_host.data import default_data_dir
     from train_host.gate_report import write
-    from train_host.lesion_gate import judge, object_features, reference_photos
+    from train_host.lesion_gate import judge, object_features, object_photos, reference_photos
 
     data = args.data or default_data_dir()
     if args.no_report:
         every = reference_photos(data, sets, args.stride)
-        objects = object_features(reader, data)
+        objects = object_features(reader, object_photos(data)[0]) if reader.lesion_check else None
         return ood.fit(ood.reference(reader.features, every), reader.sizes, objects), None
     fit = judge(reader, current, data, sets, args.stride)
     report = args.report or default_report
@@ -134,8 +134,7 @@ def run_bundle(args) -> None:
 
     def edit(m: dict) -> None:
         m["ood"] |= {
-            "version": 2 if model.probe is None else 3,
-            "method": ood.METHOD + ("" if model.probe is None else ood.PROBE_METHOD),
+            **ood.described(model),
             "fitted_on": ood.FITTED_ON + " (the bundle's int8 ONNX features: mpox-train gate)",
             "limit": model.limit,
             "refused": refused,

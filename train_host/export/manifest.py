@@ -50,20 +50,18 @@ def ood_refused(scores, limit: float, names: list[str], images: list) -> dict:
 
 
 def ood_entry(path: Path, model, scores, names: list[str], images: list) -> dict:
-    """The manifest's `ood` field (version 2: with the reference centre): the parameter file,
+    """The manifest's `ood` field (version 2: with the reference centre; 3: and the lesion check):
+    the parameter file,
     pinned, its limit, and the share of the gate photos the fp32 model refuses, per collection
     (the other collections are in the reference: `mpox-train gate` judges it on each
     left out)."""
-    probe = {} if model.probe is None else {"lesion_check": model.dim - sum(model.sizes)}
     return {
-        "version": 2 if model.probe is None else 3,
-        "method": ood.METHOD + ("" if model.probe is None else ood.PROBE_METHOD),
+        **ood.described(model),
         "file": path.name,
         "sha256": sha256(path),
         "size": path.stat().st_size,
         "limit": model.limit,
         "layers": list(model.sizes),
-        **probe,
         "fitted_on": ood.FITTED_ON,
         "refused": ood_refused(scores, model.limit, names, images),
         "refused_on": REFUSED_ON,
