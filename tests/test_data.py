@@ -10,7 +10,8 @@ from train_host.data import load_dataset, load_rgb
 
 
 def _folder(tmp_path: Path, msid: Path) -> Path:
-    """Real images plus every awkward case: corrupt, truncated, grey, RGBA, EXIF-rotated JPEG."""
+    """Real images plus every awkward case: corrupt, truncated, grey, RGBA, EXIF-rotated JPEG,
+    and the formats the kit reads beyond PNG and JPEG (BMP, WebP)."""
     root = tmp_path / "data"
     for cls in ("mpox", "normal", "measles"):
         (root / cls).mkdir(parents=True)
@@ -28,6 +29,8 @@ def _folder(tmp_path: Path, msid: Path) -> Path:
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: rotate 90 CW to display
     Image.fromarray(wide).save(root / "measles" / "rotated.jpg", exif=exif)
+    Image.fromarray(rgb).save(root / "normal" / "photo.bmp")
+    Image.fromarray(rgb).save(root / "normal" / "photo.webp", lossless=True)
     (root / "measles" / "notes.txt").write_text("not an image")
     return root
 
@@ -36,7 +39,7 @@ def test_loading_skips_corrupt_and_normalises_modes(tmp_path, msid, caplog):
     root = _folder(tmp_path, msid)
     with caplog.at_level(logging.WARNING):
         data = load_dataset(root, "binary")
-    assert len(data) == 6
+    assert len(data) == 8
     assert sorted(s.split(" ")[0] for s in data.skipped) == [
         "mpox/corrupt.png",
         "normal/truncated.jpg",
@@ -47,6 +50,8 @@ def test_loading_skips_corrupt_and_normalises_modes(tmp_path, msid, caplog):
     assert rotated.shape[:2] == (80, 40)  # EXIF orientation applied
     assert data.class_names == ["other", "mpox"]
     assert data.binary_targets().sum() == 3
+    bmp, webp = (data.images[data.relpaths().index(f"normal/photo.{x}")] for x in ("bmp", "webp"))
+    assert np.array_equal(bmp, webp) and bmp.shape[2] == 3  # what the kit reads, too
 
 
 def test_multiclass_labels_follow_folders(tmp_path, msid):

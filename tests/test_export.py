@@ -20,7 +20,7 @@ from device.core.screener import Screener
 from train_host import UserError
 from train_host.checkpoint import load_model, preprocess_spec
 from train_host.data import load_dataset
-from train_host.export import gate, tflite_export
+from train_host.export import gate, onnx_export, tflite_export
 from train_host.export.exporter import (
     ExportRequest,
     calibration_images,
@@ -185,10 +185,15 @@ def test_quantize_round_trip_uint8():
     np.testing.assert_allclose(dequantize(q, detail), [-64.0, 0.0, 0.5, 63.5, 63.5])
 
 
-def test_gate_failure_names_the_file_and_keeps_the_old_bundle(bundle, msid, gate_file, tmp_path):
+def test_gate_failure_names_the_file_and_keeps_the_old_bundle(
+    bundle, msid, gate_file, tmp_path, monkeypatch
+):
+    """The first file that fails its gate stops the export: nothing after it is built."""
     out = tmp_path / "b"
     shutil.copytree(bundle, out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
+    monkeypatch.setattr(onnx_export, "quantize_int8", _never_reached)  # after model.fp32.onnx
+    monkeypatch.setattr(tflite_export, "export_fp32", _never_reached)
     limits = gate.Limits(decision_agreement=1.01)
     req = ExportRequest(CKPT, msid, out, limits=limits, collections=[], gate=gate_file)
     with pytest.raises(
@@ -196,6 +201,10 @@ def test_gate_failure_names_the_file_and_keeps_the_old_bundle(bundle, msid, gate
     ):
         export_bundle(req)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def _never_reached(*args, **kwargs):
+    pytest.fail("a file was built after an earlier file failed its gate")
 
 
 def test_saturation_detects_clipped_logits():

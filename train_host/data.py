@@ -16,11 +16,11 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from device.core.images import EXTENSIONS
 from train_host import UserError
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 POSITIVE_CLASS = "mpox"
 NEGATIVE_CLASS = "other"
 TASKS = ("binary", "multiclass")
@@ -152,10 +152,11 @@ def scan(root: Path) -> list[tuple[Path, str]]:
         (p, d.name)
         for d in folders
         for p in sorted(d.iterdir())
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        if p.suffix.lower() in EXTENSIONS and p.is_file()
     ]
     if not items:
-        raise UserError(f"no PNG/JPEG images in class folders under {root}")
+        kinds = ", ".join(sorted(EXTENSIONS))
+        raise UserError(f"no images ({kinds}) in class folders under {root}")
     return items
 
 

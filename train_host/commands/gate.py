@@ -29,7 +29,12 @@ def add_arguments(p) -> None:
         "look-alike collection DIR (repeat; default: every folder beside the data folder)",
         unset_is_none=True,
     )
-    p.add_argument("--stride", type=int, default=1, help="every Nth reference photo (1 = all)")
+    p.add_argument(
+        "--stride",
+        type=int,
+        default=1,
+        help="every Nth photo the gate is fitted on, and, with --checkpoint, scaled by (1 = all)",
+    )
     p.add_argument(
         "--report",
         type=Path,
@@ -99,10 +104,10 @@ def run_checkpoint(args) -> None:
     sets = load_sets(
         args.data or default_data_dir(), _split_path(args.checkpoint, args.split), args.collection
     )
-    train = sets[0]
+    train = sets[0].images[:: args.stride]
     lesion = None if args.no_lesion_check else LesionCheckBranch(spec.mean, spec.std)
     net = wrap(model, spec.size, ood=True, lesion=lesion)
-    mean, std = ood.feature_scale(net, train.images + kit_crops(train.images), spec)
+    mean, std = ood.feature_scale(net, train + kit_crops(train), spec)
     ood.apply_scale(net, mean, std)
     reader = GraphReader(args.checkpoint.parent.name, net, spec, ckpt)
     fitted, _ = _fit(args, reader, None, sets, args.checkpoint.parent / "ood_loco")

@@ -117,20 +117,28 @@ def input_range(spec: PreprocessSpec) -> tuple[float, float]:
     return float(((0 - mean) / std).min()), float(((1 - mean) / std).max())
 
 
-def build_files(
+def build_file(
+    f: FileSpec,
     model,
     spec: PreprocessSpec,
     calib: list[np.ndarray],
     stage: Path,
     headroom: float = tflite_export.HEADROOM,
 ) -> None:
-    size, rng = spec.size, input_range(spec)
-    onnx_export.export_fp32(model, size, stage / "model.fp32.onnx")
-    onnx_export.quantize_int8(stage / "model.fp32.onnx", calib, stage / "model.int8.onnx", rng)
-    tflite_export.export_fp32(model, size, stage / "model.fp32.tflite")
-    tflite_export.quantize_int8(
-        stage / "model.fp32.tflite", calib, stage / "model.int8.tflite", rng, headroom
-    )
+    """One of FILES into `stage`; an int8 file is quantized from its format's fp32 file, which
+    FILES lists before it."""
+    path, fp32, rng = stage / f.name, stage / f"model.fp32.{f.format}", input_range(spec)
+    if f.precision == "fp32":
+        (onnx_export if f.format == "onnx" else tflite_export).export_fp32(model, spec.size, path)
+    elif f.format == "onnx":
+        onnx_export.quantize_int8(fp32, calib, path, rng)
+    else:
+        tflite_export.quantize_int8(fp32, calib, path, rng, headroom)
+
+
+def build_files(model, spec: PreprocessSpec, calib: list[np.ndarray], stage: Path) -> None:
+    for f in FILES:
+        build_file(f, model, spec, calib, stage)
 
 
 def _read_extras(req: ExportRequest) -> tuple[dict | None, str]:
@@ -176,10 +184,12 @@ def export_bundle(req: ExportRequest) -> dict:
     stage.mkdir()
     try:
         log.info("exporting %s with %d calibration images", req.checkpoint, len(calib))
-        build_files(cam_model, spec, calib, stage, req.tflite_headroom)
         (stage / OOD_FILE).write_bytes(ood_model.to_bytes())
         ref = gate.reference(cam_model, held.images, held.binary_targets(), spec, ood_model)
-        metrics = verify(stage, ref, held, names, ckpt, data.positive_index, req.limits, ood_model)
+        metrics = {}
+        for f in FILES:  # each file gated as soon as it is built: a failure stops the export
+            build_file(f, cam_model, spec, calib, stage, req.tflite_headroom)
+            metrics[f.name] = verify(stage, f, ref, held, names, ckpt, req.limits, ood_model)
         files = {
             f.name: manifest.file_entry(
                 stage / f.name, f.format, f.precision, f.layout, metrics[f.name]
@@ -275,28 +285,24 @@ def _expect(m: dict) -> dict:
 
 def verify(
     stage: Path,
+    f: FileSpec,
     ref: gate.Reference,
     held: Dataset,
     names: list[str],
     ckpt,
-    positive: int,
     limits,
     ood_model,
 ) -> dict:
-    entries, thr = {}, ckpt["threshold"]["value"]
-    for f in FILES:
-        run = gate.run_file(stage / f.name, held.images, ckpt["preprocess"], f.layout)
-        binary = ckpt["task"] == "binary"
-        metrics = gate.file_metrics(
-            ref, run.logits, run.cams, positive, thr, names=names if binary else None
-        )
-        scores = ood_model.scores(run.features)
-        metrics |= gate.ood_metrics(ref.ood_scores, scores, ood_model.limit, limits.ood_band)
-        log.info(
-            "%s: %s",
-            f.name,
-            {k: round(v, 4) for k, v in metrics.items() if not isinstance(v, dict)},
-        )
-        gate.check(f.name, f.precision, metrics, limits, binary=binary)
-        entries[f.name] = metrics
-    return entries
+    """One file's gate metrics against the torch reference; a failure is one UserError."""
+    run = gate.run_file(stage / f.name, held.images, ckpt["preprocess"], f.layout)
+    binary, thr = ckpt["task"] == "binary", ckpt["threshold"]["value"]
+    metrics = gate.file_metrics(
+        ref, run.logits, run.cams, held.positive_index, thr, names=names if binary else None
+    )
+    scores = ood_model.scores(run.features)
+    metrics |= gate.ood_metrics(ref.ood_scores, scores, ood_model.limit, limits.ood_band)
+    log.info(
+        "%s: %s", f.name, {k: round(v, 4) for k, v in metrics.items() if not isinstance(v, dict)}
+    )
+    gate.check(f.name, f.precision, metrics, limits, binary=binary)
+    return metrics
