@@ -94,17 +94,21 @@ def _read_all(paths: list[Path]) -> list[np.ndarray]:
     return images
 
 
-def gate_sets(root: Path) -> dict[str, list[np.ndarray]]:
+def gate_sets(root: Path, held_out: bool = False) -> dict[str, list[np.ndarray]]:
     """The gate's own development set beside the collections (nonskin/: objects, animals, food,
-    rooms; plain skin without lesions), when it is there."""
-    from train_host.data import GATE_ONLY
+    rooms; plain skin without lesions), when it is there. `held_out`: of the objects only the
+    half a lesion check never learns from (`train_host.data.trains_probe`), so a gate is not
+    judged on its own training photos."""
+    from train_host.data import GATE_ONLY, photo_key, trains_probe
 
-    return {
-        f"{gate}/{name}": _read_all(paths)
-        for gate in sorted(GATE_ONLY)
-        if (root / gate).is_dir()
-        for name, paths in photos(root / gate, 1).items()
-    }
+    sets = {}
+    for gate in sorted(GATE_ONLY):
+        for name, paths in photos(root / gate, 1).items() if (root / gate).is_dir() else ():
+            if held_out and name == "objects":
+                paths = [p for p in paths if not trains_probe(photo_key(gate, p))]
+                name = "objects (held out)"
+            sets[f"{gate}/{name}"] = _read_all(paths)
+    return sets
 
 
 def lesion_sets(root: Path, stride: int, crops: bool) -> dict[str, list[np.ndarray]]:
@@ -256,7 +260,7 @@ def run(args) -> int:
     preds = predict(screener, sets)
     doc["lesions"] = rates(preds, limit)
     doc["lesions_by_tone"] = tone_rates(sets, preds)
-    gate = gate_sets(args.data)
+    gate = gate_sets(args.data, held_out="lesion_check" in bundle.manifest.document["ood"])
     doc["gate_sets"] = rates(predict(screener, gate), limit) if gate else {}
     for r in doc["gate_sets"].values():
         r.pop("scores")

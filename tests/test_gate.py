@@ -14,10 +14,9 @@ from device.core.bundle import default_bundle_dir, load_bundle
 from device.core.screener import Screener
 from device.core.skin_tone import darken, ita
 from tests.conftest import one_line_error, run_cli
-from train_host.data import load_dataset
+from train_host.data import load_dataset, trains_probe
 from train_host.grouping import Split
 from train_host.lesion_gate import object_photos
-from train_host.ood import trains_probe
 
 pytestmark = pytest.mark.slow
 DARKEST = -40.0  # ITA in degrees: the darkening test goes at least this far (issue 28)

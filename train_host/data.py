@@ -7,6 +7,7 @@ and decoding once keeps 2-core training CPU-bound on the model, not on PNG decod
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -28,6 +29,22 @@ DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 # Folders beside the collections that hold no patients: the "cannot judge" gate's development
 # set (photos without skin, plain skin), never a collection of lesions
 GATE_ONLY = frozenset({"nonskin"})
+
+
+def key_fraction(key: str) -> float:
+    """A number in [0, 1) from a photo's key: folds, copies and splits that never move."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2.0**64
+
+
+def photo_key(collection: str, path: Path) -> str:
+    """What decides a photo's fold, darker copy and split: the same in export, refit and the
+    benchmarks."""
+    return f"{collection}/{path.parent.name}/{path.name}"
+
+
+def trains_probe(key: str) -> bool:
+    """Half the object photos, by a hash of their key, teach the lesion check; the rest judge it."""
+    return key_fraction(key + "/probe") < 0.5
 
 
 def default_data_dir() -> Path:

@@ -27,7 +27,7 @@ from device.core.skin_tone import darken, tone_groups
 from device.core.stats import rate
 from train_host import UserError, ood
 from train_host.collection_shift import other_collections
-from train_host.data import Dataset, load_collection, load_dataset
+from train_host.data import Dataset, load_collection, load_dataset, photo_key, trains_probe
 from train_host.gate_readers import Reader
 from train_host.grouping import Split
 
@@ -54,9 +54,7 @@ def load_sets(
 
 
 def photos(name: str, data: Dataset) -> list[tuple[str, str, np.ndarray]]:
-    return [
-        (name, ood.photo_key(name, p), im) for p, im in zip(data.paths, data.images, strict=True)
-    ]
+    return [(name, photo_key(name, p), im) for p, im in zip(data.paths, data.images, strict=True)]
 
 
 def reference_photos(data: Path, sets, stride: int = 1) -> list[tuple[str, str, np.ndarray]]:
@@ -67,7 +65,7 @@ def reference_photos(data: Path, sets, stride: int = 1) -> list[tuple[str, str, 
 
 
 def object_photos(data: Path) -> tuple[list[tuple[str, str, np.ndarray]], list[np.ndarray]]:
-    """`nonskin/objects` beside the collections, halved by `ood.trains_probe`: (the lesion
+    """`nonskin/objects` beside the collections, halved by `data.trains_probe`: (the lesion
     check's negatives as (collection, key, image), the held-out half it is judged on)."""
     root = data.parent / "nonskin"
     if not (root / "objects").is_dir():
@@ -77,8 +75,8 @@ def object_photos(data: Path) -> tuple[list[tuple[str, str, np.ndarray]], list[n
     for path, image in zip(found.paths, found.images, strict=True):
         if path.parent.name != "objects":
             continue
-        key = ood.photo_key(root.name, path)
-        if ood.trains_probe(key):
+        key = photo_key(root.name, path)
+        if trains_probe(key):
             train.append((root.name, key, image))
         else:
             held.append(image)

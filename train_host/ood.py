@@ -32,7 +32,6 @@ against 5.0 %; on the ImageNet columns alone a darkened mpox photo was refused b
 
 from __future__ import annotations
 
-import hashlib
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
@@ -45,6 +44,7 @@ from tqdm import tqdm
 from device.core.ood import OodModel, Probe
 from device.core.skin import skin_fraction
 from device.core.skin_tone import darken
+from train_host.data import key_fraction
 from train_host.models.camgraph import CamExport
 from train_host.preprocess import PreprocessSpec, preprocess
 
@@ -105,25 +105,11 @@ class Reference:
         return Reference(*(getattr(self, f.name)[keep] for f in fields(self)))
 
 
-def _hash(key: str) -> float:
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2.0**64
-
-
-def trains_probe(key: str) -> bool:
-    """Half the object photos, by a hash of their key, teach the lesion check; the rest judge it."""
-    return _hash(key + "/probe") < 0.5
-
-
-def photo_key(collection: str, path: Path) -> str:
-    """What decides a photo's fold and darker copy: the same in export and refit."""
-    return f"{collection}/{path.parent.name}/{path.name}"
-
-
 def variants(image: np.ndarray, key: str) -> list[tuple[str, np.ndarray]]:
     """The photo whole, its best kit-framed crops, one darker-skinned copy and the darkest."""
     from train_host.kitframe import lesion_crops
 
-    factor = DARKER[int(_hash(key + "/tone") * len(DARKER))]
+    factor = DARKER[int(key_fraction(key + "/tone") * len(DARKER))]
     crops = [("crop", c) for c in lesion_crops(image)[:CROPS]]
     darker = [("darker", darken(image, factor)), ("darkest", darken(image, DARKEST))]
     return [("whole", image), *crops, *darker]
@@ -140,7 +126,7 @@ def reference(
             for kind, im in variants(image, key):
                 images.append(im)
                 kinds.append(kind)
-                folds.append(int(_hash(key) * FOLDS))
+                folds.append(int(key_fraction(key) * FOLDS))
                 colls.append(coll)
                 skin.append(skin_fraction(im))
         zs.append(features(images))
