@@ -5,7 +5,7 @@ Through the device's own code (bundle, preprocessing, runtime, `device.core.ood`
   a rocket, the Hubble deep field, a page of text...): should be refused (target >= 90 %);
 - the generated demo frames (drawn skin, drawn spots);
 - real lesion photos of every collection in the data folder, whole and as kit-framed crops:
-  should be judged (target <= 10 % refused), on collections the model never saw as well.
+  should be judged (target <= 5 % refused), on collections the model never saw as well.
 Rates with Wilson 95 % intervals, to OUT.json/.md/.png.
 """
 
@@ -27,7 +27,8 @@ from device.core.skin import MIN_SKIN
 from device.core.skin_tone import tone_groups
 from device.core.stats import wilson
 
-TARGETS = {"non_skin_refused": 0.90, "lesion_refused": 0.10, "objects_not_likely": 0.95}
+# issue 28's: lesion photos refused <= 5 % in every collection and skin-tone group (was 10 %)
+TARGETS = {"non_skin_refused": 0.90, "lesion_refused": 0.05, "objects_not_likely": 0.95}
 OUT = Path(__file__).resolve().parent / "results" / "ood"
 # scikit-image's photographs and drawings that ship in its wheel (no download); chelsea is cat,
 # the synthetic test patterns (blobs, checkerboard, phantom) are left out
