@@ -102,14 +102,13 @@ def by_tone(flags: np.ndarray, images: list[np.ndarray]) -> dict[str, dict]:
 class Judge:
     """Everything the gate is judged on, read once; `row` judges one fitted model."""
 
-    def __init__(self, reader: Reader, test: Dataset, data: Path, objects: list[np.ndarray]):
+    def __init__(self, reader: Reader, test: Dataset, data: Path):
         from benchmarks.ood import gate_sets, non_skin_images
 
         kit = self.reader = reader
         self.test = test
         self.test_read = kit.read(test.images)
-        found = gate_sets(data.parent)  # "nonskin/objects" -> images
-        found["nonskin/objects"] = objects  # the half the lesion check never learns from
+        found = gate_sets(data.parent, held_out=True)  # objects: those no lesion check learns
         self.gate = {name.split("/")[-1]: kit.read(ims) for name, ims in found.items()}
         self.library = kit.read(list(non_skin_images().values()))
         mpox = np.flatnonzero(test.binary_targets() == 1)
@@ -182,9 +181,8 @@ def judge(
     `stride`: every Nth reference photo of each collection (quick runs)."""
     _, test, others = sets
     ref = ood.reference(reader.features, reference_photos(data, sets, stride))
-    learn, held = object_photos(data)
-    objects = object_features(reader, learn) if reader.lesion_check else None
-    judge = Judge(reader, test, data, held)
+    objects = object_features(reader, object_photos(data)[0]) if reader.lesion_check else None
+    judge = Judge(reader, test, data)
     rows = []
     if current is not None:
         for name, d in others.items():
