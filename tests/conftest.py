@@ -172,7 +172,7 @@ def edit_manifest(root: Path, change) -> None:
 @pytest.fixture(scope="session")
 def gate_file(msid, tmp_path_factory) -> Path:
     """The committed binary checkpoint's "cannot judge" gate (`mpox-train gate --checkpoint`),
-    fitted on every fourth of MSID's training photos and of the two collections the bundle
+    fitted on every eighth of MSID's training photos and of the two collections the bundle
     fixture is gated on (the export tests need a gate, not the shipped one's precision)."""
     out = tmp_path_factory.mktemp("gate") / "checkpoint.gate.npz"
     shared = msid.resolve().parent
@@ -188,7 +188,7 @@ def gate_file(msid, tmp_path_factory) -> Path:
         "--collection",
         shared / "skin8",
         "--stride",
-        "4",
+        "8",
         "--no-report",
         "--out",
         out,
