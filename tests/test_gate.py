@@ -110,7 +110,7 @@ def test_gate_of_a_checkpoint_is_fitted_before_export_and_judged_the_same_way(ms
         "--data",
         msid,
         "--stride",
-        "10",
+        "20",
         "--report",
         report,
         "--out",
