@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from train_host.metrics import binary_metrics, choose_threshold, from_confusion
+from train_host.metrics import binary_metrics, choose_threshold, from_confusion, resampled_aucs
 
 
 def _scores(seed=0, n=400):
@@ -47,3 +47,20 @@ def test_binary_metrics_numbers():
 def test_from_confusion_sums_like_pooling():
     a = from_confusion(np.array([[40, 10], [5, 45]]))
     assert a["sensitivity"] == 0.9 and a["specificity"] == 0.8 and a["accuracy"] == 0.85
+
+
+def test_resampled_aucs_are_scikit_learns_aucs_of_the_resampled_photos():
+    """Ties (scores rounded to 0.05) count half; a photo drawn k times counts k times; a resample
+    with one class has no AUC."""
+    from sklearn.metrics import roc_auc_score
+
+    y, p = _scores(seed=3, n=120)
+    p = np.round(p * 20) / 20
+    rng = np.random.default_rng(0)
+    draws = [rng.choice(len(y), len(y)) for _ in range(50)]
+    draws.append(np.flatnonzero(y == 1))  # mpox photos only
+    counts = np.stack([np.bincount(d, minlength=len(y)) for d in draws])
+    aucs = resampled_aucs(y, p, counts)
+    expected = [roc_auc_score(y[d], p[d]) for d in draws[:-1]]
+    assert aucs[:-1] == pytest.approx(expected, abs=1e-12)
+    assert len(set(np.round(expected, 6))) > 10 and np.isnan(aucs[-1])

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from device.core.skin_tone import tone_groups
@@ -30,7 +29,7 @@ from device.core.stats import wilson
 from train_host import UserError
 from train_host.data import GATE_ONLY, Dataset, load_dataset
 from train_host.kitframe import lesion_crops
-from train_host.metrics import binary_metrics
+from train_host.metrics import binary_metrics, resampled_aucs
 
 BOOTSTRAP = 1000
 
@@ -108,14 +107,15 @@ def load_collection(root: Path) -> Dataset:
 def grouped_auc_ci(y: np.ndarray, p: np.ndarray, groups: np.ndarray, seed: int = 0) -> list[float]:
     """95 % percentile CI of AUC, resampling whole photos (its crops are not independent)."""
     rng = np.random.default_rng(seed)
-    ids = np.unique(groups)
-    members = {g: np.nonzero(groups == g)[0] for g in ids}
-    aucs = []
-    for _ in range(BOOTSTRAP):
-        idx = np.concatenate([members[g] for g in rng.choice(ids, len(ids))])
-        if y[idx].min() != y[idx].max():
-            aucs.append(roc_auc_score(y[idx], p[idx]))
-    return [float(q) for q in np.quantile(aucs, [0.025, 0.975])] if aucs else [float("nan")] * 2
+    ids, member_of = np.unique(groups, return_inverse=True)
+    drawn = [
+        np.bincount(rng.choice(len(ids), len(ids)), minlength=len(ids)) for _ in range(BOOTSTRAP)
+    ]
+    aucs = resampled_aucs(y, p, np.stack(drawn)[:, member_of])
+    aucs = aucs[~np.isnan(aucs)]
+    return (
+        [float(q) for q in np.quantile(aucs, [0.025, 0.975])] if len(aucs) else [float("nan")] * 2
+    )
 
 
 def at_threshold(

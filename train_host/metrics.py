@@ -42,6 +42,24 @@ def choose_threshold(
     return Threshold(float(thr[i]), rule, float(tpr[i]), float(1 - fpr[i]))
 
 
+def resampled_aucs(y: np.ndarray, p: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """ROC AUC of each resample, given by how often it drew each photo (a row of `counts`); NaN
+    where a resample lacks a class. The AUCs scikit-learn gives the resampled photos (ties count
+    half), from one sort and a running sum: 1,000 `roc_auc_score` calls took 22 of an export's
+    110 s."""
+    y, p, w = np.asarray(y), np.asarray(p, dtype=np.float64), np.asarray(counts, np.float64)
+    pos, neg = y == 1, y == 0
+    order = np.argsort(p[neg], kind="stable")
+    sorted_neg = p[neg][order]
+    below = np.searchsorted(sorted_neg, p[pos], "left")
+    not_above = np.searchsorted(sorted_neg, p[pos], "right")
+    wn, wp = w[:, neg][:, order], w[:, pos]
+    cum = np.concatenate([np.zeros((len(w), 1)), np.cumsum(wn, axis=1)], axis=1)
+    wins = (wp * (cum[:, below] + 0.5 * (cum[:, not_above] - cum[:, below]))).sum(axis=1)
+    pairs = wp.sum(axis=1) * wn.sum(axis=1)
+    return np.divide(wins, pairs, out=np.full(len(w), np.nan), where=pairs > 0)
+
+
 def bootstrap_auc_ci(
     y: np.ndarray, p: np.ndarray, n: int = 1000, seed: int = 0, level: float = 0.95
 ) -> tuple[float, float]:
@@ -50,10 +68,16 @@ def bootstrap_auc_ci(
     pos, neg = np.nonzero(y == 1)[0], np.nonzero(y == 0)[0]
     if not len(pos) or not len(neg):
         return float("nan"), float("nan")
-    aucs = []
-    for _ in range(n):
-        idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
-        aucs.append(roc_auc_score(y[idx], p[idx]))
+    counts = np.stack(
+        [
+            np.bincount(
+                np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))]),
+                minlength=len(y),
+            )
+            for _ in range(n)
+        ]
+    )
+    aucs = resampled_aucs(y, p, counts)
     lo, hi = np.quantile(aucs, [(1 - level) / 2, 1 - (1 - level) / 2])
     return float(lo), float(hi)
 
