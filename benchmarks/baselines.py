@@ -177,15 +177,15 @@ def export_baseline(
     stage.mkdir(parents=True)
     try:
         cam = wrap(model, size)
-        exporter.build_files(cam, spec, calib, stage)
+        for f in exporter.FILES:
+            exporter.build_file(f, cam, spec, calib, stage)
+            (stage / f.name).chmod(0o644)
         with torch.no_grad():
             cam_shape = list(cam(torch.zeros(1, 3, size, size))[1].shape)
         files = {
             f.name: file_entry(stage / f.name, f.format, f.precision, f.layout, {})
             for f in exporter.FILES
         }
-        for f in exporter.FILES:
-            (stage / f.name).chmod(0o644)
         write_json(
             stage / "manifest.json",
             manifest(name, size, spec, files, cam_shape, params, macs, calib_data, len(calib)),

@@ -136,11 +136,6 @@ def build_file(
         tflite_export.quantize_int8(fp32, calib, path, rng, headroom)
 
 
-def build_files(model, spec: PreprocessSpec, calib: list[np.ndarray], stage: Path) -> None:
-    for f in FILES:
-        build_file(f, model, spec, calib, stage)
-
-
 def _read_extras(req: ExportRequest) -> tuple[dict | None, str]:
     """(cv summary, card notes), read before anything in the bundle changes."""
     cv_path = _beside(req.checkpoint, req.cv, "cv/cv.json")
